@@ -1,0 +1,58 @@
+/** Error codes GeoWatch raises. */
+export type ErrorCode =
+  | "CONFIG"
+  | "DECODE"
+  | "ENCODE"
+  | "VALIDATE"
+  | "CONNECT"
+  | "SEND"
+  | "STORE"
+  | "TIMEOUT"
+  | "CLOSED"
+  | "NOT_FOUND"
+  | "AUTH"
+  | "FILTER"
+  | "UNSUPPORTED"
+  | "SECURITY";
+
+export interface GeoWatchErrorOptions {
+  /** The backend or component name shown in brackets. */
+  backend?: string;
+  cause?: unknown;
+  /** Whether retrying the same operation may succeed. */
+  retryable?: boolean;
+  /** Where the problem is (a config path, a byte offset, a field). */
+  path?: string;
+}
+
+/** The one error class: `[geowatch] [sqs] queue "x" does not exist`. */
+export class GeoWatchError extends Error {
+  readonly code: ErrorCode;
+  readonly backend: string | undefined;
+  readonly retryable: boolean;
+  readonly path: string | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: GeoWatchErrorOptions = {}) {
+    const where = opts.backend ? ` [${opts.backend}]` : "";
+    super(`[geowatch]${where} ${message}`, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "GeoWatchError";
+    this.code = code;
+    this.backend = opts.backend;
+    this.retryable = opts.retryable ?? false;
+    this.path = opts.path;
+  }
+}
+
+/** True for GeoWatch errors, optionally of one code. */
+export function isGeoWatchError(err: unknown, code?: ErrorCode): err is GeoWatchError {
+  return err instanceof GeoWatchError && (code === undefined || err.code === code);
+}
+
+/** A short, single-line reason for logs and dead-letter records. */
+export function reasonOf(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    return `${err.message}${cause}`;
+  }
+  return String(err);
+}

@@ -1,0 +1,211 @@
+/**
+ * The GeoWatch contracts. A backend implements the few required members of a role; everything
+ * else is an optional capability that the core falls back around.
+ */
+
+/** Bytes or text as a channel carries them. */
+export type Payload = Uint8Array | string;
+
+/** The original GeoWatch envelope's metadata. */
+export interface Metadata {
+  actiontype?: string;
+  targettype?: string;
+  featuretype?: string;
+  /** ISO 8601 date of the event. */
+  date?: string;
+  [key: string]: unknown;
+}
+
+/** The `{ metadata, data }` envelope many GeoWatch messages use. */
+export interface Envelope<T = unknown> {
+  metadata: Metadata;
+  data: T;
+}
+
+/**
+ * Where a record sits in its source. `stream` names an ordered sequence (a Kafka partition, a file);
+ * `next` is what the source commits once this record and everything before it in the stream is
+ * acknowledged (Kafka: offset + 1; a file: the byte after the line).
+ */
+export interface Position {
+  stream: string;
+  offset: string | number;
+  next: string | number;
+}
+
+/** A record as a consumer receives it, before decoding. */
+export interface InRecord {
+  value: Payload;
+  key?: string;
+  headers?: Record<string, string>;
+  /** Set by ordered sources: acknowledgement commits up to the lowest unacknowledged position. */
+  position?: Position;
+  /** Backend-private handle (a receipt handle, a delivery tag, a row id) used by ack/nack. */
+  handle?: unknown;
+  /** Times this record was delivered before, when the source knows. */
+  redeliveries?: number;
+  /** Milliseconds since the epoch, when the source knows. */
+  timestamp?: number;
+}
+
+/** A record as a producer sends it, after encoding. */
+export interface OutRecord {
+  value: Payload;
+  key?: string;
+  headers?: Record<string, string>;
+  /** Destination topic/queue/key when the sink addresses more than one. */
+  topic?: string;
+  contentType?: string;
+  /** Decoded envelope metadata, for sinks that template on it (Slack, SNS, email). */
+  metadata?: Metadata;
+}
+
+/** The outcome of sending one record. */
+export type SendResult = { ok: true; id?: string } | { ok: false; error: Error; retryable?: boolean };
+
+/** What a decoded message looks like inside the broker. */
+export interface Message<T = unknown> {
+  /** The decoded value (for envelope codecs, the whole envelope). */
+  value: T;
+  /** Envelope metadata, when the value is an envelope. */
+  metadata?: Metadata;
+  key?: string;
+  headers?: Record<string, string>;
+  /** Which source this came from (node name). */
+  source?: string;
+  position?: Position;
+  timestamp?: number;
+}
+
+/** Optional behaviour a consumer declares. */
+export interface ConsumerCapabilities {
+  /** Records carry per-record ack/nack (queues). */
+  acks?: boolean;
+  /** Records are ordered within `position.stream` and acknowledged by committing a position. */
+  ordering?: "none" | "stream";
+  /** Receives many records per call. */
+  batching?: boolean;
+}
+
+export interface ReceiveOptions {
+  /** Longest time to wait for the first record; resolve with [] after it. */
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+/** Pulls records from a channel. Only `receive` is required. */
+export interface Consumer {
+  readonly capabilities?: ConsumerCapabilities;
+  connect?(): Promise<void>;
+  /** Returns up to `max` records, waiting at most `opts.waitMs` for the first one. */
+  receive(max: number, opts: ReceiveOptions): Promise<InRecord[]>;
+  /** Acknowledge records (queues: delete; streams may ignore and use commit). */
+  ack?(records: InRecord[]): Promise<void>;
+  /** Give records back: `requeue` redelivers them, otherwise the source drops or dead-letters them. */
+  nack?(records: InRecord[], opts: { requeue: boolean; reason?: string }): Promise<void>;
+  /** Persist positions for ordered sources; the core calls it with the highest safe `next` per stream. */
+  commit?(positions: Position[]): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Optional behaviour a producer declares. */
+export interface ProducerCapabilities {
+  batching?: boolean;
+  /** Largest batch `send` accepts; the core splits above it. */
+  maxBatch?: number;
+  /** Largest single record in bytes, when the channel has a limit. */
+  maxRecordBytes?: number;
+}
+
+/** Sends records to a channel. Only `send` is required. */
+export interface Producer {
+  readonly capabilities?: ProducerCapabilities;
+  connect?(): Promise<void>;
+  /** Sends a batch; returns one result per record, in order. Throwing fails the whole batch. */
+  send(records: OutRecord[]): Promise<SendResult[]>;
+  /** `topic_check`: make sure the destination exists, creating it where the backend can. */
+  ensureTopic?(topic: string, opts: { create: boolean; partitions?: number }): Promise<void>;
+  close?(): Promise<void>;
+}
+
+/** Optional behaviour a store declares. */
+export interface StoreCapabilities {
+  /** `write` with `append: true` adds to what is there instead of replacing it. */
+  append?: boolean;
+  read?: boolean;
+}
+
+export interface StoreWrite {
+  key: string;
+  body: Payload;
+  contentType: string;
+  /** Add to the existing value instead of replacing it (only when the store declares `append`). */
+  append: boolean;
+}
+
+/** A batch GIS store (memcached, WFS-T, S3, files). Only `write` is required. */
+export interface Store {
+  readonly capabilities?: StoreCapabilities;
+  connect?(): Promise<void>;
+  write(op: StoreWrite): Promise<void>;
+  /** Read a key's value; undefined when absent. */
+  read?(key: string): Promise<Payload | undefined>;
+  close?(): Promise<void>;
+}
+
+/** Turns values into bytes and back. */
+export interface Codec<T = unknown> {
+  readonly name: string;
+  readonly contentType: string;
+  encode(value: T): Payload;
+  /** Throws a GeoWatchError with code `DECODE` naming what is wrong. */
+  decode(payload: Payload): T;
+  /** Packs many values into one store body. Default: encoded values joined by newlines. */
+  pack?(values: T[]): Payload;
+  /** Unpacks a store body into values. Default: split on newlines and decode each. */
+  unpack?(payload: Payload): T[];
+  /** True when pack(a) + pack(b) equals pack(a concat b), so stores may append bytes. */
+  readonly appendable?: boolean;
+  /** When the codec's values are `{metadata, data}` envelopes, where to read the metadata. */
+  metadataOf?(value: T): Metadata | undefined;
+}
+
+/** Turns application objects into messages and back (the original's mappings). */
+export interface Mapping<A = unknown, T = unknown> {
+  readonly name: string;
+  toMessage(obj: A): Message<T>;
+  fromMessage?(msg: Message<T>): A;
+}
+
+/** Backend roles. */
+export type Role = "consumer" | "producer" | "store" | "codec";
+
+/** A structured logger; the core logs JSON lines through it. */
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a factory gets besides its own options. */
+export interface BackendContext {
+  logger: Logger;
+  /** Node name from config, for messages and metrics. */
+  name: string;
+  /** Reads a secret from env or file; never log what it returns. */
+  secret(ref: string): string | undefined;
+}
+
+/** A backend module: factories per role, each taking its options object. */
+export interface BackendDefinition {
+  /** Backend name used in config (`backend: kafka`). */
+  name: string;
+  consumer?: (options: Record<string, unknown>, ctx: BackendContext) => Consumer;
+  producer?: (options: Record<string, unknown>, ctx: BackendContext) => Producer;
+  store?: (options: Record<string, unknown>, ctx: BackendContext) => Store;
+  /** Option descriptions for `geowatch backends` and docs. */
+  options?: Record<string, { type: string; description: string; default?: unknown; env?: string; required?: boolean }>;
+  /** Validates options; returns every problem with its path (relative to the options object). */
+  validate?: (options: Record<string, unknown>) => Array<{ path: string; message: string }>;
+}
