@@ -75,6 +75,8 @@ export interface Message<T = unknown> {
   source?: string;
   position?: Position;
   timestamp?: number;
+  /** When set, only the sinks with these names receive the message. */
+  routes?: string[];
 }
 
 /** Optional behaviour a consumer declares. */
@@ -208,4 +210,28 @@ export interface BackendDefinition {
   options?: Record<string, { type: string; description: string; default?: unknown; env?: string; required?: boolean }>;
   /** Validates options; returns every problem with its path (relative to the options object). */
   validate?: (options: Record<string, unknown>) => Array<{ path: string; message: string }>;
+}
+
+/** A message a stage could not process, with why. */
+export interface DeadLetter {
+  message: Message;
+  reason: string;
+}
+
+/** What a stage hands on: messages to pass (each may name `routes`) and messages to dead-letter. */
+export interface StageOutput {
+  pass: Message[];
+  dead?: DeadLetter[];
+}
+
+/**
+ * A step in the broker chain (filter, transform, geofence). It sees a batch and returns 0..n messages
+ * per input; inputs are acknowledged once everything the batch produced is delivered or dead-lettered.
+ * A message with `routes` set goes only to the sinks named there.
+ */
+export interface Stage {
+  readonly name: string;
+  open?(): Promise<void>;
+  process(batch: Message[]): StageOutput | Promise<StageOutput>;
+  close?(): Promise<void>;
 }
