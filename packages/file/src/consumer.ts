@@ -1,0 +1,250 @@
+import { watch } from "node:fs";
+import type { FSWatcher } from "node:fs";
+import { open, readFile, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { basename, dirname, resolve } from "node:path";
+import { GeoWatchError } from "@geowatch/core";
+import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
+import { fromLine } from "./line.js";
+import { errnoOf, serial, writeAtomic } from "./fsutil.js";
+import { fileConsumerSchema, parseOptions } from "./options.js";
+import type { FileConsumerOptions } from "./options.js";
+
+/** What the offset file holds: the committed byte offset and the inode it belongs to. */
+interface Saved {
+  offset: number;
+  ino?: number;
+}
+
+const stderrLogger: Logger = {
+  debug() {},
+  info() {},
+  warn: (msg, fields) => process.stderr.write(`${JSON.stringify({ level: "warn", msg, ...fields })}\n`),
+  error: (msg, fields) => process.stderr.write(`${JSON.stringify({ level: "error", msg, ...fields })}\n`),
+};
+
+/**
+ * Follows a file like `tail -F`: emits complete lines from the committed offset on, waits for the file
+ * to appear, restarts from 0 on truncation, and after a rotation drains the old file before the new one.
+ */
+export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logger } = {}): Consumer {
+  const opts = parseOptions<FileConsumerOptions>(fileConsumerSchema, options, "file consumer");
+  const file = resolve(opts.path);
+  const offsetFile = resolve(opts.offsetPath ?? `${file}.offset`);
+  const pollMs = opts.pollMs ?? 200;
+  const chunkBytes = opts.chunkBytes ?? 1 << 20;
+  const log = ctx.logger ?? stderrLogger;
+  const commits = serial();
+
+  let connected: Promise<void> | undefined;
+  let fh: FileHandle | undefined;
+  let ino: number | undefined;
+  /** Byte where the next unread line starts. */
+  let readAt = 0;
+  /** End of the last line handed out from the current file. */
+  let delivered = 0;
+  /** Last offset written to the offset file. */
+  let committed = 0;
+  /** Set when the path now names another file; the open one is drained, then we switch. */
+  let rotated = false;
+  let closed = false;
+  let watcher: FSWatcher | undefined;
+  const wakers = new Set<() => void>();
+
+  async function loadSaved(): Promise<Saved | undefined> {
+    try {
+      const saved = JSON.parse(await readFile(offsetFile, "utf8")) as Saved;
+      if (typeof saved.offset !== "number" || saved.offset < 0) throw new Error("no offset");
+      return saved;
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return undefined;
+      throw new GeoWatchError("CONNECT", `offset file "${offsetFile}" is unreadable`, { backend: "file", cause: err });
+    }
+  }
+
+  async function save(offset: number): Promise<void> {
+    await writeAtomic(offsetFile, `${JSON.stringify({ offset, ino } satisfies Saved)}\n`, true);
+    committed = offset;
+  }
+
+  async function doConnect(): Promise<void> {
+    const saved = await loadSaved();
+    const st = await stat(file).catch(() => undefined);
+    if (saved) {
+      if (st && saved.ino !== undefined && saved.ino !== st.ino) {
+        log.warn("file was replaced since the last commit; reading the new file from the beginning", {
+          backend: "file", path: file, offset: saved.offset,
+        });
+        readAt = 0;
+      } else {
+        readAt = saved.offset;
+      }
+    } else {
+      readAt = opts.startAt === "end" && st ? st.size : 0;
+    }
+    committed = saved?.offset ?? 0;
+    delivered = readAt;
+    try {
+      watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name === null || name === basename(file)) wake();
+      });
+      watcher.on("error", () => {
+        watcher?.close();
+        watcher = undefined;
+      });
+    } catch {
+      // The directory may not exist yet (or watching is unsupported): polling covers it.
+    }
+    if (!saved && opts.startAt === "end") {
+      ino = st?.ino;
+      // Pin "end" so a restart before the first commit does not skip what arrived in between.
+      await save(readAt);
+    }
+  }
+
+  function wake(): void {
+    for (const w of wakers) w();
+  }
+
+  async function tryOpen(): Promise<boolean> {
+    if (fh) return true;
+    try {
+      fh = await open(file, "r");
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return false;
+      throw new GeoWatchError("CONNECT", `cannot open "${file}"`, { backend: "file", cause: err, retryable: true });
+    }
+    const newIno = (await fh.stat()).ino;
+    if (ino !== undefined && ino !== newIno) {
+      readAt = 0;
+      delivered = 0;
+    }
+    ino = newIno;
+    return true;
+  }
+
+  /** Reads up to `max` complete lines from `readAt`; a partial last line stays unread. */
+  async function readLines(h: FileHandle, size: number, max: number): Promise<InRecord[]> {
+    const out: InRecord[] = [];
+    let want = chunkBytes;
+    while (out.length < max && readAt < size) {
+      const len = Math.min(want, size - readAt);
+      const buf = Buffer.allocUnsafe(len);
+      const { bytesRead } = await h.read(buf, 0, len, readAt);
+      let start = 0;
+      let nl = buf.indexOf(10, 0);
+      if (nl === -1 || nl >= bytesRead) {
+        if (readAt + bytesRead >= size) break; // partial last line: wait for its newline
+        want *= 2; // a line longer than the chunk
+        continue;
+      }
+      while (nl !== -1 && nl < bytesRead && out.length < max) {
+        const offset = readAt + start;
+        const next = readAt + nl + 1;
+        let line = buf.toString("utf8", start, nl);
+        if (line.endsWith("\r")) line = line.slice(0, -1);
+        const position: Position = { stream: file, offset, next };
+        out.push({ value: fromLine(line), position });
+        start = nl + 1;
+        nl = buf.indexOf(10, start);
+      }
+      readAt += start;
+      want = chunkBytes;
+    }
+    if (out.length > 0) delivered = readAt;
+    return out;
+  }
+
+  async function readSome(max: number): Promise<InRecord[]> {
+    if (!(await tryOpen()) || !fh) return [];
+    const h = fh;
+    const size = (await h.stat()).size;
+    if (size < readAt) {
+      log.warn("file was truncated; reading again from the beginning", {
+        backend: "file", path: file, offset: readAt, size,
+      });
+      readAt = 0;
+      delivered = 0;
+      committed = 0;
+    }
+    const recs = await readLines(h, size, max);
+    if (recs.length > 0) return recs;
+    if (!rotated) {
+      const onDisk = await stat(file).catch(() => undefined);
+      rotated = onDisk?.ino !== ino;
+      // Re-check: lines may have landed in the old file between our read and the rename.
+      if (rotated) return readLines(h, (await h.stat()).size, max);
+    }
+    // The old file is drained; switch once everything read from it is committed, so no commit of an
+    // old offset is taken as an offset into the new file.
+    if (rotated && committed >= delivered && (await stat(file).catch(() => undefined))) {
+      await h.close();
+      fh = undefined;
+      rotated = false;
+      ino = undefined;
+      readAt = 0;
+      delivered = 0;
+      if (await tryOpen()) await commits(() => save(0));
+      return readSome(max);
+    }
+    return [];
+  }
+
+  function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((done) => {
+      const finish = (): void => {
+        clearTimeout(timer);
+        wakers.delete(finish);
+        signal?.removeEventListener("abort", finish);
+        done();
+      };
+      const timer = setTimeout(finish, ms);
+      wakers.add(finish);
+      signal?.addEventListener("abort", finish, { once: true });
+    });
+  }
+
+  async function receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
+    if (closed) throw new GeoWatchError("CLOSED", `consumer for "${file}" is closed`, { backend: "file" });
+    connected ??= doConnect();
+    await connected;
+    const deadline = Date.now() + opts.waitMs;
+    for (;;) {
+      const recs = await readSome(Math.max(1, max));
+      const left = deadline - Date.now();
+      if (recs.length > 0 || left <= 0 || opts.signal?.aborted || closed) return recs;
+      await sleep(Math.min(left, pollMs), opts.signal);
+    }
+  }
+
+  async function commit(positions: Position[]): Promise<void> {
+    let next = -1;
+    for (const p of positions) if (p.stream === file) next = Math.max(next, Number(p.next));
+    // Ignore what is already committed, and offsets past what this file handed out (a stale
+    // position from before a truncation or rotation).
+    if (next < 0) return;
+    await commits(async () => {
+      if (next <= committed || next > delivered) return;
+      await save(next);
+    });
+  }
+
+  return {
+    capabilities: { ordering: "stream", batching: true },
+    async connect() {
+      connected ??= doConnect();
+      await connected;
+    },
+    receive,
+    commit,
+    async close() {
+      closed = true;
+      watcher?.close();
+      wake();
+      await commits(async () => {
+        await fh?.close();
+        fh = undefined;
+      });
+    },
+  };
+}

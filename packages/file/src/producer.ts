@@ -1,0 +1,104 @@
+import { mkdir, open, rename, stat } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import { GeoWatchError } from "@geowatch/core";
+import type { OutRecord, Producer, SendResult } from "@geowatch/core";
+import { toLine } from "./line.js";
+import { fsyncDir, serial } from "./fsutil.js";
+import { fileProducerSchema, parseOptions } from "./options.js";
+import type { FileProducerOptions } from "./options.js";
+
+/**
+ * Appends each record as one NDJSON line (see `toLine` for the exact rule). A batch is written with one
+ * append and fsynced before `send` returns, so an acknowledged record survives a crash.
+ */
+export function fileProducer(options: FileProducerOptions): Producer {
+  const opts = parseOptions<FileProducerOptions>(fileProducerSchema, options, "file producer");
+  const file = resolve(opts.path);
+  const sync = opts.fsync ?? true;
+  const one = serial();
+  let fh: FileHandle | undefined;
+  let size = 0;
+  let closed = false;
+
+  async function ensureOpen(): Promise<FileHandle> {
+    if (fh) return fh;
+    await mkdir(dirname(file), { recursive: true });
+    const h = await open(file, "a");
+    size = (await h.stat()).size;
+    if (sync) await fsyncDir(dirname(file));
+    fh = h;
+    return h;
+  }
+
+  async function rotate(): Promise<void> {
+    await fh?.close();
+    fh = undefined;
+    await rename(file, `${file}.${Date.now()}`);
+  }
+
+  async function writeAll(h: FileHandle, buf: Buffer): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await h.write(buf, done, buf.length - done);
+      done += bytesWritten;
+    }
+  }
+
+  async function send(records: OutRecord[]): Promise<SendResult[]> {
+    if (closed) throw new GeoWatchError("CLOSED", `producer for "${file}" is closed`, { backend: "file" });
+    const results: SendResult[] = [];
+    const lines: string[] = [];
+    for (const r of records) {
+      try {
+        lines.push(`${toLine(r.value)}\n`);
+        results.push({ ok: true });
+      } catch (error) {
+        results.push({ ok: false, error: error as Error, retryable: false });
+      }
+    }
+    if (lines.length === 0) return results;
+    const buf = Buffer.from(lines.join(""), "utf8");
+    await one(async () => {
+      try {
+        let h = await ensureOpen();
+        // Someone else may have rotated or removed the file: reopen so we append where readers look.
+        const onDisk = await stat(file).catch(() => undefined);
+        const mine = await h.stat();
+        size = mine.size;
+        if (!onDisk || onDisk.ino !== mine.ino) {
+          await h.close();
+          fh = undefined;
+          h = await ensureOpen();
+        }
+        if (opts.rotateBytes !== undefined && size > 0 && size + buf.length > opts.rotateBytes) {
+          await rotate();
+          h = await ensureOpen();
+        }
+        await writeAll(h, buf);
+        size += buf.length;
+        if (sync) await h.sync();
+      } catch (cause) {
+        throw new GeoWatchError("SEND", `append to "${file}" failed`, { backend: "file", cause, retryable: true });
+      }
+    });
+    return results;
+  }
+
+  return {
+    capabilities: { batching: true },
+    async connect() {
+      await one(async () => {
+        await ensureOpen();
+      });
+    },
+    send,
+    async close() {
+      closed = true;
+      await one(async () => {
+        await fh?.close();
+        fh = undefined;
+      });
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { mkdir, open, readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
+import { GeoWatchError } from "@geowatch/core";
+import type { Payload, Store, StoreWrite } from "@geowatch/core";
+import { errnoOf, fsyncDir, writeAtomic } from "./fsutil.js";
+import { fileStoreSchema, parseOptions } from "./options.js";
+import type { FileStoreOptions } from "./options.js";
+
+/**
+ * One file per key under `dir`. Append mode appends bytes (the core asks for it only when the codec is
+ * appendable); snapshot mode replaces the file atomically (temp file + rename). Both fsync.
+ */
+export function fileStore(options: FileStoreOptions): Store {
+  const opts = parseOptions<FileStoreOptions>(fileStoreSchema, options, "file store");
+  const root = resolve(opts.dir);
+  const sync = opts.fsync ?? true;
+
+  function fileOf(key: string): string {
+    const refuse = (why: string): never => {
+      throw new GeoWatchError("SECURITY", `key "${key}" ${why}`, { backend: "file", path: key });
+    };
+    if (key === "" || key.includes("\0")) refuse("is empty or holds a NUL byte");
+    if (isAbsolute(key) || /^[a-zA-Z]:/.test(key) || key.startsWith("\\")) refuse("is an absolute path");
+    if (key.split(/[\\/]/).includes("..")) refuse("climbs out of the store directory with ..");
+    const file = resolve(root, key);
+    if (!file.startsWith(root + sep)) refuse("resolves outside the store directory");
+    return file;
+  }
+
+  return {
+    capabilities: { append: true, read: true },
+    async connect() {
+      await mkdir(root, { recursive: true });
+    },
+    async write(op: StoreWrite): Promise<void> {
+      const file = fileOf(op.key);
+      const body = typeof op.body === "string" ? Buffer.from(op.body, "utf8") : op.body;
+      try {
+        await mkdir(dirname(file), { recursive: true });
+        if (!op.append) return await writeAtomic(file, body, sync);
+        const fh = await open(file, "a");
+        try {
+          await fh.writeFile(body);
+          if (sync) await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        if (sync) await fsyncDir(dirname(file));
+      } catch (cause) {
+        throw new GeoWatchError("STORE", `write of key "${op.key}" failed`, { backend: "file", cause, retryable: true });
+      }
+    },
+    async read(key: string): Promise<Payload | undefined> {
+      const file = fileOf(key);
+      try {
+        return new Uint8Array(await readFile(file));
+      } catch (err) {
+        if (errnoOf(err) === "ENOENT") return undefined;
+        throw new GeoWatchError("STORE", `read of key "${key}" failed`, { backend: "file", cause: err });
+      }
+    },
+  };
+}
