@@ -6,3 +6,18 @@ export type {
 } from "./types.js";
 export { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 export type { ErrorCode, GeoWatchErrorOptions } from "./errors.js";
+export { Broker, envelopeMetadata } from "./broker.js";
+export type { BrokerOptions, BrokerStats, BrokerHooks, BrokerObserver, ConsumerNode, ProducerNode, RunOptions } from "./broker.js";
+export { StoreSink, packWith, unpackWith, selectWhich } from "./store-sink.js";
+export type { StoreOutNode, Which } from "./store-sink.js";
+export { readStoreIn } from "./store-source.js";
+export type { StoreInNode } from "./store-source.js";
+export { AckTracker } from "./ack-tracker.js";
+export { guardConsumer, guardProducer, guardStore } from "./managed.js";
+export type { ManagedOptions, ManagedConsumer, ManagedProducer, ManagedStore, Lifecycle, LifecycleState } from "./managed.js";
+export { memoryChannel, namedMemoryChannel, memoryBackend } from "./backends/memory.js";
+export type { MemoryChannel, MemoryChannelOptions } from "./backends/memory.js";
+export { jsonLogger, silentLogger, redact } from "./logger.js";
+export type { JsonLoggerOptions, LogLevel } from "./logger.js";
+export { renderKey } from "./template.js";
+export { sleep, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize, stableStringify, getPath } from "./util.js";

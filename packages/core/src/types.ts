@@ -83,8 +83,11 @@ export interface Message<T = unknown> {
 export interface ConsumerCapabilities {
   /** Records carry per-record ack/nack (queues). */
   acks?: boolean;
-  /** Records are ordered within `position.stream` and acknowledged by committing a position. */
-  ordering?: "none" | "stream";
+  /**
+   * `stream`: records are ordered within `position.stream` and acknowledged by committing a position.
+   * `total`: one FIFO sequence, acknowledged per record.
+   */
+  ordering?: "none" | "stream" | "total";
   /** Receives many records per call. */
   batching?: boolean;
 }

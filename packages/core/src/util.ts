@@ -1,0 +1,71 @@
+import { GeoWatchError } from "./errors.js";
+
+/** Resolves after `ms`, or early (rejecting nothing) when the signal aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Exponential backoff with full jitter: try 1 waits up to base, try n up to base * 2^(n-1), capped. */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+}
+
+/** Rejects with a TIMEOUT error when `promise` takes longer than `ms` (0 = no limit). */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, backend?: string): Promise<T> {
+  if (!ms || ms <= 0 || !Number.isFinite(ms)) return promise;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new GeoWatchError("TIMEOUT", `${what} took longer than ${ms} ms`, { backend, retryable: true })),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+const textDecoder = new TextDecoder("utf-8");
+const textEncoder = new TextEncoder();
+
+/** Payload as text (UTF-8). */
+export function payloadText(payload: Uint8Array | string): string {
+  return typeof payload === "string" ? payload : textDecoder.decode(payload);
+}
+
+/** Payload as bytes (UTF-8). */
+export function payloadBytes(payload: Uint8Array | string): Uint8Array {
+  return typeof payload === "string" ? textEncoder.encode(payload) : payload;
+}
+
+/** Byte length of a payload without copying strings into buffers. */
+export function payloadSize(payload: Uint8Array | string): number {
+  return typeof payload === "string" ? Buffer.byteLength(payload) : payload.byteLength;
+}
+
+/** A JSON text with object keys sorted, so equal objects give equal strings. */
+export function stableStringify(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(stableStringify).join(",")}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(",")}}`;
+}
+
+/** Reads a dotted path (`data.properties.id`) from a value. */
+export function getPath(value: unknown, path: string): unknown {
+  let cur: unknown = value;
+  for (const part of path.split(".")) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}

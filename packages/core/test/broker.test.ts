@@ -1,0 +1,243 @@
+import { describe, expect, it } from "vitest";
+import { Broker } from "../src/broker.js";
+import { memoryChannel } from "../src/backends/memory.js";
+import { GeoWatchError } from "../src/errors.js";
+import type { Codec, Consumer, InRecord, OutRecord, Position, Producer, SendResult, Store, StoreWrite } from "../src/types.js";
+
+const json: Codec = {
+  name: "json",
+  contentType: "application/json",
+  encode: (v) => JSON.stringify(v),
+  decode: (p) => {
+    try {
+      return JSON.parse(typeof p === "string" ? p : new TextDecoder().decode(p));
+    } catch (err) {
+      throw new GeoWatchError("DECODE", `invalid JSON: ${(err as Error).message}`, { backend: "json" });
+    }
+  },
+};
+
+async function drain(c: Consumer, max = 100000): Promise<InRecord[]> {
+  const out: InRecord[] = [];
+  for (;;) {
+    const got = await c.receive(max, { waitMs: 0 });
+    if (got.length === 0) return out;
+    out.push(...got);
+    await c.ack?.(got);
+  }
+}
+
+function collecting(): Producer & { got: OutRecord[] } {
+  const got: OutRecord[] = [];
+  return { got, send: async (rs) => rs.map((r) => (got.push(r), { ok: true as const })) };
+}
+
+describe("Broker", () => {
+  it("moves messages, acknowledging only after the sink accepted them", async () => {
+    const src = memoryChannel();
+    await src.producer().send([1, 2, 3].map((i) => ({ value: JSON.stringify({ i }) })));
+    const out = collecting();
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: src.consumer(), codec: json }], producers: [{ name: "out", producer: out, codec: json }] });
+    const stats = await b.run({ untilIdle: true });
+    expect(out.got.map((r) => JSON.parse(r.value as string).i)).toEqual([1, 2, 3]);
+    expect(stats.acked).toBe(3);
+    expect(src.size + src.inFlight).toBe(0);
+  });
+
+  it("dead-letters malformed payloads with the reason and keeps running", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: '{"ok":1}' }, { value: "{nope" }, { value: '{"ok":2}' }]);
+    const out = collecting();
+    const dlq = collecting();
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: out, codec: json }],
+      deadLetter: { name: "dlq", producer: dlq },
+    });
+    const stats = await b.run({ untilIdle: true });
+    expect(out.got).toHaveLength(2);
+    expect(dlq.got).toHaveLength(1);
+    const dead = JSON.parse(dlq.got[0]!.value as string);
+    expect(dead.reason).toMatch(/\[json\] invalid JSON/);
+    expect(dead.payload).toBe("{nope");
+    expect(dlq.got[0]!.headers!["x-geowatch-reason"]).toMatch(/invalid JSON/);
+    expect(stats.deadLettered).toBe(1);
+    expect(src.size + src.inFlight).toBe(0);
+  });
+
+  it("retries failed records only, then dead-letters after maxTries", async () => {
+    const src = memoryChannel();
+    await src.producer().send([1, 2, 3].map((i) => ({ value: JSON.stringify({ i }) })));
+    const attempts = new Map<number, number>();
+    const flaky: Producer & { got: number[] } = {
+      got: [],
+      async send(rs) {
+        return rs.map((r): SendResult => {
+          const i = JSON.parse(r.value as string).i as number;
+          const n = (attempts.get(i) ?? 0) + 1;
+          attempts.set(i, n);
+          if (i === 2 && n < 3) return { ok: false, error: new Error("busy") };
+          if (i === 3) return { ok: false, error: new Error("always") };
+          flaky.got.push(i);
+          return { ok: true };
+        });
+      },
+    };
+    const dlq = collecting();
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: flaky, codec: json }],
+      deadLetter: { name: "dlq", producer: dlq },
+      maxTries: 4,
+      retryBaseMs: 1,
+      retryMaxMs: 2,
+    });
+    const stats = await b.run({ untilIdle: true });
+    expect(flaky.got.sort()).toEqual([1, 2]);
+    expect(attempts.get(1)).toBe(1);
+    expect(attempts.get(2)).toBe(3);
+    expect(attempts.get(3)).toBe(4);
+    expect(dlq.got).toHaveLength(1);
+    expect(JSON.parse(dlq.got[0]!.value as string).reason).toMatch(/not delivered after 4 attempts: always/);
+    expect(stats.retries).toBe(2 + 3);
+  });
+
+  it("leaves records unacknowledged when the dead-letter sink is down at shutdown", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: "{bad" }]);
+    const down: Producer = { send: async () => { throw new Error("dlq down"); } };
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      deadLetter: { name: "dlq", producer: down, maxTries: 2 },
+      retryBaseMs: 1,
+    });
+    const running = b.run();
+    await new Promise((r) => setTimeout(r, 50));
+    await b.stop();
+    await running.catch(() => undefined);
+    expect(src.size).toBe(1); // nacked back with requeue
+  });
+
+  it("commits ordered streams only up to the lowest unacknowledged position", async () => {
+    const commits: Position[] = [];
+    let at = 0;
+    const recs: InRecord[] = [0, 1, 2, 3].map((o) => ({ value: `{"o":${o}}`, position: { stream: "p0", offset: o, next: o + 1 } }));
+    const stream: Consumer = {
+      capabilities: { ordering: "stream" },
+      async receive(max) {
+        const got = recs.slice(at, at + max);
+        at += got.length;
+        return got;
+      },
+      async commit(ps) {
+        commits.push(...ps);
+      },
+    };
+    // Slow first batch, fast second: the second may not commit past the first.
+    let calls = 0;
+    const sink: Producer = {
+      async send(rs) {
+        const first = calls++ === 0;
+        if (first) await new Promise((r) => setTimeout(r, 30));
+        return rs.map(() => ({ ok: true as const }));
+      },
+    };
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: stream, codec: json, count: 2 }], producers: [{ name: "out", producer: sink, codec: json }] });
+    await b.run({ untilIdle: true });
+    expect(commits.at(-1)!.next).toBe(4);
+    for (const c of commits) expect([2, 4]).toContain(c.next);
+  });
+
+  it("filters by metadata, deduplicates objects, keeps the last one, and counts", async () => {
+    const src = memoryChannel();
+    const env = (a: string, id: number) => JSON.stringify({ metadata: { actiontype: a, targettype: "layer" }, data: { id } });
+    await src.producer().send([env("create", 1), env("delete", 2), env("create", 1), env("create", 3)].map((value) => ({ value })));
+    const out = collecting();
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: out, codec: json }],
+      filterMetadata: { actiontype: ["create"] },
+      deduplicate: true,
+    });
+    const stats = await b.run({ untilIdle: true });
+    expect(out.got.map((r) => JSON.parse(r.value as string).data.id)).toEqual([1, 3]);
+    expect(stats.duplicates).toBe(1);
+    expect(stats.filtered).toBe(2);
+    expect(out.got[0]!.metadata).toEqual({ actiontype: "create", targettype: "layer" });
+  });
+
+  it("gives each consumer its own count, so none starves", async () => {
+    const a = memoryChannel();
+    const c = memoryChannel();
+    await a.producer().send(Array.from({ length: 50 }, (_, i) => ({ value: `{"a":${i}}` })));
+    await c.producer().send(Array.from({ length: 5 }, (_, i) => ({ value: `{"c":${i}}` })));
+    const out = collecting();
+    const b = new Broker({
+      name: "t",
+      count: 5,
+      consumers: [
+        { name: "a", consumer: a.consumer(), codec: json },
+        { name: "c", consumer: c.consumer(), codec: json },
+      ],
+      producers: [{ name: "out", producer: out, codec: json }],
+    });
+    await b.run({ maxCycles: 1 });
+    const got = out.got.map((r) => Object.keys(JSON.parse(r.value as string))[0]);
+    expect(got.filter((k) => k === "a")).toHaveLength(5);
+    expect(got.filter((k) => k === "c")).toHaveLength(5);
+  });
+
+  it("buffers into stores, appends with `which`, and acknowledges after the flush", async () => {
+    const files = new Map<string, string>();
+    const store: Store = {
+      capabilities: { append: true, read: true },
+      async write(op: StoreWrite) {
+        files.set(op.key, (op.append ? (files.get(op.key) ?? "") : "") + op.body);
+      },
+      async read(k) {
+        return files.get(k);
+      },
+    };
+    const src = memoryChannel();
+    await src.producer().send([1, 2, 3].map((i) => ({ value: JSON.stringify({ metadata: { featuretype: "pts" }, data: i }) })));
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      storesOut: [
+        { name: "all", store, key: "{featuretype}.ndjson", flushCount: 2, flushMs: 5 },
+        { name: "last", store, key: "last.json", which: "last", mode: "snapshot" },
+      ],
+    });
+    const stats = await b.run({ untilIdle: true });
+    expect(files.get("pts.ndjson")!.trim().split("\n")).toHaveLength(3);
+    expect(JSON.parse(files.get("last.json")!).data).toBe(3);
+    expect(stats.acked).toBe(3);
+  });
+
+  it("push hands values straight to the output side", async () => {
+    const out = collecting();
+    const b = new Broker({ name: "t", producers: [{ name: "out", producer: out, codec: json }] });
+    await b.push([{ metadata: { actiontype: "x" }, data: 1 }, "plain"]);
+    expect(out.got.map((r) => r.value)).toEqual(['{"metadata":{"actiontype":"x"},"data":1}', '"plain"']);
+    expect(out.got[0]!.metadata).toEqual({ actiontype: "x" });
+  });
+
+  it("dead-letters a batch whose stage throws", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: "1" }]);
+    const dlq = collecting();
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      stages: [{ name: "boom", process: () => { throw new Error("kaboom"); } }],
+      deadLetter: { name: "dlq", producer: dlq },
+    });
+    await b.run({ untilIdle: true });
+    expect(JSON.parse(dlq.got[0]!.value as string).reason).toMatch(/processing failed: kaboom/);
+    expect(await drain(src.consumer())).toHaveLength(0);
+  });
+});
