@@ -1,0 +1,231 @@
+import { mkdtemp, rm, writeFile, appendFile, readFile, truncate } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isGeoWatchError } from "@geowatch/core";
+import type { Consumer, InRecord } from "@geowatch/core";
+import { fileBackend, fileConsumer, fileProducer, fileStore, fromLine, toLine } from "../src/index.js";
+
+let dir: string;
+const open: Consumer[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), "gw-file-"));
+});
+afterEach(async () => {
+  for (const c of open.splice(0)) await c.close?.();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function consumer(path: string, extra: Record<string, unknown> = {}): Consumer {
+  const c = fileConsumer({ path, pollMs: 20, ...extra }, { logger: quiet });
+  open.push(c);
+  return c;
+}
+const warnings: string[] = [];
+const quiet = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+
+async function drain(c: Consumer, n: number, waitMs = 2000): Promise<InRecord[]> {
+  const out: InRecord[] = [];
+  const until = Date.now() + waitMs;
+  while (out.length < n && Date.now() < until) out.push(...(await c.receive(n - out.length, { waitMs: 100 })));
+  return out;
+}
+
+const values = (recs: InRecord[]) => recs.map((r) => r.value);
+
+async function put(path: string, vals: string[]): Promise<void> {
+  const p = fileProducer({ path });
+  await p.send(vals.map((value) => ({ value })));
+  await p.close?.();
+}
+
+describe("line framing", () => {
+  it("writes one-line JSON as is and anything else as a JSON string, and reads both back exactly", () => {
+    const cases = ['{"a":1}', "[1,2]", "42", "plain text", "two\nlines", '"a json string"', ' "x"', "", "cr\r", "é ✓"];
+    for (const v of cases) {
+      const line = toLine(v);
+      expect(line).not.toMatch(/[\n\r]/);
+      expect(fromLine(line)).toBe(v);
+    }
+    expect(toLine('{"a":1}')).toBe('{"a":1}');
+    expect(toLine("two\nlines")).toBe('"two\\nlines"');
+    expect(toLine(new TextEncoder().encode('{"b":2}'))).toBe('{"b":2}');
+    expect(() => toLine(new Uint8Array([0xff, 0xfe]))).toThrow(/UTF-8/);
+  });
+});
+
+describe("fileProducer + fileConsumer", () => {
+  it("round trips records with positions", async () => {
+    const path = join(dir, "sub", "ch.ndjson");
+    const p = fileProducer({ path });
+    const sent = ['{"n":1}', "hello", "multi\nline", new TextEncoder().encode('{"n":4}')];
+    const res = await p.send(sent.map((value) => ({ value })));
+    expect(res.every((r) => r.ok)).toBe(true);
+    await p.close?.();
+    const text = await readFile(path, "utf8");
+    expect(text.split("\n")).toHaveLength(5);
+    const recs = await drain(consumer(path), 4);
+    expect(values(recs)).toEqual(['{"n":1}', "hello", "multi\nline", '{"n":4}']);
+    expect(recs[0]?.position).toEqual({ stream: path, offset: 0, next: 8 });
+    expect(recs[1]?.position).toEqual({ stream: path, offset: 8, next: 16 });
+    expect(fileConsumer({ path }).capabilities).toEqual({ ordering: "stream", batching: true });
+  });
+
+  it("refuses a record that is not UTF-8 without failing the batch", async () => {
+    const p = fileProducer({ path: join(dir, "x") });
+    const res = await p.send([{ value: "ok" }, { value: new Uint8Array([0xff]) }]);
+    await p.close?.();
+    expect(res[0]?.ok).toBe(true);
+    expect(res[1]?.ok).toBe(false);
+  });
+
+  it("resumes after a restart from the committed offset", async () => {
+    const path = join(dir, "ch");
+    await put(path, Array.from({ length: 10 }, (_, i) => `{"n":${i}}`));
+    const a = consumer(path);
+    const first = await drain(a, 10);
+    expect(first).toHaveLength(10);
+    await a.commit?.([first[4]!.position!]);
+    await a.close?.();
+    const offset = JSON.parse(await readFile(`${path}.offset`, "utf8")) as { offset: number };
+    expect(offset.offset).toBe(first[4]!.position!.next);
+    const b = consumer(path);
+    expect(values(await drain(b, 5))).toEqual([5, 6, 7, 8, 9].map((n) => `{"n":${n}}`));
+    expect(await b.receive(10, { waitMs: 50 })).toEqual([]);
+  });
+
+  it("re-reads uncommitted lines after a restart and honours offsetPath", async () => {
+    const path = join(dir, "ch");
+    const offsetPath = join(dir, "offsets", "..", "my.offset");
+    await put(path, ["1", "2", "3"]);
+    const a = consumer(path, { offsetPath });
+    const got = await drain(a, 3);
+    await a.commit?.([got[0]!.position!]);
+    await a.close?.();
+    expect(values(await drain(consumer(path, { offsetPath }), 2))).toEqual(["2", "3"]);
+    await a.commit?.([]);
+  });
+
+  it("does not emit a partial last line until its newline arrives", async () => {
+    const path = join(dir, "ch");
+    await writeFile(path, '{"a":1}\n{"b":');
+    const c = consumer(path);
+    expect(values(await c.receive(10, { waitMs: 100 }))).toEqual(['{"a":1}']);
+    expect(await c.receive(10, { waitMs: 100 })).toEqual([]);
+    await appendFile(path, "2}");
+    expect(await c.receive(10, { waitMs: 100 })).toEqual([]);
+    await appendFile(path, "\n");
+    const recs = await c.receive(10, { waitMs: 1000 });
+    expect(values(recs)).toEqual(['{"b":2}']);
+    expect(recs[0]?.position).toEqual({ stream: path, offset: 8, next: 16 });
+  });
+
+  it("restarts from 0 after truncation and logs it", async () => {
+    const path = join(dir, "ch");
+    await put(path, Array.from({ length: 5 }, (_, i) => `{"old":${i}}`));
+    const c = consumer(path);
+    const old = await drain(c, 5);
+    await c.commit?.([old[4]!.position!]);
+    await truncate(path, 0);
+    await appendFile(path, "7\n");
+    warnings.length = 0;
+    const recs = await drain(c, 1);
+    expect(values(recs)).toEqual(["7"]);
+    expect(recs[0]?.position?.offset).toBe(0);
+    expect(warnings.join()).toMatch(/truncated/);
+    await c.commit?.([recs[0]!.position!]);
+    await c.close?.();
+    // The offset file now points into the new content.
+    expect(JSON.parse(await readFile(`${path}.offset`, "utf8"))).toMatchObject({ offset: 2 });
+  });
+
+  it("follows: waits for a missing file and delivers records appended after it started", async () => {
+    const path = join(dir, "later", "ch");
+    const c = consumer(path);
+    const t0 = Date.now();
+    expect(await c.receive(10, { waitMs: 150 })).toEqual([]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+    const pending = c.receive(10, { waitMs: 5000 });
+    setTimeout(() => void put(path, ['{"late":1}']), 100);
+    expect(values(await pending)).toEqual(['{"late":1}']);
+    const more = c.receive(10, { waitMs: 5000 });
+    setTimeout(() => void put(path, ['{"late":2}']), 50);
+    expect(values(await more)).toEqual(['{"late":2}']);
+  });
+
+  it("returns [] early when the signal aborts", async () => {
+    const c = consumer(join(dir, "none"));
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const t0 = Date.now();
+    expect(await c.receive(1, { waitMs: 5000, signal: ac.signal })).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it("startAt end skips what is there and pins that offset", async () => {
+    const path = join(dir, "ch");
+    await writeFile(path, "1\n2\n");
+    const a = consumer(path, { startAt: "end" });
+    expect(await a.receive(10, { waitMs: 50 })).toEqual([]);
+    await appendFile(path, "3\n");
+    await a.close?.();
+    expect(values(await drain(consumer(path, { startAt: "end" }), 1))).toEqual(["3"]);
+  });
+
+  it("drains a rotated file before following the new one", async () => {
+    const path = join(dir, "ch");
+    const p = fileProducer({ path, rotateBytes: 20 });
+    const c = consumer(path);
+    await p.send([{ value: "1" }, { value: "2" }]);
+    const a = await drain(c, 2);
+    await p.send([{ value: "333333333333" }, { value: "4" }]); // 19 bytes: still the first file
+    await p.send([{ value: "5" }]); // past 20 bytes: rotates first
+    await p.close?.();
+    const b = await drain(c, 3, 500);
+    expect(values([...a, ...b])).toEqual(["1", "2", "333333333333", "4"]);
+    // The new file is read only once everything from the old one is committed.
+    expect(await c.receive(10, { waitMs: 100 })).toEqual([]);
+    await c.commit?.([b[1]!.position!]);
+    const d = await drain(c, 1);
+    expect(values(d)).toEqual(["5"]);
+    expect(d[0]?.position).toEqual({ stream: path, offset: 0, next: 2 });
+  });
+});
+
+describe("fileStore", () => {
+  it("appends, snapshots and reads", async () => {
+    const s = fileStore({ dir: join(dir, "store") });
+    expect(s.capabilities).toEqual({ append: true, read: true });
+    await s.connect?.();
+    expect(await s.read?.("a/b.ndjson")).toBeUndefined();
+    await s.write({ key: "a/b.ndjson", body: "1\n", contentType: "application/x-ndjson", append: true });
+    await s.write({ key: "a/b.ndjson", body: new TextEncoder().encode("2\n"), contentType: "x", append: true });
+    expect(new TextDecoder().decode((await s.read?.("a/b.ndjson")) as Uint8Array)).toBe("1\n2\n");
+    await s.write({ key: "a/b.ndjson", body: '{"type":"FeatureCollection"}', contentType: "x", append: false });
+    expect(new TextDecoder().decode((await s.read?.("a/b.ndjson")) as Uint8Array)).toBe('{"type":"FeatureCollection"}');
+  });
+
+  it("rejects keys that leave the directory with a SECURITY error naming the key", async () => {
+    const s = fileStore({ dir });
+    for (const key of ["../x", "a/../../x", "/etc/passwd", "a\\..\\x", "..", ""]) {
+      const err = await s.write({ key, body: "x", contentType: "x", append: false }).catch((e: unknown) => e);
+      expect(isGeoWatchError(err, "SECURITY"), key).toBe(true);
+      expect((err as Error).message).toContain(`"${key}"`);
+      await expect(s.read!(key)).rejects.toThrow(/SECURITY|key/);
+    }
+  });
+});
+
+describe("fileBackend", () => {
+  it("validates options and reports every problem with its path", () => {
+    expect(fileBackend.name).toBe("file");
+    expect(fileBackend.validate?.({ path: "/tmp/x", startAt: "end" })).toEqual([]);
+    const problems = fileBackend.validate?.({ path: 3, startAt: "middle", pollMs: -1, nope: 1 }) ?? [];
+    expect(problems.map((p) => p.path).sort()).toEqual(["nope", "path", "pollMs", "startAt"]);
+    expect(() => fileConsumer({ path: "" })).toThrow(/CONFIG|path/);
+    expect(() => fileProducer({ path: "x", rotateBytes: 0 } as never)).toThrow(/rotateBytes/);
+    expect(fileBackend.validate?.({})[0]?.path).toBe("path");
+    expect(Object.keys(fileBackend.options ?? {})).toContain("offsetPath");
+  });
+});
