@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto";
+import { GeoWatchError } from "@geowatch/core";
+import type { Consumer, ConsumerCapabilities, InRecord, ReceiveOptions } from "@geowatch/core";
+import { parseOptions, queueConsumerSchema, resolvePath } from "./options.js";
+import type { QueueConsumerOptions } from "./options.js";
+import { acquireStore, releaseStore } from "./store.js";
+import type { ClaimedRow, Lease, QueueStore } from "./store.js";
+
+/** What `InRecord.handle` holds for queue records: the row id and the lease this delivery holds. */
+export interface QueueHandle {
+  id: number;
+  lease: string;
+}
+
+/** Header carrying why a message was dead-lettered, on records received from a `<queue>.dead` queue. */
+export const DEAD_REASON_HEADER = "x-geowatch-dead-reason";
+
+/** A queue consumer: the `Consumer` contract plus lease extension for long jobs. */
+export interface QueueConsumer extends Consumer {
+  readonly capabilities: ConsumerCapabilities;
+  ack(records: InRecord[]): Promise<void>;
+  nack(records: InRecord[], opts: { requeue: boolean; reason?: string }): Promise<void>;
+  /**
+   * Keeps the leases of `records` for `ms` more (default `visibilityTimeoutMs`) from now.
+   * Returns how many leases were still held; a lost lease means another consumer may have the message.
+   */
+  extend(records: InRecord[], ms?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Consumes a SQLite-backed queue with leases: unacked messages come back after `visibilityTimeoutMs`. */
+export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
+  const o = parseOptions<QueueConsumerOptions>(queueConsumerSchema, options, "queue consumer");
+  const path = resolvePath(o.path);
+  const queue = o.queue;
+  const visibilityMs = o.visibilityTimeoutMs ?? 30_000;
+  const pollMs = o.pollIntervalMs ?? 50;
+  const retryDelayMs = o.retryDelayMs ?? 0;
+  const isDeadQueue = queue.endsWith(".dead");
+  const waits = new Set<() => void>();
+  let store: QueueStore | undefined;
+  let closed = false;
+
+  const open = (): QueueStore => {
+    if (closed) throw new GeoWatchError("CLOSED", `consumer for queue "${queue}" is closed`, { backend: "queue" });
+    return (store ??= acquireStore(path));
+  };
+
+  const toRecord = (row: ClaimedRow, lease: string): InRecord => {
+    const rec: InRecord = {
+      value: row.body ?? "",
+      handle: { id: Number(row.id), lease } satisfies QueueHandle,
+      redeliveries: Number(row.receive_count) - 1,
+      timestamp: Number(row.enqueued_at),
+    };
+    if (row.key !== null) rec.key = row.key;
+    let headers = row.headers === null ? undefined : (JSON.parse(row.headers) as Record<string, string>);
+    if (isDeadQueue && row.reason !== null) headers = { ...headers, [DEAD_REASON_HEADER]: row.reason };
+    if (headers) rec.headers = headers;
+    return rec;
+  };
+
+  /** Waits `ms`, or less when a producer in this process sends to the queue, the signal aborts or we close. */
+  const pause = async (s: QueueStore, ms: number, signal: AbortSignal | undefined): Promise<void> => {
+    const w = s.waitFor(queue);
+    const timer = setTimeout(w.stop, ms);
+    signal?.addEventListener("abort", w.stop, { once: true });
+    waits.add(w.stop);
+    try {
+      await w.promise;
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", w.stop);
+      waits.delete(w.stop);
+    }
+  };
+
+  return {
+    capabilities: { acks: true, batching: true, ordering: "none" },
+    async connect() {
+      open();
+    },
+    async receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
+      const s = open();
+      if (max <= 0) return [];
+      const deadline = Date.now() + Math.max(0, opts.waitMs);
+      for (;;) {
+        const now = Date.now();
+        const lease = randomUUID();
+        const rows = s.claim(queue, Math.floor(max), now, now + visibilityMs, lease, o.maxReceives);
+        if (rows.length > 0) return rows.map((r) => toRecord(r, lease));
+        const left = deadline - Date.now();
+        if (left <= 0 || opts.signal?.aborted) return [];
+        await pause(s, Math.min(pollMs, left), opts.signal);
+        if (closed || opts.signal?.aborted) return [];
+      }
+    },
+    async ack(records: InRecord[]) {
+      const s = open();
+      if (records.length > 0) s.ack(leasesOf(records));
+    },
+    async nack(records: InRecord[], opts: { requeue: boolean; reason?: string }) {
+      const s = open();
+      if (records.length === 0) return;
+      const now = Date.now();
+      const reason = opts.reason ?? (opts.requeue ? "requeued" : "rejected");
+      s.nack(leasesOf(records), opts.requeue, now + retryDelayMs, now, reason, o.maxReceives);
+      if (opts.requeue && retryDelayMs === 0) s.notify(queue);
+    },
+    async extend(records: InRecord[], ms: number = visibilityMs) {
+      const s = open();
+      if (records.length === 0) return 0;
+      return s.extend(leasesOf(records), Date.now() + ms);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const stop of [...waits]) stop();
+      if (store) releaseStore(store);
+      store = undefined;
+    },
+  };
+}
+
+function leasesOf(records: InRecord[]): Lease[] {
+  return records.map((r) => {
+    const h = r.handle as Partial<QueueHandle> | undefined;
+    if (typeof h?.id !== "number" || typeof h.lease !== "string") {
+      throw new GeoWatchError("VALIDATE", "record has no queue handle (was it received from a queue consumer?)", {
+        backend: "queue",
+      });
+    }
+    return { id: h.id, lease: h.lease };
+  });
+}

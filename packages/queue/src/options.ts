@@ -1,0 +1,101 @@
+import { GeoWatchError } from "@geowatch/core";
+import type { BackendDefinition } from "@geowatch/core";
+import { z } from "zod";
+
+/** Options of `queueProducer`. */
+export interface QueueProducerOptions {
+  /** SQLite database file, shared by every process using the queue. Default `./geowatch.db`. Env: `GEOWATCH_QUEUE_PATH`. */
+  path?: string;
+  /** Queue the records go to; a record's `topic` overrides it. Required. Env: none. */
+  queue: string;
+  /** Messages become visible this many ms after they are sent. Default `0`. Env: none. */
+  delayMs?: number;
+}
+
+/** Options of `queueConsumer`. */
+export interface QueueConsumerOptions {
+  /** SQLite database file, shared by every process using the queue. Default `./geowatch.db`. Env: `GEOWATCH_QUEUE_PATH`. */
+  path?: string;
+  /** Queue to consume. Required. Env: none. */
+  queue: string;
+  /** How long a received message stays leased before it is redelivered, in ms. Default `30000`. Env: none. */
+  visibilityTimeoutMs?: number;
+  /** How often `receive` polls the database while it waits, in ms. Default `50`. Env: none. */
+  pollIntervalMs?: number;
+  /**
+   * After this many deliveries a message that expires or is nacked with `requeue` moves to
+   * `<queue>.dead` instead of being redelivered. Default: unlimited. Env: none.
+   */
+  maxReceives?: number;
+  /** A message nacked with `requeue` becomes visible again after this many ms. Default `0`. Env: none. */
+  retryDelayMs?: number;
+}
+
+/** Default database path when neither the option nor `GEOWATCH_QUEUE_PATH` is set. */
+export const DEFAULT_QUEUE_PATH = "./geowatch.db";
+
+/** The database path for `options.path`, falling back to the env, then the default. */
+export function resolvePath(path: string | undefined): string {
+  return path ?? (process.env.GEOWATCH_QUEUE_PATH || DEFAULT_QUEUE_PATH);
+}
+
+const nonEmpty = z.string().min(1, "must be a non-empty string");
+const ms = z.number().int("must be an integer").min(0, "must be >= 0");
+const positiveMs = z.number().int("must be an integer").positive("must be > 0");
+
+export const queueProducerSchema = z.strictObject({
+  path: nonEmpty.optional(),
+  queue: nonEmpty,
+  delayMs: ms.optional(),
+});
+
+export const queueConsumerSchema = z.strictObject({
+  path: nonEmpty.optional(),
+  queue: nonEmpty,
+  visibilityTimeoutMs: positiveMs.optional(),
+  pollIntervalMs: positiveMs.optional(),
+  maxReceives: positiveMs.optional(),
+  retryDelayMs: ms.optional(),
+});
+
+/** Either role's options: the backend validates before it knows which role a node takes. */
+export const queueAnySchema = z.strictObject({ ...queueProducerSchema.shape, ...queueConsumerSchema.shape });
+
+export type OptionProblem = { path: string; message: string };
+
+/** Every problem of `options` against `schema`, each with its dotted path. */
+export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[] {
+  const res = schema.safeParse(options);
+  if (res.success) return [];
+  return res.error.issues.flatMap((issue) => {
+    const base = issue.path.map(String).join(".");
+    // strictObject reports all unknown keys in one issue; give each its own path.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
+    }
+    return [{ path: base || "(root)", message: issue.message }];
+  });
+}
+
+/** Parses options or throws one CONFIG error listing every problem with its path. */
+export function parseOptions<T>(schema: z.ZodType, options: unknown, what: string): T {
+  const problems = problemsOf(schema, options);
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    throw new GeoWatchError("CONFIG", `invalid ${what} options: ${list}`, { backend: "queue", path: problems[0]?.path });
+  }
+  return options as T;
+}
+
+type OptionDocs = NonNullable<BackendDefinition["options"]>;
+
+/** Option descriptions for `geowatch backends` and the README. */
+export const queueOptionDocs: OptionDocs = {
+  path: { type: "string", default: DEFAULT_QUEUE_PATH, env: "GEOWATCH_QUEUE_PATH", description: "SQLite database file shared by all processes" },
+  queue: { type: "string", required: true, description: "queue name (producer: default destination, a record's topic overrides it)" },
+  delayMs: { type: "integer", default: 0, description: "producer: delay before a sent message becomes visible, in ms" },
+  visibilityTimeoutMs: { type: "integer", default: 30000, description: "consumer: lease length before an unacked message is redelivered" },
+  pollIntervalMs: { type: "integer", default: 50, description: "consumer: polling interval while receive waits" },
+  maxReceives: { type: "integer", description: "consumer: deliveries before a message moves to `<queue>.dead` (default unlimited)" },
+  retryDelayMs: { type: "integer", default: 0, description: "consumer: delay before a message nacked with requeue is visible again" },
+};

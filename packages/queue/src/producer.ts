@@ -1,0 +1,53 @@
+import { GeoWatchError } from "@geowatch/core";
+import type { OutRecord, Producer, SendResult } from "@geowatch/core";
+import { parseOptions, queueProducerSchema, resolvePath } from "./options.js";
+import type { QueueProducerOptions } from "./options.js";
+import { acquireStore, releaseStore } from "./store.js";
+import type { NewRow, QueueStore } from "./store.js";
+
+/** Sends records to a SQLite-backed queue; one `send` is one transaction. */
+export function queueProducer(options: QueueProducerOptions): Producer {
+  const o = parseOptions<QueueProducerOptions>(queueProducerSchema, options, "queue producer");
+  const path = resolvePath(o.path);
+  const delayMs = o.delayMs ?? 0;
+  let store: QueueStore | undefined;
+  let closed = false;
+
+  const open = (): QueueStore => {
+    if (closed) throw new GeoWatchError("CLOSED", `producer for queue "${o.queue}" is closed`, { backend: "queue" });
+    return (store ??= acquireStore(path));
+  };
+
+  return {
+    capabilities: { batching: true },
+    async connect() {
+      open();
+    },
+    async send(records: OutRecord[]): Promise<SendResult[]> {
+      const s = open();
+      if (records.length === 0) return [];
+      const now = Date.now();
+      const rows: NewRow[] = records.map((r) => ({
+        queue: r.topic ?? o.queue,
+        body: r.value,
+        key: r.key ?? null,
+        headers: r.headers ? JSON.stringify(r.headers) : null,
+        visibleAt: now + delayMs,
+      }));
+      const ids = s.insert(rows, now);
+      // Wake consumers of these queues waiting in this process; other processes find them by polling.
+      for (const q of new Set(rows.map((r) => r.queue))) s.notify(q);
+      return ids.map((id) => ({ ok: true, id: String(id) }));
+    },
+    async ensureTopic() {
+      // Queues exist implicitly: a queue is the set of rows carrying its name.
+      open();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (store) releaseStore(store);
+      store = undefined;
+    },
+  };
+}
