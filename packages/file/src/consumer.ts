@@ -35,6 +35,8 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
   const chunkBytes = opts.chunkBytes ?? 1 << 20;
   const log = ctx.logger ?? stderrLogger;
   const commits = serial();
+  // Concurrent receives would race on the read offset; take turns.
+  const reads = serial();
 
   let connected: Promise<void> | undefined;
   let fh: FileHandle | undefined;
@@ -210,7 +212,7 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
     await connected;
     const deadline = Date.now() + opts.waitMs;
     for (;;) {
-      const recs = await readSome(Math.max(1, max));
+      const recs = await reads(() => readSome(Math.max(1, max)));
       const left = deadline - Date.now();
       if (recs.length > 0 || left <= 0 || opts.signal?.aborted || closed) return recs;
       await sleep(Math.min(left, pollMs), opts.signal);
