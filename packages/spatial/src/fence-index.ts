@@ -1,0 +1,362 @@
+/**
+ * The fence index: a static packed R-tree (flatbush) over fence bounding boxes, and per fence its rings in one
+ * flat Float64Array with the edges bucketed into horizontal bands, so a point-in-polygon test looks only at the
+ * edges whose y-range holds the point (a country outline with thousands of vertices costs a few dozen edge tests).
+ */
+import Flatbush from "flatbush";
+import { loadFences } from "./fences.js";
+import type { Fence, LoadFencesOptions } from "./fences.js";
+import type { Geometry, Position } from "./geojson.js";
+import { geometryBBox } from "./geojson.js";
+
+/** Average edges per band the bucketing aims for. */
+const EDGES_PER_BAND = 4;
+const MAX_BANDS = 4096;
+
+export type Predicate = "intersects" | "within";
+
+function orient(ax: number, ay: number, bx: number, by: number, cx: number, cy: number): number {
+  return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
+}
+
+function onSegment(ax: number, ay: number, bx: number, by: number, px: number, py: number): boolean {
+  return Math.min(ax, bx) <= px && px <= Math.max(ax, bx) && Math.min(ay, by) <= py && py <= Math.max(ay, by);
+}
+
+/** Whether segments ab and cd meet; `proper` counts only crossings through both interiors. */
+export function segmentsMeet(
+  ax: number, ay: number, bx: number, by: number,
+  cx: number, cy: number, dx: number, dy: number, proper: boolean,
+): boolean {
+  const d1 = orient(cx, cy, dx, dy, ax, ay);
+  const d2 = orient(cx, cy, dx, dy, bx, by);
+  const d3 = orient(ax, ay, bx, by, cx, cy);
+  const d4 = orient(ax, ay, bx, by, dx, dy);
+  if (((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) && ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0))) return true;
+  if (proper) return false;
+  return (d1 === 0 && onSegment(cx, cy, dx, dy, ax, ay)) || (d2 === 0 && onSegment(cx, cy, dx, dy, bx, by))
+    || (d3 === 0 && onSegment(ax, ay, bx, by, cx, cy)) || (d4 === 0 && onSegment(ax, ay, bx, by, dx, dy));
+}
+
+/** Even-odd point-in-polygon over GeoJSON rings (for the non-indexed side of polygon predicates). */
+export function pointInRings(rings: Position[][], x: number, y: number): boolean {
+  let inside = false;
+  for (const ring of rings) {
+    for (let k = 0, j = ring.length - 1; k < ring.length; j = k++) {
+      const xi = ring[k]![0]!, yi = ring[k]![1]!, xj = ring[j]![0]!, yj = ring[j]![1]!;
+      if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+    }
+  }
+  return inside;
+}
+
+/** An indexed, immutable set of fences. Build once with `createFenceIndex`; share between stages. */
+export class FenceIndex {
+  readonly fences: readonly Fence[];
+  private readonly idToIndex = new Map<string, number>();
+  private readonly tree: Flatbush | null;
+  private readonly coords: Float64Array;
+  private readonly bbox: Float64Array;
+  private readonly bandMinY: Float64Array;
+  private readonly bandInvH: Float64Array;
+  private readonly bandCount: Uint32Array;
+  private readonly bandOff: Uint32Array;
+  private readonly bandStarts: Uint32Array;
+  private readonly bandEdges: Uint32Array;
+  private readonly ringStart: Uint32Array;
+  private readonly ringEnd: Uint32Array;
+  private readonly ringHole: Uint8Array;
+  private readonly fenceRingFrom: Uint32Array;
+  private readonly fenceRingTo: Uint32Array;
+  private readonly stack = new Int32Array(4096);
+  /** Scratch buffer `queryPoint` fills; valid until the next call. */
+  readonly hits: Int32Array;
+
+  constructor(fences: readonly Fence[]) {
+    this.fences = fences;
+    const n = fences.length;
+    let nVerts = 0;
+    let nRings = 0;
+    for (const f of fences) {
+      const polys = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
+      for (const p of polys) for (const r of p) {
+        nVerts += r.length;
+        nRings++;
+      }
+    }
+    this.coords = new Float64Array(nVerts * 2);
+    this.bbox = new Float64Array(n * 4);
+    this.bandMinY = new Float64Array(n);
+    this.bandInvH = new Float64Array(n);
+    this.bandCount = new Uint32Array(n);
+    this.bandOff = new Uint32Array(n);
+    this.ringStart = new Uint32Array(nRings);
+    this.ringEnd = new Uint32Array(nRings);
+    this.ringHole = new Uint8Array(nRings);
+    this.fenceRingFrom = new Uint32Array(n);
+    this.fenceRingTo = new Uint32Array(n);
+    this.hits = new Int32Array(Math.max(1, n));
+    const starts: number[] = [];
+    const edges: number[] = [];
+    let v = 0;
+    let ri = 0;
+    for (let i = 0; i < n; i++) {
+      const f = fences[i]!;
+      if (this.idToIndex.has(f.id)) throw new Error(`duplicate fence id ${JSON.stringify(f.id)}`);
+      this.idToIndex.set(f.id, i);
+      let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+      this.fenceRingFrom[i] = ri;
+      const polys = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
+      let nEdges = 0;
+      for (const p of polys) {
+        p.forEach((r, k) => {
+          this.ringStart[ri] = v;
+          this.ringHole[ri] = k > 0 ? 1 : 0;
+          for (const pos of r) {
+            const x = pos[0]!, y = pos[1]!;
+            this.coords[2 * v] = x;
+            this.coords[2 * v + 1] = y;
+            v++;
+            if (x < minX) minX = x;
+            if (y < minY) minY = y;
+            if (x > maxX) maxX = x;
+            if (y > maxY) maxY = y;
+          }
+          this.ringEnd[ri] = v;
+          nEdges += r.length - 1;
+          ri++;
+        });
+      }
+      this.fenceRingTo[i] = ri;
+      this.bbox.set([minX, minY, maxX, maxY], 4 * i);
+      // Bucket edges into bands of equal height; an edge goes into every band its y-range touches.
+      const count = Math.max(1, Math.min(MAX_BANDS, Math.ceil(nEdges / EDGES_PER_BAND)));
+      const invH = maxY > minY ? count / (maxY - minY) : 0;
+      this.bandMinY[i] = minY;
+      this.bandInvH[i] = invH;
+      this.bandCount[i] = count;
+      this.bandOff[i] = starts.length;
+      const per: number[][] = Array.from({ length: count }, () => []);
+      for (let r = this.fenceRingFrom[i]!; r < ri; r++) {
+        for (let e = this.ringStart[r]!; e < this.ringEnd[r]! - 1; e++) {
+          const y1 = this.coords[2 * e + 1]!, y2 = this.coords[2 * e + 3]!;
+          const lo = Math.min(count - 1, Math.floor((Math.min(y1, y2) - minY) * invH));
+          const hi = Math.min(count - 1, Math.floor((Math.max(y1, y2) - minY) * invH));
+          for (let b = lo; b <= hi; b++) per[b]!.push(e);
+        }
+      }
+      for (const list of per) {
+        starts.push(edges.length);
+        for (const e of list) edges.push(e);
+      }
+    }
+    starts.push(edges.length);
+    this.bandStarts = Uint32Array.from(starts);
+    this.bandEdges = Uint32Array.from(edges);
+    if (n > 0) {
+      const tree = new Flatbush(n);
+      for (let i = 0; i < n; i++) tree.add(this.bbox[4 * i]!, this.bbox[4 * i + 1]!, this.bbox[4 * i + 2]!, this.bbox[4 * i + 3]!);
+      tree.finish();
+      this.tree = tree;
+    } else this.tree = null;
+  }
+
+  get size(): number {
+    return this.fences.length;
+  }
+
+  /** Index of a fence id, or -1. */
+  indexOf(id: string): number {
+    return this.idToIndex.get(id) ?? -1;
+  }
+
+  /** Whether fence `i` contains the point (its boundary counts as inside, as in turf). */
+  containsPoint(i: number, x: number, y: number): boolean {
+    const b4 = 4 * i;
+    const bb = this.bbox;
+    if (x < bb[b4]! || y < bb[b4 + 1]! || x > bb[b4 + 2]! || y > bb[b4 + 3]!) return false;
+    const count = this.bandCount[i]!;
+    let b = ((y - this.bandMinY[i]!) * this.bandInvH[i]!) | 0;
+    if (b >= count) b = count - 1;
+    const at = this.bandOff[i]! + b;
+    const end = this.bandStarts[at + 1]!;
+    const c = this.coords;
+    const edges = this.bandEdges;
+    let inside = false;
+    for (let k = this.bandStarts[at]!; k < end; k++) {
+      const e = edges[k]! << 1;
+      const y1 = c[e + 1]!, y2 = c[e + 3]!;
+      if (y1 > y !== y2 > y) {
+        const x1 = c[e]!;
+        const xi = x1 + ((y - y1) * (c[e + 2]! - x1)) / (y2 - y1);
+        if (x < xi) inside = !inside;
+        else if (x === xi) return true;
+      } else if (y1 === y && y2 === y) {
+        const x1 = c[e]!, x2 = c[e + 2]!;
+        if ((x1 <= x && x <= x2) || (x2 <= x && x <= x1)) return true;
+      } else if ((y1 === y && c[e] === x) || (y2 === y && c[e + 2] === x)) return true;
+    }
+    return inside;
+  }
+
+  /**
+   * Fences containing the point: fills `hits` with their indices and returns how many.
+   * Walks the packed R-tree without allocating.
+   */
+  queryPoint(x: number, y: number): number {
+    const tree = this.tree;
+    if (tree === null) return 0;
+    const boxes = tree._boxes;
+    const indices = tree._indices;
+    const levelBounds = tree._levelBounds;
+    const nodeSize = tree.nodeSize;
+    const numItems4 = tree.numItems * 4;
+    const stack = this.stack;
+    const hits = this.hits;
+    let n = 0;
+    let sp = 0;
+    let nodeIndex = boxes.length - 4;
+    let level = levelBounds.length - 1;
+    for (;;) {
+      const end = Math.min(nodeIndex + nodeSize * 4, levelBounds[level]!);
+      const isNode = nodeIndex >= numItems4;
+      for (let pos = nodeIndex; pos < end; pos += 4) {
+        if (x < boxes[pos]! || y < boxes[pos + 1]! || x > boxes[pos + 2]! || y > boxes[pos + 3]!) continue;
+        const index = indices[pos >> 2]!;
+        if (isNode) {
+          stack[sp++] = index;
+          stack[sp++] = level - 1;
+        } else if (this.containsPoint(index, x, y)) hits[n++] = index;
+      }
+      if (sp === 0) return n;
+      level = stack[--sp]!;
+      nodeIndex = stack[--sp]!;
+    }
+  }
+
+  /** Indices of fences whose bounding box meets the box. */
+  candidates(minX: number, minY: number, maxX: number, maxY: number): number[] {
+    return this.tree === null ? [] : this.tree.search(minX, minY, maxX, maxY);
+  }
+
+  /** Whether segment ab meets an edge of fence `i` (only edges in the bands its y-range spans). */
+  segmentMeetsEdges(i: number, ax: number, ay: number, bx: number, by: number, proper: boolean): boolean {
+    const b4 = 4 * i;
+    const bb = this.bbox;
+    const sMinX = Math.min(ax, bx), sMaxX = Math.max(ax, bx), sMinY = Math.min(ay, by), sMaxY = Math.max(ay, by);
+    if (sMaxX < bb[b4]! || sMaxY < bb[b4 + 1]! || sMinX > bb[b4 + 2]! || sMinY > bb[b4 + 3]!) return false;
+    const count = this.bandCount[i]!;
+    const minY = this.bandMinY[i]!, invH = this.bandInvH[i]!;
+    const lo = Math.max(0, Math.min(count - 1, Math.floor((sMinY - minY) * invH)));
+    const hi = Math.max(0, Math.min(count - 1, Math.floor((sMaxY - minY) * invH)));
+    const c = this.coords;
+    const off = this.bandOff[i]!;
+    for (let k = this.bandStarts[off + lo]!, end = this.bandStarts[off + hi + 1]!; k < end; k++) {
+      const e = this.bandEdges[k]! << 1;
+      const cx = c[e]!, cy = c[e + 1]!, dx = c[e + 2]!, dy = c[e + 3]!;
+      if (Math.max(cx, dx) < sMinX || Math.min(cx, dx) > sMaxX || Math.max(cy, dy) < sMinY || Math.min(cy, dy) > sMaxY) continue;
+      if (segmentsMeet(ax, ay, bx, by, cx, cy, dx, dy, proper)) return true;
+    }
+    return false;
+  }
+
+  private lineMeets(i: number, line: Position[], predicate: Predicate): boolean {
+    const within = predicate === "within";
+    for (let k = 0; k < line.length; k++) {
+      const p = line[k]!;
+      const inside = this.containsPoint(i, p[0]!, p[1]!);
+      if (!within && inside) return true;
+      if (within && !inside) return false;
+      if (k === 0) continue;
+      const q = line[k - 1]!;
+      const ax = q[0]!, ay = q[1]!, bx = p[0]!, by = p[1]!;
+      if (this.segmentMeetsEdges(i, ax, ay, bx, by, within)) return !within;
+      // A segment between two inside vertices that grazes the boundary at a vertex may still leave the fence.
+      if (within && !this.containsPoint(i, (ax + bx) / 2, (ay + by) / 2)) return false;
+    }
+    return within;
+  }
+
+  private polygonMeets(i: number, rings: Position[][], predicate: Predicate): boolean {
+    for (const ring of rings) {
+      const r = this.lineMeets(i, ring, predicate);
+      if (predicate === "intersects" && r) return true;
+      if (predicate === "within" && !r) return false;
+    }
+    // No vertex or edge met: either disjoint, or the fence (or one of its holes) lies wholly inside the polygon.
+    const c = this.coords;
+    for (let r = this.fenceRingFrom[i]!; r < this.fenceRingTo[i]!; r++) {
+      const hole = this.ringHole[r] === 1;
+      if (predicate === "intersects" && hole) continue;
+      const v = this.ringStart[r]! << 1;
+      const inPoly = pointInRings(rings, c[v]!, c[v + 1]!);
+      if (predicate === "intersects" && inPoly) return true;
+      if (predicate === "within" && hole && inPoly) return false;
+    }
+    return predicate === "within";
+  }
+
+  /** Whether a geometry intersects, or lies within, fence `i`. Multi-part geometries: any part / every part. */
+  test(i: number, g: Geometry, predicate: Predicate): boolean {
+    const any = predicate === "intersects";
+    switch (g.type) {
+      case "Point":
+        return this.containsPoint(i, g.coordinates[0]!, g.coordinates[1]!);
+      case "MultiPoint":
+        return any
+          ? g.coordinates.some((p) => this.containsPoint(i, p[0]!, p[1]!))
+          : g.coordinates.length > 0 && g.coordinates.every((p) => this.containsPoint(i, p[0]!, p[1]!));
+      case "LineString":
+        return this.lineMeets(i, g.coordinates, predicate);
+      case "MultiLineString":
+        return any
+          ? g.coordinates.some((l) => this.lineMeets(i, l, predicate))
+          : g.coordinates.length > 0 && g.coordinates.every((l) => this.lineMeets(i, l, predicate));
+      case "Polygon":
+        return this.polygonMeets(i, g.coordinates, predicate);
+      case "MultiPolygon":
+        return any
+          ? g.coordinates.some((p) => this.polygonMeets(i, p, predicate))
+          : g.coordinates.length > 0 && g.coordinates.every((p) => this.polygonMeets(i, p, predicate));
+      case "GeometryCollection":
+        return any
+          ? g.geometries.some((c) => this.test(i, c, predicate))
+          : g.geometries.length > 0 && g.geometries.every((c) => this.test(i, c, predicate));
+    }
+  }
+
+  /** Indices of the fences a geometry intersects or lies within. Points take the allocation-free path. */
+  matching(g: Geometry, predicate: Predicate): number[] {
+    if (g.type === "Point") {
+      const n = this.queryPoint(g.coordinates[0]!, g.coordinates[1]!);
+      return Array.from(this.hits.subarray(0, n));
+    }
+    const bb = geometryBBox(g);
+    if (!(bb[0]! <= bb[2]!)) return [];
+    const out: number[] = [];
+    for (const i of this.candidates(bb[0]!, bb[1]!, bb[2]!, bb[3]!)) {
+      if (predicate === "within") {
+        const b4 = 4 * i;
+        if (bb[0]! < this.bbox[b4]! || bb[1]! < this.bbox[b4 + 1]! || bb[2]! > this.bbox[b4 + 2]! || bb[3]! > this.bbox[b4 + 3]!) continue;
+      }
+      if (this.test(i, g, predicate)) out.push(i);
+    }
+    return out.sort((a, b) => a - b);
+  }
+
+  /** Whether the segment from (ax, ay) to (bx, by) passes through fence `i` (used for `cross` events). */
+  segmentCrosses(i: number, ax: number, ay: number, bx: number, by: number): boolean {
+    return this.segmentMeetsEdges(i, ax, ay, bx, by, false);
+  }
+}
+
+/** Builds the index of a set of fences. */
+export function createFenceIndex(fences: readonly Fence[]): FenceIndex {
+  return new FenceIndex(fences);
+}
+
+/** An index from a fence source: a FenceIndex as is, else fences loaded from a file path or FeatureCollection. */
+export function resolveFences(source: string | object, opts: LoadFencesOptions = {}): FenceIndex {
+  if (source instanceof FenceIndex) return source;
+  return new FenceIndex(loadFences(source, opts));
+}

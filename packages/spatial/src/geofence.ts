@@ -1,0 +1,149 @@
+/**
+ * `geofence`: turns positions of tracks into enter/exit/inside/outside/cross events against indexed fences,
+ * keeping per track the fences it is inside in a `GeofenceState`.
+ */
+import { resolve } from "node:path";
+import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatch/core";
+import { resolveFences } from "./fence-index.js";
+import type { FenceIndex } from "./fence-index.js";
+import type { Geometry } from "./geojson.js";
+import { compilePath, dateOf, locate, problemReason } from "./message.js";
+import type { Located } from "./message.js";
+import { geofenceSchema, parseOptions } from "./options.js";
+import type { GeofenceEvent, GeofenceOptions, SpatialStageContext } from "./options.js";
+import { memoryGeofenceState, sqliteGeofenceState } from "./state.js";
+import type { GeofenceState, TrackState } from "./state.js";
+
+const NONE: string[] = [];
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as { then?: unknown } | null)?.then === "function";
+}
+
+/** A representative point of a geometry for `cross` (its first position). */
+function firstPosition(g: Geometry): [number, number] {
+  let cur: unknown = g.type === "GeometryCollection" ? undefined : g.coordinates;
+  if (g.type === "GeometryCollection") return g.geometries.length > 0 ? firstPosition(g.geometries[0]!) : [NaN, NaN];
+  while (Array.isArray(cur) && Array.isArray(cur[0])) cur = cur[0];
+  const p = cur as number[] | undefined;
+  return p && p.length >= 2 ? [p[0]!, p[1]!] : [NaN, NaN];
+}
+
+/** Geofence events as envelopes: `{metadata: {actiontype, targettype: "geofence", fence, track, date}, data: feature}`. */
+export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}): Stage {
+  const o = parseOptions<GeofenceOptions>(geofenceSchema, options, "geofence");
+  const name = ctx.name ?? "geofence";
+  const index: FenceIndex = resolveFences(o.fences, { idProperty: o.idProperty, baseDir: ctx.baseDir });
+  const events = new Set<GeofenceEvent>(o.events ?? ["enter", "exit"]);
+  const wantEnter = events.has("enter"), wantExit = events.has("exit"), wantInside = events.has("inside");
+  const wantOutside = events.has("outside"), wantCross = events.has("cross");
+  const trackOf = o.trackId === undefined ? undefined : compilePath(o.trackId);
+  const ownsState = o.state === undefined || typeof o.state === "string" || "sqlite" in o.state;
+  const state: GeofenceState = o.state === undefined || o.state === "memory"
+    ? memoryGeofenceState()
+    : "sqlite" in o.state
+      ? sqliteGeofenceState(resolve(ctx.baseDir ?? process.cwd(), o.state.sqlite))
+      : o.state;
+  const ids = index.fences.map((f) => f.id);
+
+  /** Sorted ids of the fences a geometry is in. */
+  const fencesOf = (g: Geometry): string[] => {
+    if (g.type === "Point") {
+      const n = index.queryPoint(g.coordinates[0]!, g.coordinates[1]!);
+      if (n === 0) return NONE;
+      if (n === 1) return [ids[index.hits[0]!]!];
+      const out: string[] = [];
+      for (let k = 0; k < n; k++) out.push(ids[index.hits[k]!]!);
+      return out.sort();
+    }
+    const m = index.matching(g, "intersects");
+    return m.length === 0 ? NONE : m.map((i) => ids[i]!).sort();
+  };
+
+  const event = (msg: Message, loc: Located, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
+    const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateOf(msg, loc) };
+    const out: Message = { value: { metadata, data: loc.feature }, metadata, key: track };
+    if (msg.headers !== undefined) out.headers = msg.headers;
+    if (msg.source !== undefined) out.source = msg.source;
+    if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
+    return out;
+  };
+
+  return {
+    name,
+    process(batch: Message[]): StageOutput | Promise<StageOutput> {
+      const dead: DeadLetter[] = [];
+      const msgs: Message[] = [];
+      const locs: Located[] = [];
+      const tracks: string[] = [];
+      const local = new Map<string, TrackState | undefined>();
+      for (const message of batch) {
+        const r = locate(message.value);
+        if (!r.ok) {
+          dead.push({ message, reason: problemReason(name, r.problem) });
+          continue;
+        }
+        const t = trackOf === undefined ? message.key : trackOf(message.value);
+        if (typeof t !== "string" && typeof t !== "number") {
+          const where = o.trackId === undefined ? "the message key" : `value.${o.trackId}`;
+          dead.push({ message, reason: `[geowatch] [spatial] ${name}: no track id (string or number) at ${where}` });
+          continue;
+        }
+        const track = String(t);
+        msgs.push(message);
+        locs.push(r.located);
+        tracks.push(track);
+        local.set(track, undefined);
+      }
+      const unique = [...local.keys()];
+
+      const pass: Message[] = [];
+      const finish = (): StageOutput => (dead.length > 0 ? { pass, dead } : { pass });
+      const compute = (prior: ReadonlyArray<TrackState | undefined>): StageOutput | Promise<StageOutput> => {
+        for (let k = 0; k < unique.length; k++) local.set(unique[k]!, prior[k]);
+        const changed = new Set<string>();
+        for (let k = 0; k < msgs.length; k++) {
+          const msg = msgs[k]!, loc = locs[k]!, track = tracks[k]!;
+          const prev = local.get(track);
+          const before = prev?.fences ?? NONE;
+          const now = fencesOf(loc.geometry);
+          let same = before.length === now.length;
+          for (let j = 0; same && j < now.length; j++) same = before[j] === now[j];
+          if (!same) {
+            if (wantExit) for (const f of before) if (!now.includes(f)) pass.push(event(msg, loc, "exit", f, track));
+          }
+          let pos: [number, number] | undefined;
+          if (wantCross) {
+            pos = firstPosition(loc.geometry);
+            if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
+              const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
+              const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
+                .map((i) => ids[i]!).filter((f) => !before.includes(f) && !now.includes(f)).sort();
+              for (const f of hit) {
+                if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
+              }
+            }
+          }
+          if (!same && wantEnter) for (const f of now) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
+          if (wantInside) for (const f of now) pass.push(event(msg, loc, "inside", f, track));
+          if (wantOutside && now.length === 0) pass.push(event(msg, loc, "outside", null, track));
+          if (o.passThrough) pass.push(msg);
+          if (!same || pos !== undefined) {
+            local.set(track, { fences: now, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN });
+            changed.add(track);
+          }
+        }
+        if (changed.size === 0) return finish();
+        const wrote = state.set([...changed].map((t) => [t, local.get(t)!] as const));
+        return isPromise(wrote) ? wrote.then(finish) : finish();
+      };
+
+      if (msgs.length === 0) return finish();
+      const got = state.get(unique);
+      return isPromise(got) ? got.then(compute) : compute(got);
+    },
+    async close() {
+      if (ownsState) await state.close?.();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/** Finding the GeoJSON in a broker message: a Feature, a bare geometry, or a `{metadata, data}` envelope. */
+import type { Message, Metadata } from "@geowatch/core";
+import { featureProblem, geometryProblem } from "./geojson.js";
+import type { GeoProblem, Geometry } from "./geojson.js";
+
+/** Where a message's geometry sits and what it is. */
+export interface Located {
+  geometry: Geometry;
+  /** The Feature (or bare geometry) the geometry came from: an envelope's `data`, or the value itself. */
+  feature: unknown;
+  /** The envelope metadata, when the value is an envelope. */
+  metadata: Metadata | undefined;
+}
+
+export type LocateResult = { ok: true; located: Located } | { ok: false; problem: GeoProblem };
+
+const GEOMETRY_TYPES = new Set(["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function locateGeo(v: unknown, path: string): { geometry: Geometry } | GeoProblem {
+  if (!isObject(v)) return { path, message: "expected a GeoJSON Feature or geometry" };
+  if (v.type === "Feature") {
+    const p = featureProblem(v, path);
+    if (p) return p;
+    if (v.geometry === null) return { path: `${path}.geometry`, message: "feature has no geometry" };
+    return { geometry: v.geometry as Geometry };
+  }
+  if (typeof v.type === "string" && GEOMETRY_TYPES.has(v.type)) {
+    const p = geometryProblem(v, path);
+    return p ?? { geometry: v as unknown as Geometry };
+  }
+  return { path: `${path}.type`, message: `expected a GeoJSON Feature or geometry, got type ${JSON.stringify(v.type)}` };
+}
+
+/** Finds and validates the geometry of a message value; problems carry a path like `value.data.geometry.coordinates[0]`. */
+export function locate(value: unknown): LocateResult {
+  if (isObject(value) && value.type === undefined && "data" in value && isObject(value.metadata)) {
+    const r = locateGeo(value.data, "value.data");
+    if ("path" in r) return { ok: false, problem: r };
+    return { ok: true, located: { geometry: r.geometry, feature: value.data, metadata: value.metadata as Metadata } };
+  }
+  const r = locateGeo(value, "value");
+  if ("path" in r) return { ok: false, problem: r };
+  return { ok: true, located: { geometry: r.geometry, feature: value, metadata: undefined } };
+}
+
+/** A reason string for dead letters: `invalid GeoJSON at value.data.geometry.coordinates[0]: ...`. */
+export function problemReason(stage: string, p: GeoProblem): string {
+  return `[geowatch] [spatial] ${stage}: invalid GeoJSON at ${p.path}: ${p.message}`;
+}
+
+/** A copy of a message value with its geometry replaced, keeping the Feature/envelope around it. */
+export function replaceGeometry(value: unknown, geometry: Geometry): unknown {
+  const v = value as Record<string, unknown>;
+  if (v.type === undefined && "data" in v) return { ...v, data: replaceGeometry(v.data, geometry) };
+  if (v.type === "Feature") {
+    const { bbox: _stale, ...rest } = v;
+    return { ...rest, geometry };
+  }
+  return geometry;
+}
+
+/** Resolves a dotted path (`data.properties.id`, `metadata.track`, `items.0.id`) against a value. */
+export function compilePath(path: string): (value: unknown) => unknown {
+  const parts = path.split(".").filter((s) => s.length > 0);
+  return (value) => {
+    let cur: unknown = value;
+    for (const k of parts) {
+      if (cur === null || typeof cur !== "object") return undefined;
+      cur = (cur as Record<string, unknown>)[k];
+    }
+    return cur;
+  };
+}
+
+/** The event date: the envelope's or message's `metadata.date`, else the message timestamp, else now. */
+export function dateOf(msg: Message, located: Located): string {
+  const d = located.metadata?.date ?? msg.metadata?.date;
+  if (typeof d === "string") return d;
+  return new Date(msg.timestamp ?? Date.now()).toISOString();
+}

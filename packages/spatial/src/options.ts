@@ -1,0 +1,168 @@
+/** Options of the spatial stages, their zod schemas, and the CONFIG error that lists every problem with its path. */
+import { GeoWatchError } from "@geowatch/core";
+import type { Logger } from "@geowatch/core";
+import { z } from "zod";
+import { FenceIndex } from "./fence-index.js";
+import type { FeatureCollection } from "./geojson.js";
+import type { GeofenceState } from "./state.js";
+
+/** Fences: a path to a GeoJSON file, a FeatureCollection object, or an index built with `createFenceIndex`. */
+export type FenceSource = string | FeatureCollection | FenceIndex;
+
+/** What a stage factory gets besides its options. */
+export interface SpatialStageContext {
+  /** Directory relative fence and state paths are resolved against. Default: the working directory. */
+  baseDir?: string;
+  logger?: Logger;
+  /** Stage name for logs and dead-letter reasons. */
+  name?: string;
+}
+
+/** Options of `bboxFilter`. */
+export interface BboxFilterOptions {
+  /** `[minX, minY, maxX, maxY]` in the messages' coordinates. Required. Env: none. */
+  bbox: [number, number, number, number];
+  /** Pass geometries that `intersects` the box or lie `within` it. Default `"intersects"`. Env: none. */
+  predicate?: "intersects" | "within";
+}
+
+/** Options of `fenceFilter`. */
+export interface FenceFilterOptions {
+  /** The fences (file path, FeatureCollection or FenceIndex). Required. Env: none. */
+  fences: FenceSource;
+  /** Property holding a fence's id when the feature has no `id`. Default `"id"`. Env: none. */
+  idProperty?: string;
+  /** Pass geometries that `intersects` any fence or lie `within` one. Default `"intersects"`. Env: none. */
+  predicate?: "intersects" | "within";
+}
+
+export type GeofenceEvent = "enter" | "exit" | "inside" | "outside" | "cross";
+
+/** Options of `geofence`. */
+export interface GeofenceOptions {
+  /** The fences (file path, FeatureCollection or FenceIndex). Required. Env: none. */
+  fences: FenceSource;
+  /** Property holding a fence's id when the feature has no `id`. Default `"id"`. Env: none. */
+  idProperty?: string;
+  /**
+   * Dotted path to the track id inside the message value (`data.properties.id`, `properties.vehicle`).
+   * Default: the message key. Env: none.
+   */
+  trackId?: string;
+  /** Events to emit. Default `["enter", "exit"]`. Env: none. */
+  events?: GeofenceEvent[];
+  /**
+   * Per-track state: a `GeofenceState`, `"memory"`, or `{ sqlite: "path/to/state.db" }`. Default `"memory"`. Env: none.
+   */
+  state?: GeofenceState | "memory" | { sqlite: string };
+  /** Also pass the input messages on, after their events. Default `false`. Env: none. */
+  passThrough?: boolean;
+}
+
+/** Options of `reproject`. */
+export interface ReprojectOptions {
+  /** Source CRS: `EPSG:4326`, `EPSG:3857` or a proj4 definition string. Required. Env: none. */
+  from: string;
+  /** Target CRS, as `from`. Required. Env: none. */
+  to: string;
+}
+
+export type BufferUnits = "meters" | "metres" | "kilometers" | "kilometres" | "miles" | "nauticalmiles" | "feet" | "degrees";
+
+/** Options of `buffer`. */
+export interface BufferOptions {
+  /** Buffer distance; negative shrinks polygons. Required. Env: none. */
+  distance: number;
+  /** Unit of `distance`. Default `"kilometers"`. Env: none. */
+  units?: BufferUnits;
+  /** Segments per quarter circle. Default `8`. Env: none. */
+  steps?: number;
+}
+
+/** Options of `routeByFence`. */
+export interface RouteByFenceOptions {
+  /**
+   * Sink names per fence id; `"*"` for a fence not listed, `"none"` for a message in no fence. Required. Env: none.
+   */
+  routes: Record<string, string[]>;
+  /**
+   * Fences to test messages against when they carry no `metadata.fence` (as geofence events do).
+   * Default: none, so only `metadata.fence` is used. Env: none.
+   */
+  fences?: FenceSource;
+  /** Property holding a fence's id when the feature has no `id`. Default `"id"`. Env: none. */
+  idProperty?: string;
+}
+
+const fenceSource = z.union([
+  z.string().min(1, "must be a non-empty path"),
+  z.instanceof(FenceIndex),
+  z.looseObject({ type: z.literal("FeatureCollection"), features: z.array(z.unknown()) }),
+], { error: "must be a fence file path, a FeatureCollection or a FenceIndex" });
+
+const predicate = z.enum(["intersects", "within"]);
+const idProperty = z.string().min(1);
+
+const stateSchema = z.union([
+  z.literal("memory"),
+  z.strictObject({ sqlite: z.string().min(1, "must be a non-empty path") }),
+  z.custom<GeofenceState>(
+    (v) => v !== null && typeof v === "object" && typeof (v as GeofenceState).get === "function" && typeof (v as GeofenceState).set === "function",
+  ),
+], { error: `must be "memory", { sqlite: path } or a GeofenceState` });
+
+export const bboxFilterSchema = z.strictObject({
+  bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]).refine((b) => b[0] <= b[2] && b[1] <= b[3], "min must not exceed max"),
+  predicate: predicate.optional(),
+});
+
+export const fenceFilterSchema = z.strictObject({ fences: fenceSource, idProperty: idProperty.optional(), predicate: predicate.optional() });
+
+export const geofenceSchema = z.strictObject({
+  fences: fenceSource,
+  idProperty: idProperty.optional(),
+  trackId: z.string().min(1).optional(),
+  events: z.array(z.enum(["enter", "exit", "inside", "outside", "cross"])).min(1).optional(),
+  state: stateSchema.optional(),
+  passThrough: z.boolean().optional(),
+});
+
+export const reprojectSchema = z.strictObject({ from: z.string().min(1), to: z.string().min(1) });
+
+export const bufferSchema = z.strictObject({
+  distance: z.number().refine(Number.isFinite, "must be finite"),
+  units: z.enum(["meters", "metres", "kilometers", "kilometres", "miles", "nauticalmiles", "feet", "degrees"]).optional(),
+  steps: z.number().int().min(1).max(64).optional(),
+});
+
+export const routeByFenceSchema = z.strictObject({
+  routes: z.record(z.string(), z.array(z.string().min(1))),
+  fences: fenceSource.optional(),
+  idProperty: idProperty.optional(),
+});
+
+export type OptionProblem = { path: string; message: string };
+
+/** Every problem of `options` against `schema`, each with its dotted path. */
+export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[] {
+  const res = schema.safeParse(options);
+  if (res.success) return [];
+  return res.error.issues.flatMap((issue) => {
+    const base = issue.path.map(String).join(".");
+    // strictObject reports all unknown keys in one issue; give each its own path.
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
+    }
+    return [{ path: base || "(root)", message: issue.message }];
+  });
+}
+
+/** Parses options or throws one CONFIG error listing every problem with its path. */
+export function parseOptions<T>(schema: z.ZodType, options: unknown, what: string): T {
+  const problems = problemsOf(schema, options);
+  if (problems.length > 0) {
+    const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
+    throw new GeoWatchError("CONFIG", `invalid ${what} options: ${list}`, { backend: "spatial", path: problems[0]?.path });
+  }
+  return options as T;
+}
