@@ -38,6 +38,13 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
   const retryDelayMs = o.retryDelayMs ?? 0;
   const isDeadQueue = queue.endsWith(".dead");
   const waits = new Set<() => void>();
+  // Leases this instance holds and has not settled, handed back on close so they need not wait for expiry.
+  const held = new Map<number, string>();
+  const settle = (records: InRecord[]): Lease[] => {
+    const leases = leasesOf(records);
+    for (const l of leases) if (held.get(l.id) === l.lease) held.delete(l.id);
+    return leases;
+  };
   let store: QueueStore | undefined;
   let closed = false;
 
@@ -88,7 +95,10 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
         const now = Date.now();
         const lease = randomUUID();
         const rows = s.claim(queue, Math.floor(max), now, now + visibilityMs, lease, o.maxReceives);
-        if (rows.length > 0) return rows.map((r) => toRecord(r, lease));
+        if (rows.length > 0) {
+          for (const r of rows) held.set(Number(r.id), lease);
+          return rows.map((r) => toRecord(r, lease));
+        }
         const left = deadline - Date.now();
         if (left <= 0 || opts.signal?.aborted) return [];
         await pause(s, Math.min(pollMs, left), opts.signal);
@@ -97,14 +107,14 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
     },
     async ack(records: InRecord[]) {
       const s = open();
-      if (records.length > 0) s.ack(leasesOf(records));
+      if (records.length > 0) s.ack(settle(records));
     },
     async nack(records: InRecord[], opts: { requeue: boolean; reason?: string }) {
       const s = open();
       if (records.length === 0) return;
       const now = Date.now();
       const reason = opts.reason ?? (opts.requeue ? "requeued" : "rejected");
-      s.nack(leasesOf(records), opts.requeue, now + retryDelayMs, now, reason, o.maxReceives);
+      s.nack(settle(records), opts.requeue, now + retryDelayMs, now, reason, o.maxReceives);
       if (opts.requeue && retryDelayMs === 0) s.notify(queue);
     },
     async extend(records: InRecord[], ms: number = visibilityMs) {
@@ -112,12 +122,23 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
       if (records.length === 0) return 0;
       return s.extend(leasesOf(records), Date.now() + ms);
     },
+    /** Hands back the leases this instance never acked or nacked (visible again now), then lets go of the database. */
     async close() {
       if (closed) return;
       closed = true;
       for (const stop of [...waits]) stop();
-      if (store) releaseStore(store);
-      store = undefined;
+      if (!store) return;
+      try {
+        if (held.size > 0) {
+          const s = store;
+          s.giveBack([...held].map(([id, lease]) => ({ id, lease })), Date.now());
+          s.notify(queue);
+        }
+      } finally {
+        held.clear();
+        releaseStore(store);
+        store = undefined;
+      }
     },
   };
 }

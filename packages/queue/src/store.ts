@@ -86,6 +86,7 @@ const SQL = {
   bury: `UPDATE queue_messages SET queue = queue || '.dead', visible_at = :now, receive_count = 0, lease_token = NULL,
            reason = :reason
          WHERE id = :id AND lease_token = :lease`,
+  giveBack: `UPDATE queue_messages SET visible_at = :now, lease_token = NULL WHERE id = :id AND lease_token = :lease`,
   extend: `UPDATE queue_messages SET visible_at = :until WHERE id = :id AND lease_token = :lease`,
   stats: `SELECT
             coalesce(sum(queue = :queue AND visible_at <= :now), 0) AS ready,
@@ -197,6 +198,12 @@ export class QueueStore {
         bury.run({ ...l, now, reason: why });
       }
     });
+  }
+
+  /** Makes leased messages visible now, as a closing consumer hands back what it never finished. */
+  giveBack(leases: Lease[], now: number): number {
+    const back = this.stmt(SQL.giveBack);
+    return this.tx("close", () => leases.reduce((n, l) => n + Number(back.run({ ...l, now }).changes), 0));
   }
 
   extend(leases: Lease[], until: number): number {
