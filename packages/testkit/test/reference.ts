@@ -25,11 +25,16 @@ export interface Faults {
   nackDrops?: boolean;
   /** The producer accepts records of any size. */
   noSizeLimit?: boolean;
+  /** Records are cut to this many characters (a frame limit hit silently). */
+  truncateAt?: number;
   /** Keys and headers are not stored. */
   dropMeta?: boolean;
 }
 
 type Waiter = () => void;
+
+/** A harness whose instances are synchronous, so tests can build on them. */
+export type RefHarness = Omit<ChannelHarness, "producer" | "consumer"> & { producer: () => Producer; consumer: () => Consumer };
 
 /** Resolves when woken, after waitMs, or on abort (unless the fault says to ignore it). */
 function wait(waiters: Set<Waiter>, o: ReceiveOptions, f: Faults): Promise<void> {
@@ -78,7 +83,7 @@ interface Stored {
 }
 
 /** An in-memory queue with per-record acks; a closed consumer's unacknowledged records go back to the front. */
-export function queueHarness(f: Faults = {}): ChannelHarness {
+export function queueHarness(f: Faults = {}): RefHarness {
   let queue: Stored[] = [];
   const inFlight = new Map<number, Stored>();
   const waiters = new Set<Waiter>();
@@ -100,6 +105,7 @@ export function queueHarness(f: Faults = {}): ChannelHarness {
         if (f.dropEvery3rd && ++sent % 3 === 0) return { ok: true };
         const record: OutRecord = f.dropMeta ? { value: r.value } : { ...r };
         record.value = mangle(r.value, f);
+        if (f.truncateAt !== undefined && typeof record.value === "string") record.value = record.value.slice(0, f.truncateAt);
         queue.push({ id: nextId++, record, deliveries: 0 });
         return { ok: true };
       });
@@ -157,7 +163,7 @@ export function queueHarness(f: Faults = {}): ChannelHarness {
 }
 
 /** An in-memory log with two streams (partitioned by key) and committed positions, like a Kafka group. */
-export function streamHarness(f: Faults = {}): ChannelHarness {
+export function streamHarness(f: Faults = {}): RefHarness {
   const streams: Record<string, OutRecord[]> = { s0: [], s1: [] };
   const committed: Record<string, number> = { s0: 0, s1: 0 };
   const waiters = new Set<Waiter>();

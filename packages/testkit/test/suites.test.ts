@@ -21,7 +21,7 @@ producerSuite("reference queue", { setup: async () => queueHarness(), capabiliti
 producerSuite("reference queue (readBack only)", {
   setup: async () => {
     const h = queueHarness();
-    const reader = h.consumer!;
+    const reader = h.consumer;
     return {
       producer: h.producer,
       readBack: async (n: number, timeoutMs: number): Promise<Payload[]> => {
