@@ -2,7 +2,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "**/node_modules/**", "**/.tools/**", "**/.servers/**", "examples/**", "bench/**", "**/*.mjs", "**/*.cjs", "**/*.js"] },
+  { ignores: ["**/dist/**", "**/node_modules/**", "**/.tools/**", "**/.servers/**", "examples/**", "bench/**", "**/*.mjs", "**/*.cjs", "**/*.js", "**/tsup.config.ts", "**/vitest.config.ts"] },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

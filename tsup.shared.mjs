@@ -10,6 +10,8 @@ export function geowatchBuild(extra = {}) {
     clean: true,
     target: "node22",
     platform: "node",
+    // Keep `node:` specifiers: `node:sqlite` has no bare-name alias.
+    removeNodeProtocol: false,
     ...extra,
   });
 }

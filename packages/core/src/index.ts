@@ -21,3 +21,15 @@ export { jsonLogger, silentLogger, redact } from "./logger.js";
 export type { JsonLoggerOptions, LogLevel } from "./logger.js";
 export { renderKey } from "./template.js";
 export { sleep, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize, stableStringify, getPath } from "./util.js";
+export {
+  plainCodec, jsonCodec, ndjsonCodec, geojsonCodec, validateGeoJSON, tsvCodec, csvCodec, codecRegistry, getCodec,
+} from "./codecs/index.js";
+export type {
+  GeoJSONObject, GeoJSONFeature, GeoJSONValue, GeoJSONProblem, TsvOptions, CsvOptions, FieldRecord, CodecFactory,
+} from "./codecs/index.js";
+export { Runtime, BACKEND_PACKAGES, STAGE_PACKAGES } from "./runtime.js";
+export type { RuntimeOptions, StageFactory, NodeHealth, Provisioned } from "./runtime.js";
+export {
+  ConfigError, configSchema, configJsonSchema, checkConfigShape, interpolate, camelKeys, formatPath, zodIssues,
+} from "./config.js";
+export type { ConfigIssue, GeoWatchConfig, BrokerConfig, NodeConfig, StoreConfig, StageConfig } from "./config.js";

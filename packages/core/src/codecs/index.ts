@@ -1,0 +1,14 @@
+export { plainCodec } from "./plain.js";
+export { jsonCodec } from "./json.js";
+export { ndjsonCodec } from "./ndjson.js";
+export { geojsonCodec } from "./geojson.js";
+export type { GeoJSONObject, GeoJSONFeature, GeoJSONValue } from "./geojson.js";
+export { validateGeoJSON } from "./geojson-validate.js";
+export type { GeoJSONProblem } from "./geojson-validate.js";
+export { tsvCodec } from "./tsv.js";
+export type { TsvOptions } from "./tsv.js";
+export { csvCodec } from "./csv.js";
+export type { CsvOptions } from "./csv.js";
+export type { FieldRecord } from "./fields.js";
+export { codecRegistry, getCodec } from "./registry.js";
+export type { CodecFactory } from "./registry.js";

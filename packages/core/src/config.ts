@@ -1,0 +1,181 @@
+import { z } from "zod";
+import { GeoWatchError } from "./errors.js";
+
+/** One problem in a config, with where it is. */
+export interface ConfigIssue {
+  path: string;
+  message: string;
+}
+
+/** A config with problems: the message lists every one with its path. */
+export class ConfigError extends GeoWatchError {
+  readonly issues: ConfigIssue[];
+  constructor(issues: ConfigIssue[], source = "config") {
+    super("CONFIG", `${source} has ${issues.length} problem(s):\n${issues.map((i) => `  - ${i.path || "(root)"}: ${i.message}`).join("\n")}`);
+    this.issues = issues;
+  }
+}
+
+const seconds = z.number().nonnegative();
+const codecRef = z.union([z.string().min(1), z.object({ name: z.string().min(1), options: z.record(z.string(), z.unknown()).optional() }).strict()]);
+const topicCheck = z.union([z.boolean(), z.object({ create: z.boolean().optional(), partitions: z.number().int().positive().optional() }).strict()]);
+
+/** Keys a channel node understands itself; every other key is an option of its backend. */
+export const NODE_KEYS = ["enabled", "name", "backend", "codec", "topic", "topics", "topic_prefix", "count", "max_tries", "timeout", "topic_check", "options"] as const;
+/** Keys a store node understands itself. */
+export const STORE_KEYS = ["enabled", "name", "backend", "codec", "key", "which", "which_index", "mode", "flush_count", "flush_ms", "poll_ms", "max_tries", "options"] as const;
+
+export const nodeSchema = z
+  .object({
+    enabled: z.boolean().optional().describe("Provision this node (default true)."),
+    name: z.string().min(1).optional().describe("Node name in logs and metrics (default backend + index)."),
+    backend: z.string().min(1).describe("Backend name (kafka, file, queue, memory, ...) or an npm package name."),
+    codec: codecRef.optional().describe("Codec name, or {name, options}."),
+    topic: z.string().min(1).optional(),
+    topics: z.array(z.string().min(1)).optional(),
+    topic_prefix: z.string().optional(),
+    count: z.number().int().positive().optional().describe("Records per receive for this consumer."),
+    max_tries: z.number().int().positive().optional().describe("Connect and send attempts."),
+    timeout: seconds.optional().describe("Send timeout in seconds."),
+    topic_check: topicCheck.optional().describe("Check the topic exists at start; {create: true} creates it."),
+    options: z.record(z.string(), z.unknown()).optional().describe("Backend options (may also be given inline)."),
+  })
+  .catchall(z.unknown());
+
+export const storeSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    name: z.string().min(1).optional(),
+    backend: z.string().min(1),
+    codec: codecRef.optional(),
+    key: z.string().min(1).describe("Store key; placeholders like {featuretype} come from message metadata."),
+    which: z.enum(["first", "last", "all", "index"]).optional(),
+    which_index: z.number().int().optional(),
+    mode: z.enum(["append", "snapshot"]).optional(),
+    flush_count: z.number().int().positive().optional(),
+    flush_ms: z.number().int().nonnegative().optional(),
+    poll_ms: z.number().int().positive().optional().describe("stores_in: read again this often (ms); default once."),
+    max_tries: z.number().int().positive().optional(),
+    options: z.record(z.string(), z.unknown()).optional(),
+  })
+  .catchall(z.unknown());
+
+export const stageSchema = z.object({ stage: z.string().min(1), enabled: z.boolean().optional(), name: z.string().optional() }).catchall(z.unknown());
+
+export const brokerSchema = z
+  .object({
+    name: z.string().min(1),
+    enabled: z.boolean().optional(),
+    description: z.string().optional(),
+    count: z.number().int().positive().optional().describe("Records per receive, per consumer (default 100)."),
+    sleep_period: seconds.optional().describe("Seconds to sleep when a cycle received nothing (default 1)."),
+    timeout: seconds.optional().describe("Send timeout in seconds (default 30)."),
+    max_tries: z.number().int().positive().optional().describe("Send attempts before dead-lettering (default 5)."),
+    max_in_flight: z.number().int().positive().optional(),
+    deduplicate: z.union([z.boolean(), z.enum(["key", "content"])]).optional(),
+    dedup_window: z.number().int().positive().optional(),
+    filter_metadata: z.record(z.string(), z.array(z.unknown())).optional(),
+    filter_last_one: z.boolean().optional(),
+    consumers: z.array(nodeSchema).optional(),
+    producers: z.array(nodeSchema).optional(),
+    stores_in: z.array(storeSchema).optional(),
+    stores_out: z.array(storeSchema).optional(),
+    dead_letter: nodeSchema.optional(),
+    stages: z.array(stageSchema).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    $schema: z.string().optional(),
+    defaults: z.record(z.string(), z.record(z.string(), z.unknown())).optional().describe("Per-backend option fallbacks; a node's own value always wins."),
+    brokers: z.array(brokerSchema).min(1),
+  })
+  .strict();
+
+export type NodeConfig = z.infer<typeof nodeSchema>;
+export type StoreConfig = z.infer<typeof storeSchema>;
+export type StageConfig = z.infer<typeof stageSchema>;
+export type BrokerConfig = z.infer<typeof brokerSchema>;
+export type GeoWatchConfig = z.infer<typeof configSchema>;
+
+/** `a.b[2].c` from a zod path. */
+export function formatPath(path: ReadonlyArray<PropertyKey>, prefix = ""): string {
+  let out = prefix;
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out === "" ? String(p) : `.${String(p)}`;
+  return out;
+}
+
+/** Converts zod issues to config issues with paths. */
+export function zodIssues(error: z.ZodError, prefix = ""): ConfigIssue[] {
+  return error.issues.map((i) => ({ path: formatPath(i.path, prefix), message: i.message }));
+}
+
+/** Validates the config's shape; returns every problem (backend options are checked at provisioning). */
+export function checkConfigShape(value: unknown): { config?: GeoWatchConfig; issues: ConfigIssue[] } {
+  const r = configSchema.safeParse(value);
+  if (!r.success) return { issues: zodIssues(r.error) };
+  const issues: ConfigIssue[] = [];
+  const names = new Set<string>();
+  r.data.brokers.forEach((b, i) => {
+    if (names.has(b.name)) issues.push({ path: `brokers[${i}].name`, message: `duplicate broker name "${b.name}"` });
+    names.add(b.name);
+  });
+  return { config: r.data, issues };
+}
+
+/** The config schema as JSON Schema, for editors. */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(configSchema, { target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const FILE_REF = /^\$\{file:([^}]+)\}$/;
+
+/**
+ * Replaces `${NAME}` (or `${NAME:-default}`) in every string with the environment variable, and a whole
+ * string `${file:/path}` with the file's trimmed content. Missing variables are config issues.
+ */
+export function interpolate(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  readFile: (path: string) => string,
+  issues: ConfigIssue[],
+  path = "",
+): unknown {
+  if (typeof value === "string") {
+    const file = FILE_REF.exec(value);
+    if (file) {
+      try {
+        return readFile(file[1]!).trim();
+      } catch (err) {
+        issues.push({ path, message: `cannot read secret file "${file[1]}": ${(err as Error).message}` });
+        return value;
+      }
+    }
+    if (!value.includes("${")) return value;
+    return value.replace(ENV_REF, (whole, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== "") return v;
+      if (fallback !== undefined) return fallback;
+      issues.push({ path, message: `environment variable ${name} is not set` });
+      return whole;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, readFile, issues, `${path}[${i}]`));
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, readFile, issues, path ? `${path}.${k}` : k);
+    return out;
+  }
+  return value;
+}
+
+/** `topic_prefix` -> `topicPrefix`, applied to object keys at every depth. */
+export function camelKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value === null || typeof value !== "object") return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = camelKeys(v);
+  return out;
+}
