@@ -89,7 +89,8 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
     },
     async receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
       const s = open();
-      if (max <= 0) return [];
+      // An aborted caller is shutting down: leasing messages it will not process would only delay them.
+      if (max <= 0 || opts.signal?.aborted) return [];
       const deadline = Date.now() + Math.max(0, opts.waitMs);
       for (;;) {
         const now = Date.now();
