@@ -36,6 +36,22 @@ function lineCol(text: string, offset: number): string {
   return `line ${line} column ${col}`;
 }
 
+/**
+ * Where JSON.parse failed: V8 gives `position N` for some errors and only a context string
+ * (`..."10 chars before" + token`) for others.
+ */
+function errorOffset(text: string, message: string): number | undefined {
+  const pos = /position (\d+)/.exec(message);
+  if (pos) return Number(pos[1]);
+  if (/Unexpected end of JSON input/.test(message)) return text.length;
+  const ctx = /, \.\.\."([\s\S]*?)"(?:\.\.\.)? is not valid JSON$/.exec(message);
+  if (ctx) {
+    const at = text.indexOf(ctx[1]!);
+    if (at >= 0) return at + 10;
+  }
+  return undefined;
+}
+
 /** Reads and parses a fence file; a parse error names the file and where in it. */
 export function readFenceFile(file: string, baseDir?: string): unknown {
   const full = resolve(baseDir ?? process.cwd(), file);
@@ -49,8 +65,8 @@ export function readFenceFile(file: string, baseDir?: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    const m = /position (\d+)/.exec(err instanceof Error ? err.message : "");
-    const where = m ? ` at ${lineCol(text, Number(m[1]))}` : "";
+    const offset = errorOffset(text, err instanceof Error ? err.message : "");
+    const where = offset === undefined ? "" : ` at ${lineCol(text, offset)}`;
     return fail(source, "(root)", `not valid JSON${where}: ${err instanceof Error ? err.message : String(err)}`, err);
   }
 }
