@@ -299,9 +299,8 @@ function positions(c: unknown): c is unknown[] {
 }
 
 function lineString(c: unknown): void {
-  if (positions(c) || Array.isArray(c)) {
-    if (c.length < 2) fail(`a LineString needs at least 2 positions, got ${c.length}`);
-  }
+  positions(c);
+  if (Array.isArray(c) && c.length < 2) fail(`a LineString needs at least 2 positions, got ${c.length}`);
 }
 
 function polygon(c: unknown): void {
