@@ -357,8 +357,9 @@ describe("queue across processes", () => {
     const claims = outs.map((o) => JSON.parse(o.stdout) as Array<[number, string]>);
     const ids = claims.flat().map(([id]) => id);
     console.log(`[queue] two-process claim: ${claims[0]!.length} + ${claims[1]!.length} claims of ${total} messages`);
-    expect(claims[0]!.length, "both processes got work").toBeGreaterThan(0);
-    expect(claims[1]!.length, "both processes got work").toBeGreaterThan(0);
+    // Both really contended (a process that started late would make this check weak).
+    expect(claims[0]!.length, "both processes got a share").toBeGreaterThan(total / 20);
+    expect(claims[1]!.length, "both processes got a share").toBeGreaterThan(total / 20);
     expect(new Set(ids).size, "no message claimed twice").toBe(ids.length);
     expect(ids.length).toBe(total);
     expect(queueStats(path, "shared")).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
