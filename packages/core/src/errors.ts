@@ -51,7 +51,7 @@ export function isGeoWatchError(err: unknown, code?: ErrorCode): err is GeoWatch
 /** A short, single-line reason for logs and dead-letter records. */
 export function reasonOf(err: unknown): string {
   if (err instanceof Error) {
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : "";
+    const cause = err.cause instanceof Error && !err.message.includes(err.cause.message) ? `: ${err.cause.message}` : "";
     return `${err.message}${cause}`;
   }
   return String(err);

@@ -142,7 +142,13 @@ export class Runtime {
         try {
           const mod = await this.importModule(pkg, "stages");
           const stages = (mod.stages ?? mod.spatialStages) as Record<string, StageFactory> | undefined;
-          for (const [k, f] of Object.entries(stages ?? {})) if (!this.stages.has(k)) this.stages.set(k, f);
+          const check = (mod.validateStage ?? mod.validateSpatialStage) as ((stage: string, o: Record<string, unknown>) => ConfigIssue[]) | undefined;
+          for (const [k, f] of Object.entries(stages ?? {})) {
+            if (this.stages.has(k)) continue;
+            const factory: StageFactory & { validate?: (o: Record<string, unknown>) => ConfigIssue[] } = (o, ctx) => f(o, ctx);
+            factory.validate = (o) => (f as { validate?: (o: Record<string, unknown>) => ConfigIssue[] }).validate?.(o) ?? check?.(k, o) ?? [];
+            this.stages.set(k, factory);
+          }
         } catch {
           // Optional: a project without @geowatch/spatial simply has fewer stages.
         }

@@ -1,0 +1,135 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+
+const BIN = new URL("../bin/geowatch.js", import.meta.url).pathname;
+const run = (args: string[], cwd = process.cwd(), env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: "utf8", env: { ...process.env, GEOWATCH_LOG_LEVEL: "warn", ...env }, timeout: 60_000 });
+
+describe("geowatch CLI", () => {
+  const dir = mkdtempSync(join(tmpdir(), "geowatch-cli-"));
+
+  it("--help and --version exit 0; no command and unknown commands exit 2", () => {
+    const help = run(["--help"]);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/geowatch run <config/);
+    expect(run(["--version"]).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(run([]).status).toBe(2);
+    const bad = run(["frobnicate"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/unknown command "frobnicate"/);
+  });
+
+  it("validate lists every problem with its path and exits 2", () => {
+    const cfg = join(dir, "bad.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "brokers:",
+        "  - name: b",
+        "    consumers:",
+        "      - backend: file",
+        "        codec: geojsonx",
+        "      - backend: no-such-backend",
+        "    producers:",
+        "      - backend: console",
+        "        colour: red",
+        "    stores_out:",
+        "      - backend: console",
+        "        key: x",
+      ].join("\n"),
+    );
+    const r = run(["validate", cfg]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[0\]\.codec: unknown codec "geojsonx"/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[0\]\.path/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[1\]\.backend: backend "no-such-backend" is not installed/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.producers\[0\]\.colour: unknown option "colour"/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.stores_out\[0\]\.backend: backend "console" cannot be a store/);
+  });
+
+  it("validate names the line and column of a YAML syntax error", () => {
+    const cfg = join(dir, "syntax.yaml");
+    writeFileSync(cfg, "brokers:\n  - name: [unclosed\n");
+    const r = run(["validate", cfg]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/line \d+, column \d+/);
+  });
+
+  it("validate accepts a good config and run --once moves messages", () => {
+    const input = join(dir, "in.ndjson");
+    writeFileSync(input, ['{"n":1}', '{"n":2}', "not json"].join("\n") + "\n");
+    const cfg = join(dir, "good.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "brokers:",
+        "  - name: b",
+        "    consumers: [{ backend: file, path: '${GEOWATCH_CONFIG_DIR}/in.ndjson', codec: json }]",
+        "    producers: [{ backend: file, path: '${GEOWATCH_CONFIG_DIR}/out.ndjson', codec: json }]",
+        "    dead_letter: { backend: file, path: '${GEOWATCH_CONFIG_DIR}/dead.ndjson' }",
+      ].join("\n"),
+    );
+    expect(run(["validate", cfg]).status).toBe(0);
+    const r = run(["run", cfg, "--until-idle"]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/3 received, 2 sent, 3 acknowledged, 1 dead-lettered/);
+    expect(readFileSync(join(dir, "out.ndjson"), "utf8").trim().split("\n")).toEqual(['{"n":1}', '{"n":2}']);
+    const dead = readFileSync(join(dir, "dead.ndjson"), "utf8").trim();
+    expect(dead).toMatch(/invalid JSON/);
+  });
+
+  it("run exits 1 with a clear message when a backend cannot connect", () => {
+    const cfg = join(dir, "noconnect.yaml");
+    writeFileSync(cfg, ["brokers:", "  - name: b", "    max_tries: 1", "    consumers: [{ backend: queue, path: /nonexistent-dir/x/q.db, queue: q }]"].join("\n"));
+    const r = run(["run", cfg, "--once"]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/\[geowatch\]/);
+  });
+
+  it("schema prints JSON Schema", () => {
+    const r = run(["schema"]);
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).properties.brokers).toBeTruthy();
+  });
+
+  it("test runs config unit tests without servers", () => {
+    const cfg = join(dir, "unit.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "brokers:",
+        "  - name: layers",
+        "    consumers: [{ backend: kafka, topic: layers, codec: json }]",
+        "    filter_metadata: { actiontype: [create] }",
+        "    producers: [{ name: alerts, backend: sns, topic_arn: 'arn:x', codec: json }]",
+      ].join("\n"),
+    );
+    const tests = join(dir, "unit.tests.yaml");
+    writeFileSync(
+      tests,
+      [
+        "tests:",
+        "  - name: only creates pass",
+        "    input:",
+        "      - { metadata: { actiontype: create }, data: 1 }",
+        "      - { metadata: { actiontype: delete }, data: 2 }",
+        "      - '{broken'",
+        "    expect:",
+        "      alerts: { count: 1, contains: [{ data: 1 }] }",
+        "      dead-letter: { count: 1 }",
+        "  - name: a failing expectation fails",
+        "    input: [{ metadata: { actiontype: create }, data: 3 }]",
+        "    expect:",
+        "      alerts: { count: 2 }",
+      ].join("\n"),
+    );
+    const r = run(["test", cfg, tests]);
+    expect(r.stdout).toMatch(/ok {3}only creates pass/);
+    expect(r.stdout).toMatch(/FAIL a failing expectation fails\n\s+alerts: expected 2 message\(s\), got 1/);
+    expect(r.stdout).toMatch(/1 passed, 1 failed/);
+    expect(r.status).toBe(1);
+  });
+});
