@@ -3,7 +3,8 @@
 #   bash .ci/servers/kafka.sh install   resolve the broker jars from Maven Central into .servers/kafka/libs (cached)
 #   bash .ci/servers/kafka.sh start     format storage, start on 127.0.0.1, wait for metadata, write .servers/env/kafka.env
 #   bash .ci/servers/kafka.sh stop      kill by pid, remove the data dir
-# Needs Java 17+ and Maven. Env: KAFKA_PORT (first port tried, default 19092; the controller takes the next one).
+# Needs Java 17+ and Maven. Env: KAFKA_PORT (first port tried, default 19092; the controller takes the next one
+# and a SASL/PLAIN listener the one after).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -55,19 +56,21 @@ start() {
     return
   fi
   local port="${KAFKA_PORT:-19092}"
-  while ! port_free "$port" || ! port_free "$((port + 1))"; do
-    port=$((port + 2))
+  while ! port_free "$port" || ! port_free "$((port + 1))" || ! port_free "$((port + 2))"; do
+    port=$((port + 3))
     [[ "$port" -lt 19200 ]] || die "no free port pair between ${KAFKA_PORT:-19092} and 19200"
   done
-  local cport=$((port + 1))
+  local cport=$((port + 1)) sport=$((port + 2))
   rm -rf "$DATA" && mkdir -p "$DATA" "$ROOT/.servers/env"
   cat >"$DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_PLAINTEXT://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_PLAINTEXT://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_geowatch="geowatch-test-secret";
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DATA
@@ -86,7 +89,7 @@ EOF
   java -cp "$LIBS/*" -Dlog4j.configuration="file:$SRC/log4j.properties" \
     kafka.tools.StorageTool format -t "$cid" -c "$DIR/server.properties" >"$LOG" 2>&1 \
     || { cat "$LOG" >&2; die "storage format failed"; }
-  log "starting Kafka $VERSION on 127.0.0.1:$port (controller $cport), log $LOG"
+  log "starting Kafka $VERSION on 127.0.0.1:$port (controller $cport, SASL/PLAIN $sport), log $LOG"
   nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$SRC/log4j.properties" -Dkafka.logs.dir="$DIR" \
     -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" >>"$LOG" 2>&1 </dev/null &
@@ -97,7 +100,11 @@ EOF
     [[ $SECONDS -lt $deadline ]] || { tail -40 "$LOG" >&2; stop; die "broker not ready after 90 s (see $LOG)"; }
     sleep 1
   done
-  echo "export GEOWATCH_KAFKA_BROKERS=127.0.0.1:$port" >"$ENVFILE"
+  {
+    echo "export GEOWATCH_KAFKA_BROKERS=127.0.0.1:$port"
+    # A SASL/PLAIN listener (user geowatch, password geowatch-test-secret) for the credential tests.
+    echo "export GEOWATCH_KAFKA_SASL_BROKERS=127.0.0.1:$sport"
+  } >"$ENVFILE"
   log "ready (pid $(cat "$PIDFILE")); wrote $ENVFILE"
 }
 

@@ -1,0 +1,292 @@
+import { GeoWatchError } from "@geowatch/core";
+import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
+import type { Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import { createKafka, isRebalanceError, kafkaError } from "./client.js";
+import { kafkaConsumerSchema, parseOptions, topicName } from "./options.js";
+import type { KafkaOptions } from "./options.js";
+
+/** Extras a factory may pass: the runtime's logger and secret reader (for the SASL env fallbacks). */
+export interface KafkaConsumerDeps {
+  logger?: Logger;
+  secret?: (ref: string) => string | undefined;
+}
+
+const streamOf = (topic: string, partition: number) => `${topic}:${partition}`;
+
+function parseStream(stream: string): { topic: string; partition: number } | undefined {
+  const i = stream.lastIndexOf(":");
+  const partition = Number(stream.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(partition)) return undefined;
+  return { topic: stream.slice(0, i), partition };
+}
+
+function headersOf(h: KafkaMessage["headers"]): Record<string, string> | undefined {
+  if (!h) return undefined;
+  const out: Record<string, string> = {};
+  let any = false;
+  for (const [k, v] of Object.entries(h)) {
+    if (v === undefined) continue;
+    // Kafka allows repeated header keys; the last one wins.
+    const last = Array.isArray(v) ? v[v.length - 1] : v;
+    if (last === undefined) continue;
+    out[k] = typeof last === "string" ? last : last.toString("utf8");
+    any = true;
+  }
+  return any ? out : undefined;
+}
+
+function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
+  const offset = m.offset;
+  const rec: InRecord = {
+    value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : new Uint8Array(0),
+    position: { stream: streamOf(topic, partition), offset, next: (BigInt(offset) + 1n).toString() },
+  };
+  if (m.key) rec.key = m.key.toString("utf8");
+  const headers = headersOf(m.headers);
+  if (headers) rec.headers = headers;
+  const ts = Number(m.timestamp);
+  if (Number.isFinite(ts)) rec.timestamp = ts;
+  return rec;
+}
+
+/**
+ * A Kafka consumer-group member. kafkajs pushes batches; they land in a bounded buffer that `receive`
+ * pulls from. When the buffer is full, the partition is paused and the unbuffered rest of its batch is
+ * fetched again after `resume`. Offsets are committed only by `commit`, and only for owned partitions.
+ */
+export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
+  const opts = parseOptions(kafkaConsumerSchema, options, "consumer");
+  const logger = deps.logger;
+  const limit = opts.maxBufferedRecords ?? 1000;
+  const { kafka, brokers } = createKafka(opts, logger, deps.secret);
+
+  let consumer: KConsumer | undefined;
+  let connecting: Promise<void> | undefined;
+  let closed = false;
+  let failure: GeoWatchError | undefined;
+  let buffer: InRecord[] = [];
+  /** Partitions of the current assignment, as `topic:partition`. */
+  let owned = new Set<string>();
+  /** Partitions we paused for backpressure. */
+  const paused = new Set<string>();
+  /** Per owned partition, the offset after the last record handed to `receive`'s caller. */
+  const delivered = new Map<string, string>();
+  const waiters = new Set<() => void>();
+  const wake = () => {
+    for (const w of waiters) w();
+    waiters.clear();
+  };
+
+  const pausePartition = (stream: string) => {
+    const tp = parseStream(stream);
+    if (!tp || !consumer) return;
+    consumer.pause([{ topic: tp.topic, partitions: [tp.partition] }]);
+    paused.add(stream);
+  };
+
+  const resumeAll = () => {
+    if (!consumer || paused.size === 0) return;
+    for (const stream of paused) {
+      const tp = parseStream(stream);
+      if (tp) consumer.resume([{ topic: tp.topic, partitions: [tp.partition] }]);
+    }
+    paused.clear();
+  };
+
+  const onJoin = (assignment: Record<string, number[]>) => {
+    const next = new Set<string>();
+    for (const [topic, partitions] of Object.entries(assignment)) for (const p of partitions) next.add(streamOf(topic, p));
+    // kafkajs re-reads committed offsets after every join, so buffered records would come again: drop them all.
+    buffer = [];
+    resumeAll();
+    for (const stream of [...delivered.keys()]) {
+      if (!next.has(stream)) {
+        delivered.delete(stream);
+        continue;
+      }
+      // Still ours: continue after what the caller already holds instead of redelivering it.
+      const tp = parseStream(stream)!;
+      try {
+        consumer?.seek({ topic: tp.topic, partition: tp.partition, offset: delivered.get(stream)! });
+      } catch (err) {
+        logger?.warn("kafka: could not seek past delivered records; they may come again", { stream, error: String(err) });
+      }
+    }
+    const revoked = [...owned].filter((s) => !next.has(s));
+    owned = next;
+    logger?.info("kafka: joined group", { groupId: opts.groupId, partitions: [...next], revoked });
+  };
+
+  const eachBatch = async ({ batch, resolveOffset, isRunning, isStale }: EachBatchPayload) => {
+    const { topic, partition } = batch;
+    const stream = streamOf(topic, partition);
+    if (!isRunning() || isStale() || !owned.has(stream) || closed) return;
+    let pushed = 0;
+    for (const m of batch.messages) {
+      if (buffer.length >= limit) break;
+      buffer.push(toRecord(topic, partition, m));
+      pushed++;
+    }
+    if (pushed === batch.messages.length) {
+      // lastOffset also covers trailing control records that kafkajs filtered out.
+      resolveOffset(batch.lastOffset());
+    } else {
+      if (pushed > 0) resolveOffset(batch.messages[pushed - 1]!.offset);
+      pausePartition(stream);
+    }
+    if (buffer.length >= limit) pausePartition(stream);
+    if (pushed > 0) wake();
+  };
+
+  const resolveTopics = async (): Promise<string[]> => {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const existing = new Set(await admin.listTopics());
+      const names = opts.topics ?? (opts.topic === undefined ? undefined : [opts.topic]);
+      if (names) {
+        const wanted = names.map((t) => topicName(opts, t));
+        const missing = wanted.filter((t) => !existing.has(t));
+        if (missing.length > 0) {
+          throw new GeoWatchError(
+            "NOT_FOUND",
+            `topic ${missing.map((t) => `"${t}"`).join(", ")} does not exist on ${brokers.join(",")} (auto-creation is off; create it or set topic_check on a producer)`,
+            { backend: "kafka" },
+          );
+        }
+        return wanted;
+      }
+      const prefix = opts.topicPrefix ?? "";
+      const re = new RegExp(opts.topicPattern!);
+      const matched = [...existing].filter((t) => t.startsWith(prefix) && re.test(t.slice(prefix.length))).sort();
+      if (matched.length === 0) {
+        throw new GeoWatchError("NOT_FOUND", `no topic matches topicPattern /${opts.topicPattern}/ (prefix "${prefix}") on ${brokers.join(",")}`, {
+          backend: "kafka",
+        });
+      }
+      return matched;
+    } catch (err) {
+      throw kafkaError(err, "listing topics", brokers);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  };
+
+  const doConnect = async () => {
+    const topics = await resolveTopics();
+    // A short fetch long-poll keeps close() (which waits for the running fetch) quick.
+    const c = kafka.consumer({ groupId: opts.groupId!, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000, retry: { retries: 5 } });
+    consumer = c;
+    // "Latest" is resolved on the first fetch after a join; until then records sent now would be skipped.
+    // So connect waits for that fetch (or for a join without partitions), or just the join with fromBeginning.
+    const waitFetch = !(opts.fromBeginning ?? false);
+    let ready: () => void = () => undefined;
+    const firstReady = new Promise<void>((resolve) => (ready = resolve));
+    let joinedOnce = false;
+    c.on(c.events.GROUP_JOIN, (e) => {
+      onJoin(e.payload.memberAssignment);
+      joinedOnce = true;
+      if (!waitFetch || owned.size === 0) ready();
+    });
+    c.on(c.events.FETCH, () => {
+      if (joinedOnce) ready();
+    });
+    c.on(c.events.CRASH, (e) => {
+      const err = e.payload.error;
+      if (e.payload.restart) {
+        logger?.warn("kafka: consumer crashed, kafkajs restarts it", { error: err.message });
+        return;
+      }
+      failure = kafkaError(err, "consuming", brokers);
+      wake();
+    });
+    try {
+      await c.connect();
+      await c.subscribe({ topics, fromBeginning: opts.fromBeginning ?? false });
+      await c.run({ autoCommit: false, eachBatchAutoResolve: false, eachBatch });
+    } catch (err) {
+      await c.disconnect().catch(() => undefined);
+      throw kafkaError(err, "connecting the consumer", brokers);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([firstReady, new Promise<void>((r) => (timer = setTimeout(r, 30_000)))]);
+    clearTimeout(timer);
+  };
+
+  const connect = (): Promise<void> => {
+    if (closed) return Promise.reject(new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" }));
+    connecting ??= doConnect().catch((err: unknown) => {
+      connecting = undefined;
+      consumer = undefined;
+      throw err;
+    });
+    return connecting;
+  };
+
+  const take = (max: number): InRecord[] => {
+    const out = buffer.splice(0, Math.max(0, max));
+    for (const r of out) delivered.set(r.position!.stream, String(r.position!.next));
+    // Resume once half the buffer is free, so fetches stay ahead without thrashing pause/resume.
+    if (buffer.length <= limit / 2) resumeAll();
+    return out;
+  };
+
+  return {
+    capabilities: { ordering: "stream", batching: true },
+    connect,
+    async receive(max: number, o: ReceiveOptions): Promise<InRecord[]> {
+      await connect();
+      if (failure) throw failure;
+      if (buffer.length > 0) return take(max);
+      if (o.waitMs <= 0 || o.signal?.aborted) return [];
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          o.signal?.removeEventListener("abort", done);
+          waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, o.waitMs);
+        o.signal?.addEventListener("abort", done, { once: true });
+        waiters.add(done);
+      });
+      if (failure) throw failure;
+      return take(max);
+    },
+    async commit(positions: Position[]): Promise<void> {
+      if (!consumer || positions.length === 0) return;
+      const offsets: Array<{ topic: string; partition: number; offset: string }> = [];
+      for (const p of positions) {
+        const tp = parseStream(p.stream);
+        // A partition we no longer own belongs to another member now; its commit would be rejected or clobber theirs.
+        if (!tp || !owned.has(p.stream)) {
+          logger?.debug("kafka: skipping commit for a partition not owned", { stream: p.stream });
+          continue;
+        }
+        offsets.push({ topic: tp.topic, partition: tp.partition, offset: String(p.next) });
+      }
+      if (offsets.length === 0) return;
+      try {
+        await consumer.commitOffsets(offsets);
+      } catch (err) {
+        if (isRebalanceError(err)) {
+          // The group moved on; whoever owns these partitions now resumes from the last commit (at-least-once).
+          logger?.warn("kafka: commit dropped during a rebalance", { offsets });
+          return;
+        }
+        throw kafkaError(err, "committing offsets", brokers);
+      }
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      buffer = [];
+      wake();
+      await connecting?.catch(() => undefined);
+      const c = consumer;
+      consumer = undefined;
+      owned = new Set();
+      await c?.disconnect().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,290 @@
+// Regression tests against a real Kafka (`bash .ci/servers/kafka.sh start`).
+import { afterAll, describe, expect, it } from "vitest";
+import { GeoWatchError, isGeoWatchError } from "@geowatch/core";
+import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
+import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
+import type { KafkaOptions } from "../src/index.js";
+import { brokers, createTopic, deleteTopics, freshTopic, serverEnv, withAdmin } from "./server.js";
+
+const text = (r: InRecord) => (typeof r.value === "string" ? r.value : Buffer.from(r.value).toString("utf8"));
+
+const created: string[] = [];
+afterAll(async () => {
+  if (created.length > 0) await deleteTopics(created);
+});
+
+async function topic(tag: string, partitions = 1, prefix = ""): Promise<string> {
+  const name = freshTopic(tag);
+  await createTopic(prefix + name, partitions);
+  created.push(prefix + name);
+  return name;
+}
+
+const open: Array<{ close?(): Promise<void> }> = [];
+afterAll(async () => {
+  for (const c of open) await c.close?.().catch(() => undefined);
+});
+
+function producer(o: KafkaOptions = {}): Producer {
+  const p = kafkaProducer({ brokers: brokers(), ...o });
+  open.push(p);
+  return p;
+}
+
+function consumer(o: KafkaOptions): Consumer {
+  const c = kafkaConsumer({ brokers: brokers(), fromBeginning: true, ...o });
+  open.push(c);
+  return c;
+}
+
+async function receiveN(c: Consumer, n: number, timeoutMs = 15_000, max = n): Promise<InRecord[]> {
+  const got: InRecord[] = [];
+  const deadline = Date.now() + timeoutMs;
+  while (got.length < n && Date.now() < deadline) {
+    got.push(...(await c.receive(Math.min(max, n - got.length), { waitMs: 500 })));
+  }
+  return got;
+}
+
+async function committed(groupId: string, t: string): Promise<string[]> {
+  return withAdmin(async (a) => {
+    const res = await a.fetchOffsets({ groupId, topics: [t] });
+    return res[0]!.partitions.sort((x, y) => x.partition - y.partition).map((p) => p.offset);
+  });
+}
+
+describe("kafka producer and consumer", () => {
+  it("round trip: values, keys, headers, positions; gzip", async () => {
+    const t = await topic("rt");
+    const p = producer({ topic: t, compression: "gzip" });
+    const res = await p.send([
+      { value: "one", key: "k1", headers: { "x-a": "1", "x-u": "ünï ✓" } },
+      { value: new TextEncoder().encode("two") },
+      { value: "three", key: "k3" },
+    ]);
+    expect(res.map((r) => r.ok)).toEqual([true, true, true]);
+    expect(res.map((r) => (r.ok ? r.id : undefined))).toEqual([`${t}:0:0`, `${t}:0:1`, `${t}:0:2`]);
+
+    const c = consumer({ groupId: `g-${t}`, topics: [t] });
+    expect(c.capabilities).toEqual({ ordering: "stream", batching: true });
+    const got = await receiveN(c, 3);
+    expect(got.map(text)).toEqual(["one", "two", "three"]);
+    expect(got[0]!.key).toBe("k1");
+    expect(got[1]!.key).toBeUndefined();
+    expect(got[0]!.headers).toEqual({ "x-a": "1", "x-u": "ünï ✓" });
+    expect(got[0]!.value).toBeInstanceOf(Uint8Array);
+    expect(got.map((r) => r.position)).toEqual([
+      { stream: `${t}:0`, offset: "0", next: "1" },
+      { stream: `${t}:0`, offset: "1", next: "2" },
+      { stream: `${t}:0`, offset: "2", next: "3" },
+    ]);
+    expect(Math.abs(got[0]!.timestamp! - Date.now())).toBeLessThan(60_000);
+  });
+
+  it("commits only up to the lowest unacknowledged offset; a restart redelivers the rest", async () => {
+    const t = await topic("commit");
+    const groupId = `g-${t}`;
+    const values = Array.from({ length: 10 }, (_, i) => `v${i}`);
+    await producer({ topic: t }).send(values.map((value) => ({ value })));
+
+    const c1 = consumer({ groupId, topics: [t] });
+    const got = await receiveN(c1, 10);
+    expect(got.map(text)).toEqual(values);
+    // Records 0-3 and 6-9 acknowledged, 4 and 5 not: the core commits the lowest unacked position, next = 4.
+    const acked = new Set([0, 1, 2, 3, 6, 7, 8, 9]);
+    let safe: Position | undefined;
+    for (const [i, r] of got.entries()) {
+      if (!acked.has(i)) break;
+      safe = r.position;
+    }
+    await c1.commit!([safe!]);
+    expect(await committed(groupId, t)).toEqual(["4"]);
+    await c1.close!();
+
+    const c2 = consumer({ groupId, topics: [t] });
+    const again = await receiveN(c2, 6);
+    expect(again.map(text), "unacknowledged records 4.. come again, acknowledged 0-3 do not").toEqual(values.slice(4));
+    await c2.commit!([again[again.length - 1]!.position!]);
+    expect(await committed(groupId, t)).toEqual(["10"]);
+    await c2.close!();
+
+    const c3 = consumer({ groupId, topics: [t] });
+    expect(await c3.receive(10, { waitMs: 1500 })).toEqual([]);
+  });
+
+  it("fromBeginning false starts at the latest offset for a new group", async () => {
+    const t = await topic("latest");
+    const p = producer({ topic: t });
+    await p.send([{ value: "old" }]);
+    const c = consumer({ groupId: `g-${t}`, topics: [t], fromBeginning: false });
+    await c.connect!();
+    await p.send([{ value: "new" }]);
+    const got = await receiveN(c, 1);
+    expect(got.map(text)).toEqual(["new"]);
+  });
+
+  it("backpressure: a small buffer pauses partitions and still delivers everything in order", async () => {
+    const t = await topic("bp", 2);
+    const n = 200;
+    await producer({ topic: t }).send(Array.from({ length: n }, (_, i) => ({ value: `m${i}`, key: `k${i % 7}` })));
+    const c = consumer({ groupId: `g-${t}`, topics: [t], maxBufferedRecords: 5 });
+    const got: InRecord[] = [];
+    const deadline = Date.now() + 30_000;
+    while (got.length < n && Date.now() < deadline) {
+      const batch = await c.receive(3, { waitMs: 500 });
+      expect(batch.length).toBeLessThanOrEqual(3);
+      got.push(...batch);
+    }
+    expect(got.length).toBe(n);
+    expect(new Set(got.map(text)).size).toBe(n);
+    for (const stream of [`${t}:0`, `${t}:1`]) {
+      const offsets = got.filter((r) => r.position!.stream === stream).map((r) => Number(r.position!.offset));
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
+  });
+
+  it("topicPrefix and topicPattern: the producer and consumer apply the prefix the same way", async () => {
+    const prefix = `gw-pfx-${Date.now().toString(36)}.`;
+    const a = await topic("pat-a", 1, prefix);
+    const b = await topic("pat-b", 1, prefix);
+    await topic("other", 1, prefix);
+    const p = producer({ topicPrefix: prefix });
+    const res = await p.send([{ value: "to-a", topic: a }, { value: "to-b", topic: b }]);
+    expect(res.every((r) => r.ok)).toBe(true);
+    const pattern = `^gw-test-pat-[ab]-`;
+    const c = consumer({ groupId: `g-${a}`, topicPrefix: prefix, topicPattern: pattern });
+    const got = await receiveN(c, 2);
+    expect(got.map(text).sort()).toEqual(["to-a", "to-b"]);
+    expect(got.map((r) => r.position!.stream).sort()).toEqual([`${prefix}${a}:0`, `${prefix}${b}:0`].sort());
+  });
+
+  it("producer: one result per record; a missing topic fails only its records", async () => {
+    const t = await topic("results");
+    const p = producer({ topic: t });
+    const res = await p.send([
+      { value: "a" },
+      { value: "b", topic: "gw-test-does-not-exist" },
+      { value: "c" },
+    ]);
+    expect(res.map((r) => r.ok)).toEqual([true, false, true]);
+    const bad = res[1]!;
+    if (bad.ok) throw new Error("expected a failure");
+    expect(isGeoWatchError(bad.error, "NOT_FOUND")).toBe(true);
+    expect(bad.error.message).toContain('[geowatch] [kafka] topic "gw-test-does-not-exist" does not exist');
+    expect(bad.retryable).toBe(false);
+
+    const noTopic = await producer().send([{ value: "x" }]);
+    expect(noTopic[0]!.ok).toBe(false);
+    if (!noTopic[0]!.ok) expect(isGeoWatchError(noTopic[0]!.error, "CONFIG")).toBe(true);
+  });
+
+  it("topic_check: missing topic is NOT_FOUND without create, created with partitions otherwise", async () => {
+    const prefix = "gw-tc.";
+    const name = freshTopic("tc");
+    created.push(prefix + name);
+    const p = producer({ topicPrefix: prefix });
+    const err = await p.ensureTopic!(name, { create: false }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GeoWatchError);
+    expect((err as GeoWatchError).code).toBe("NOT_FOUND");
+    expect((err as GeoWatchError).backend).toBe("kafka");
+    expect((err as Error).message).toContain(`[geowatch] [kafka] topic "${prefix}${name}" does not exist`);
+
+    await p.ensureTopic!(name, { create: true, partitions: 3 });
+    await p.ensureTopic!(name, { create: true, partitions: 3 });
+    await p.ensureTopic!(name, { create: false });
+    const meta = await withAdmin((a) => a.fetchTopicMetadata({ topics: [prefix + name] }));
+    expect(meta.topics[0]!.partitions.length).toBe(3);
+    const res = await p.send([{ value: "x", topic: name }]);
+    expect(res[0]!.ok).toBe(true);
+  });
+
+  it("consumer: a missing topic or an unmatched pattern is NOT_FOUND at connect", async () => {
+    const c = consumer({ groupId: "g-missing", topics: ["gw-test-nope-1"] });
+    const err = await c.connect!().catch((e: unknown) => e);
+    expect(isGeoWatchError(err, "NOT_FOUND")).toBe(true);
+    expect((err as Error).message).toContain('topic "gw-test-nope-1" does not exist');
+    const c2 = consumer({ groupId: "g-missing", topicPattern: "^gw-test-nothing-matches-this$" });
+    const err2 = await c2.receive(1, { waitMs: 100 }).catch((e: unknown) => e);
+    expect(isGeoWatchError(err2, "NOT_FOUND")).toBe(true);
+  });
+
+  it("unreachable broker: CONNECT error naming the broker and the cause", async () => {
+    const p = kafkaProducer({ brokers: "127.0.0.1:1", connectionTimeout: 500 });
+    const err = await p.connect!().catch((e: unknown) => e);
+    expect(isGeoWatchError(err, "CONNECT")).toBe(true);
+    expect((err as Error).message).toContain("127.0.0.1:1");
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+    expect((err as GeoWatchError).retryable).toBe(true);
+    const c = kafkaConsumer({ brokers: ["127.0.0.1:1"], groupId: "g", topics: ["t"], connectionTimeout: 500 });
+    const err2 = await c.connect!().catch((e: unknown) => e);
+    expect(isGeoWatchError(err2, "CONNECT")).toBe(true);
+    expect((err2 as Error).message).toContain("127.0.0.1:1");
+    await p.close!();
+    await c.close!();
+  }, 60_000);
+
+  it("SASL: right credentials work, wrong ones are an AUTH error", async () => {
+    const sasl = serverEnv("GEOWATCH_KAFKA_SASL_BROKERS");
+    const t = await topic("sasl");
+    const good = kafkaProducer({ brokers: sasl, topic: t, sasl: { mechanism: "plain", username: "geowatch", password: "geowatch-test-secret" } });
+    open.push(good);
+    expect((await good.send([{ value: "hi" }]))[0]!.ok).toBe(true);
+
+    const bad = kafkaProducer({ brokers: sasl, sasl: { mechanism: "plain", username: "geowatch", password: "wrong" } });
+    const err = await bad.connect!().catch((e: unknown) => e);
+    expect(isGeoWatchError(err, "AUTH")).toBe(true);
+    expect((err as Error).message).toContain("authentication");
+    expect((err as GeoWatchError).retryable).toBe(false);
+    await bad.close!();
+  });
+
+  it("rebalance: a second member takes partitions; the first neither delivers nor commits them any more", async () => {
+    const t = await topic("reb", 2);
+    const groupId = `g-${t}`;
+    const p = producer({ topic: t });
+    await p.send(Array.from({ length: 20 }, (_, i) => ({ value: `a${i}`, key: `k${i}` })));
+    const c1 = consumer({ groupId, topics: [t], maxBufferedRecords: 4 });
+    const first = await receiveN(c1, 4);
+    expect(first.length).toBe(4);
+
+    const c2 = consumer({ groupId, topics: [t] });
+    await c2.connect!();
+    // c1 learns of the rebalance on its next heartbeat/fetch; keep it receiving meanwhile.
+    const fromC1: InRecord[] = [...first];
+    const fromC2: InRecord[] = [];
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      fromC1.push(...(await c1.receive(10, { waitMs: 200 })));
+      fromC2.push(...(await c2.receive(10, { waitMs: 200 })));
+      const seen = new Set([...fromC1, ...fromC2].map(text));
+      if (seen.size === 20 && fromC2.length > 0) break;
+    }
+    const c2Streams = new Set(fromC2.map((r) => r.position!.stream));
+    expect(c2Streams.size, "the new member owns one partition").toBe(1);
+    const [taken] = [...c2Streams];
+    // After the join, c1 receives nothing more from the partition c2 took.
+    const lateFromC1 = await c1.receive(10, { waitMs: 1000 });
+    expect(lateFromC1.filter((r) => r.position!.stream === taken)).toEqual([]);
+    // Committing a revoked partition is skipped (not an error) and does not move the group's offset.
+    const before = await committed(groupId, t);
+    const revokedPos = first.find((r) => r.position!.stream === taken)?.position ?? { stream: taken!, offset: "0", next: "1" };
+    await c1.commit!([{ ...revokedPos, next: "999" }]);
+    expect(await committed(groupId, t)).toEqual(before);
+    expect(new Set([...fromC1, ...fromC2].map(text)).size).toBe(20);
+  }, 90_000);
+
+  it("options: every problem is reported with its path", () => {
+    const problems = kafkaBackend.validate!({ brokers: [], compression: "zstd", partitions: 0, nope: 1, sasl: { mechanism: "x" } });
+    const paths = problems.map((p) => p.path).sort();
+    expect(paths).toEqual(["brokers", "compression", "nope", "partitions", "sasl.mechanism"]);
+    expect(() => kafkaConsumer({ brokers: "x:1", topics: ["a"], topicPattern: "b" })).toThrow(/groupId: required.*topics: set exactly one of `topics` \(or `topic`\) and `topicPattern`/);
+    expect(() => kafkaConsumer({ brokers: "x:1", groupId: "g", topicPattern: "(" })).toThrow(/topicPattern: must be a valid regular expression/);
+    const saved = process.env.GEOWATCH_KAFKA_BROKERS;
+    delete process.env.GEOWATCH_KAFKA_BROKERS;
+    try {
+      expect(() => kafkaProducer({})).toThrow(/no brokers: set `brokers` or env GEOWATCH_KAFKA_BROKERS/);
+    } finally {
+      if (saved !== undefined) process.env.GEOWATCH_KAFKA_BROKERS = saved;
+    }
+  });
+});
