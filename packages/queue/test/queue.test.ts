@@ -382,6 +382,7 @@ describe("queue across processes", () => {
       });
     try {
       const killedAt: number[] = [];
+      const leasesLeft: number[] = [];
       for (let k = 1; k <= kills; k++) {
         const child = start();
         const done = exited(child);
@@ -392,6 +393,7 @@ describe("queue across processes", () => {
         const res = await done;
         expect(res.signal, `relay run ${k} was killed mid-stream (stderr: ${res.stderr})`).toBe("SIGKILL");
         killedAt.push(inB());
+        leasesLeft.push(queueStats(path, "A").inFlight);
       }
       const last = await exited(start());
       expect(last.code, `the final relay run exits cleanly (stderr: ${last.stderr})`).toBe(0);
@@ -401,7 +403,7 @@ describe("queue across processes", () => {
       for (const r of rows) seen.set(r.body, (seen.get(r.body) ?? 0) + 1);
       const missing = values.filter((v) => !seen.has(v));
       const duplicates = rows.length - seen.size;
-      console.log(`[queue] crash relay: ${total} messages, ${kills} SIGKILLs at B=${killedAt.join(",")}; B holds ${rows.length} (${duplicates} duplicates)`);
+      console.log(`[queue] crash relay: ${total} messages, ${kills} SIGKILLs at B=${killedAt.join(",")} leaving ${leasesLeft.join(",")} leases on A; B holds ${rows.length} (${duplicates} duplicates)`);
       expect(missing.slice(0, 10), `${missing.length} messages never reached B`).toEqual([]);
       expect(seen.size).toBe(total);
       expect(queueStats(path, "A")).toEqual({ ready: 0, inFlight: 0, delayed: 0, dead: 0 });
