@@ -18,6 +18,17 @@ function texts(records: InRecord[]): string[] {
   return records.map((r) => textOf(r.value));
 }
 
+/** The broker acts on what the consumer declares (commit vs ack), so the claim and the declaration must agree. */
+const declared: ChannelCheck = async (h, caps) => {
+  await using(needConsumer(h), async (c) => {
+    const own = c.capabilities ?? {};
+    expect(own.ordering === "stream", 'ordering "stream" is claimed exactly when consumer.capabilities.ordering is "stream"').toBe(caps.ordering === "stream");
+    if (caps.acks) expect(typeof c.ack, "acks: the consumer has ack()").toBe("function");
+    if (caps.ordering === "stream") expect(typeof c.commit, 'ordering "stream": the consumer has commit()').toBe("function");
+    if (caps.nackRequeue) expect(typeof c.nack, "nackRequeue: the consumer has nack()").toBe("function");
+  });
+};
+
 const roundTrip: ChannelCheck = async (h, caps, opts = {}) => {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const id = runId();
@@ -208,12 +219,15 @@ const closeIdempotent: ChannelCheck = async (h) => {
 
 /** The consumer checks, each runnable on its own against a set-up harness. */
 export const consumerChecks = {
-  roundTrip, ordering, ackRemoves, redelivery, nackRequeue, large, unicode, emptyWait, abortSignal, closeIdempotent, deadLetter,
+  declared, roundTrip, ordering, ackRemoves, redelivery, nackRequeue, large, unicode, emptyWait, abortSignal, closeIdempotent, deadLetter,
 } satisfies Record<string, ChannelCheck>;
 
 /** Which checks a channel's capabilities call for. */
 export function consumerPlan(caps: ChannelCapabilities): Array<[string, ChannelCheck]> {
-  const plan: Array<[string, ChannelCheck]> = [["round trip: produced records arrive", roundTrip]];
+  const plan: Array<[string, ChannelCheck]> = [
+    ["the consumer declares what the suite is told (ordering, ack, commit, nack)", declared],
+    ["round trip: produced records arrive", roundTrip],
+  ];
   if (caps.ordering === "stream" || caps.ordering === "total") plan.push([`ordering (${caps.ordering}) is preserved`, ordering]);
   if (caps.acks || caps.ordering === "stream") plan.push(["acknowledged records are not delivered to a new consumer", ackRemoves]);
   if (caps.redelivery) plan.push(["unacknowledged records are delivered again to a new consumer", redelivery]);

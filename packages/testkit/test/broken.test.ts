@@ -14,6 +14,7 @@ function run(make: (f: Faults) => ChannelHarness, f: Faults, check: ChannelCheck
 
 describe("consumer checks fail on broken channels", () => {
   const cases: Array<[string, (f: Faults) => ChannelHarness, Faults, ChannelCheck, ChannelCapabilities, RegExp]> = [
+    ["declared: a stream consumer that does not declare ordering \"stream\"", streamHarness, { undeclared: true }, consumerChecks.declared, streamCaps, /ordering "stream" is claimed/],
     ["roundTrip: a queue that drops every 3rd record", queueHarness, { dropEvery3rd: true }, consumerChecks.roundTrip, queueCaps, /exactly once/],
     ["roundTrip: a stream that drops every 3rd record", streamHarness, { dropEvery3rd: true }, consumerChecks.roundTrip, streamCaps, /exactly once/],
     ["ordering: a queue that delivers in reverse", queueHarness, { reverse: true }, consumerChecks.ordering, queueCaps, /order/],

@@ -27,6 +27,8 @@ export interface Faults {
   noSizeLimit?: boolean;
   /** Records are cut to this many characters (a frame limit hit silently). */
   truncateAt?: number;
+  /** The consumer declares no ordering although it is a stream. */
+  undeclared?: boolean;
   /** Keys and headers are not stored. */
   dropMeta?: boolean;
 }
@@ -211,7 +213,7 @@ export function streamHarness(f: Faults = {}): RefHarness {
     };
     const available = () => Object.entries(streams).some(([s, log]) => log.length > cursor[s]!);
     return {
-      capabilities: { ordering: "stream", batching: true },
+      capabilities: f.undeclared ? { batching: true } : { ordering: "stream", batching: true },
       async receive(max, o) {
         if (!available()) await wait(waiters, o, f);
         return take(max);
