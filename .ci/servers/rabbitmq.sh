@@ -40,8 +40,6 @@ node_env() {
   export PATH="$SBIN:/usr/sbin:/usr/bin:/sbin:/bin:$PATH"
 }
 
-ctl() { node_env; timeout "${CTL_TIMEOUT:-30}" rabbitmqctl -n "$NODE" "$@"; }
-
 install() {
   if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
     log "installing Debian rabbitmq-server"
@@ -56,6 +54,13 @@ install() {
     head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$BASE/home/.erlang.cookie"
     chmod 400 "$BASE/home/.erlang.cookie"
   fi
+  configure
+  log "installed: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
+}
+
+# Written on every start, so a changed GEOWATCH_RABBITMQ_PORT takes effect without a reinstall.
+configure() {
+  mkdir -p "$BASE/mnesia" "$BASE/log" "$BASE/home" "$ENV_DIR"
   # guest may log in on loopback (the default); no management plugin, small disk limit for CI disks.
   cat > "$BASE/rabbitmq.conf" <<CONF
 listeners.tcp.default = 127.0.0.1:$PORT
@@ -67,7 +72,6 @@ heartbeat = 10
 CONF
   : > "$BASE/rabbitmq-env.conf"
   echo "[]." > "$BASE/enabled_plugins"
-  log "installed: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
 }
 
 amqp_ready() {
@@ -75,13 +79,9 @@ amqp_ready() {
   timeout 3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$PORT; printf 'AMQP\x00\x00\x09\x01' >&3; head -c 1 <&3 | od -An -tx1 | grep -q 01" 2>/dev/null
 }
 
-beam_pid() {
-  [ -s "$BASE/beam.pid" ] && cat "$BASE/beam.pid" && return 0
-  pgrep -f -- "-sname $NODE|nodename $NODE|$BASE/mnesia" 2>/dev/null | head -1
-}
-
 start() {
-  [ -d "$BASE/home" ] || install
+  if [ ! -s "$BASE/home/.erlang.cookie" ] || [ ! -x "$SBIN/rabbitmq-server" ]; then install; fi
+  configure
   node_env
   if [ -s "$BASE/pid" ] && kill -0 "$(cat "$BASE/pid")" 2>/dev/null && amqp_ready; then
     log "already running (pid $(cat "$BASE/pid")) on 127.0.0.1:$PORT"
@@ -107,7 +107,7 @@ start() {
     fi
     sleep 0.3
   done
-  CTL_TIMEOUT=60 rabbitmqctl -n "$NODE" await_startup >/dev/null
+  timeout 60 rabbitmqctl -n "$NODE" await_startup >/dev/null
   cat "$BASE/beam.pid" > "$BASE/pid"
   write_env
   log "ready (beam pid $(cat "$BASE/pid")); env in $ENV_DIR/rabbitmq.env"
@@ -128,7 +128,7 @@ stop() {
   [ -z "$pid" ] && [ -s "$BASE/beam.pid" ] && pid="$(cat "$BASE/beam.pid")"
   if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
     log "stopping $NODE (pid $pid)"
-    CTL_TIMEOUT=20 rabbitmqctl -n "$NODE" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
+    timeout 20 rabbitmqctl -n "$NODE" stop >/dev/null 2>&1 || kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   else
