@@ -84,6 +84,10 @@ describe("json", () => {
     const err = decodeError(jsonCodec, '{"a":\n1,}');
     expect(err.message).toMatch(/^\[geowatch\] \[json\] invalid JSON: .*line 2 column 3/);
     expect(decodeError(jsonCodec, "[1,2").message).toContain("line 1 column 5");
+    // V8 gives no position for "Unexpected token"; the codec locates it and keeps one line.
+    expect(decodeError(jsonCodec, '{"a":[1,\n  2,\n  ]}').message).toMatch(/^\[geowatch\] \[json\] invalid JSON: [^\n]*\(line 3 column 3\)$/);
+    expect(decodeError(jsonCodec, '{"a":tru}').message).toContain("(line 1 column 6)");
+    expect(decodeError(jsonCodec, '{"a":1,"b":"\\q"}').message).toContain("line 1 column 14");
     expect(decodeError(jsonCodec, "  ").message).toBe("[geowatch] [json] invalid JSON: empty input");
     expect(decodeError(jsonCodec, new Uint8Array([0x22, 0xff, 0x22])).message).toContain("invalid UTF-8 at byte 1");
   });
@@ -119,7 +123,7 @@ describe("ndjson", () => {
   test("errors name the line", () => {
     const err = decodeError(ndjsonCodec, '1\n\n{"a" 1}\n', true);
     expect(err.message).toMatch(/^\[geowatch\] \[ndjson\] line 3: invalid JSON: .*\(column 6\)$/);
-    expect(decodeError(ndjsonCodec, '{}\n{"a":}', true).message).toMatch(/^\[geowatch\] \[ndjson\] line 2: invalid JSON: /);
+    expect(decodeError(ndjsonCodec, '{}\n{"a":}', true).message).toMatch(/^\[geowatch\] \[ndjson\] line 2: invalid JSON: .*\(column 6\)$/);
     expect(err.path).toBe("line 3");
     expect(decodeError(ndjsonCodec, "1\n2").message).toContain("line 2 column 1");
   });

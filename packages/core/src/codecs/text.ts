@@ -61,19 +61,85 @@ export function parseJson(text: string, codec: string, where = ""): unknown {
 }
 
 function jsonError(text: string, err: unknown, codec: string, where: string): GeoWatchError {
-  let reason = err instanceof Error ? err.message : String(err);
+  // V8 quotes the input around the error; keep the message on one line.
+  let reason = (err instanceof Error ? err.message : String(err)).replace(/\r?\n|\r/g, "\\n");
   if (text.trim() === "") reason = "empty input";
-  const pos = /at position (\d+)/.exec(reason);
-  if (pos && !/\bline \d+/.test(reason)) {
-    const at = Number(pos[1]);
-    const before = text.slice(0, at);
-    const line = before.split("\n").length;
-    const column = at - before.lastIndexOf("\n");
-    reason += ` (line ${line} column ${column})`;
+  else if (!/\bline \d+/.test(reason)) {
+    const pos = /at position (\d+)/.exec(reason);
+    const at = pos ? Number(pos[1]) : jsonErrorOffset(text);
+    if (at >= 0) {
+      const before = text.slice(0, at);
+      const line = before.split("\n").length;
+      reason += ` (line ${line} column ${at - before.lastIndexOf("\n")})`;
+    }
   }
   // Inside one line of a multi-line body, the engine's "line 1" is noise next to the body's line.
   if (where) reason = reason.replace(/\(line 1 column (\d+)\)/, "(column $1)");
   return decodeError(codec, `${where}invalid JSON: ${reason}`, where ? where.replace(/: $/, "") : undefined, err);
+}
+
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const HEX4 = /[0-9a-fA-F]{4}/y;
+
+/**
+ * Offset of the first JSON syntax error in `s`, or -1. Only run after JSON.parse failed without
+ * saying where (V8 reports "Unexpected token" without a position).
+ */
+function jsonErrorOffset(s: string): number {
+  let i = 0;
+  const ws = () => {
+    for (let c = s.charCodeAt(i); c === 32 || c === 9 || c === 10 || c === 13; c = s.charCodeAt(++i));
+  };
+  const str = (): boolean => {
+    for (i++; i < s.length; ) {
+      const c = s.charCodeAt(i);
+      if (c === 34) return ++i > 0;
+      if (c < 0x20) return false;
+      if (c !== 92) i++;
+      else if ('"\\/bfnrt'.includes(s[i + 1] ?? "x")) i += 2;
+      else if (s[i + 1] === "u" && ((HEX4.lastIndex = i + 2), HEX4.test(s))) i += 6;
+      else return false;
+    }
+    return false;
+  };
+  const value = (): boolean => {
+    ws();
+    const c = s[i];
+    if (c === "{" || c === "[") {
+      const close = c === "{" ? "}" : "]";
+      i++;
+      ws();
+      if (s[i] === close) return ++i > 0;
+      for (;;) {
+        if (c === "{") {
+          ws();
+          if (s[i] !== '"' || !str()) return false;
+          ws();
+          if (s[i] !== ":") return false;
+          i++;
+        }
+        if (!value()) return false;
+        ws();
+        if (s[i] === close) return ++i > 0;
+        if (s[i] !== ",") return false;
+        i++;
+      }
+    }
+    if (c === '"') return str();
+    for (const word of ["true", "false", "null"]) if (s.startsWith(word, i)) return (i += word.length) > 0;
+    NUMBER.lastIndex = i;
+    if (!NUMBER.test(s)) return false;
+    i = NUMBER.lastIndex;
+    return true;
+  };
+  try {
+    if (!value()) return i;
+    ws();
+    return i < s.length ? i : -1;
+  } catch {
+    // Nesting too deep for the stack: say nothing rather than guess.
+    return -1;
+  }
 }
 
 /** `JSON.stringify` that refuses what JSON cannot carry (undefined, functions, cycles, BigInt). */
