@@ -2,7 +2,7 @@ import { GeoWatchError } from "@geowatch/core";
 import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
 import type { Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import { createKafka, isRebalanceError, kafkaError } from "./client.js";
-import { kafkaConsumerSchema, parseOptions, topicName } from "./options.js";
+import { parseOptions, topicName } from "./options.js";
 import type { KafkaOptions } from "./options.js";
 
 /** Extras a factory may pass: the runtime's logger and secret reader (for the SASL env fallbacks). */
@@ -55,7 +55,7 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
  * fetched again after `resume`. Offsets are committed only by `commit`, and only for owned partitions.
  */
 export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
-  const opts = parseOptions(kafkaConsumerSchema, options, "consumer");
+  const opts = parseOptions(options, "consumer");
   const logger = deps.logger;
   const limit = opts.maxBufferedRecords ?? 1000;
   const { kafka, brokers } = createKafka(opts, logger, deps.secret);
@@ -65,6 +65,8 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   let closed = false;
   let failure: GeoWatchError | undefined;
   let buffer: InRecord[] = [];
+  /** Between kafkajs' REBALANCING and the next GROUP_JOIN: partitions may be revoked, so hold everything back. */
+  let rebalancing = false;
   /** Partitions of the current assignment, as `topic:partition`. */
   let owned = new Set<string>();
   /** Partitions we paused for backpressure. */
@@ -98,6 +100,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     for (const [topic, partitions] of Object.entries(assignment)) for (const p of partitions) next.add(streamOf(topic, p));
     // kafkajs re-reads committed offsets after every join, so buffered records would come again: drop them all.
     buffer = [];
+    rebalancing = false;
     resumeAll();
     for (const stream of [...delivered.keys()]) {
       if (!next.has(stream)) {
@@ -120,7 +123,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   const eachBatch = async ({ batch, resolveOffset, isRunning, isStale }: EachBatchPayload) => {
     const { topic, partition } = batch;
     const stream = streamOf(topic, partition);
-    if (!isRunning() || isStale() || !owned.has(stream) || closed) return;
+    if (!isRunning() || isStale() || rebalancing || !owned.has(stream) || closed) return;
     let pushed = 0;
     for (const m of batch.messages) {
       if (buffer.length >= limit) break;
@@ -188,6 +191,11 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       joinedOnce = true;
       if (!waitFetch || owned.size === 0) ready();
     });
+    c.on(c.events.REBALANCING, () => {
+      // Records not yet handed out may belong to a partition about to move: drop them, the owner re-reads them.
+      rebalancing = true;
+      buffer = [];
+    });
     c.on(c.events.FETCH, () => {
       if (joinedOnce) ready();
     });
@@ -224,6 +232,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   };
 
   const take = (max: number): InRecord[] => {
+    if (rebalancing) return [];
     const out = buffer.splice(0, Math.max(0, max));
     for (const r of out) delivered.set(r.position!.stream, String(r.position!.next));
     // Resume once half the buffer is free, so fetches stay ahead without thrashing pause/resume.

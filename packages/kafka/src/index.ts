@@ -16,7 +16,7 @@ export const kafkaBackend: BackendDefinition = {
 
 export { kafkaConsumer } from "./consumer.js";
 export { kafkaProducer } from "./producer.js";
-export { kafkaOptionsSchema, kafkaConsumerSchema, kafkaProducerSchema } from "./options.js";
+export { kafkaOptionsSchema } from "./options.js";
 export type { KafkaOptions, KafkaSaslOptions, KafkaTlsOptions } from "./options.js";
 export type { KafkaConsumerDeps } from "./consumer.js";
 export type { KafkaProducerDeps } from "./producer.js";

@@ -106,17 +106,17 @@ export const kafkaOptionsSchema = z.strictObject({
   maxBufferedRecords: z.number().int().positive().optional(),
 });
 
-/** Consumer options: the common schema plus "a group and exactly one of topics/topicPattern". */
-export const kafkaConsumerSchema = kafkaOptionsSchema.superRefine((o, ctx) => {
-  if (o.groupId === undefined) ctx.addIssue({ code: "custom", path: ["groupId"], message: "required for a consumer" });
+/** Consumer-only rules, checked on top of the schema so every problem is reported at once. */
+export function consumerProblems(options: unknown): OptionProblem[] {
+  const o = (options ?? {}) as Record<string, unknown>;
+  const out: OptionProblem[] = [];
+  if (o.groupId === undefined) out.push({ path: "groupId", message: "required for a consumer" });
   // A consumer may name its one topic with `topic` too (the config's node-level key).
   if (((o.topics ?? o.topic) === undefined) === (o.topicPattern === undefined)) {
-    ctx.addIssue({ code: "custom", path: ["topics"], message: "set exactly one of `topics` (or `topic`) and `topicPattern`" });
+    out.push({ path: "topics", message: "set exactly one of `topics` (or `topic`) and `topicPattern`" });
   }
-});
-
-/** Producer options: the common schema. */
-export const kafkaProducerSchema = kafkaOptionsSchema;
+  return out;
+}
 
 export type OptionProblem = { path: string; message: string };
 
@@ -133,12 +133,13 @@ export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[]
   });
 }
 
-/** Parses options or throws one CONFIG error listing every problem with its path. */
-export function parseOptions(schema: z.ZodType, options: unknown, what: string): KafkaOptions {
-  const problems = problemsOf(schema, options ?? {});
+/** Parses options (for a role) or throws one CONFIG error listing every problem with its path. */
+export function parseOptions(options: unknown, role: "consumer" | "producer"): KafkaOptions {
+  const problems = problemsOf(kafkaOptionsSchema, options ?? {});
+  if (role === "consumer") problems.push(...consumerProblems(options));
   if (problems.length > 0) {
     const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
-    throw new GeoWatchError("CONFIG", `invalid ${what} options: ${list}`, { backend: "kafka", path: problems[0]?.path });
+    throw new GeoWatchError("CONFIG", `invalid ${role} options: ${list}`, { backend: "kafka", path: problems[0]?.path });
   }
   return (options ?? {}) as KafkaOptions;
 }

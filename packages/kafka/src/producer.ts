@@ -3,7 +3,7 @@ import type { Logger, OutRecord, Producer, SendResult } from "@geowatch/core";
 import kafkajs from "kafkajs";
 import type { Admin, Message, Producer as KProducer, RecordMetadata } from "kafkajs";
 import { createKafka, kafkaError } from "./client.js";
-import { kafkaProducerSchema, parseOptions, topicName } from "./options.js";
+import { parseOptions, topicName } from "./options.js";
 import type { KafkaOptions } from "./options.js";
 
 const { CompressionTypes, Partitioners } = kafkajs;
@@ -36,7 +36,7 @@ function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<stri
  * each record gets the result of its topic's request, so one missing topic fails only its records.
  */
 export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): Producer {
-  const opts = parseOptions(kafkaProducerSchema, options, "producer");
+  const opts = parseOptions(options, "producer");
   const { kafka, brokers } = createKafka(opts, deps.logger, deps.secret);
   const compression = opts.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
   const known = new Set<string>();

@@ -279,6 +279,8 @@ describe("kafka producer and consumer", () => {
     expect(paths).toEqual(["brokers", "compression", "nope", "partitions", "sasl.mechanism"]);
     expect(() => kafkaConsumer({ brokers: "x:1", topics: ["a"], topicPattern: "b" })).toThrow(/groupId: required.*topics: set exactly one of `topics` \(or `topic`\) and `topicPattern`/);
     expect(() => kafkaConsumer({ brokers: "x:1", groupId: "g", topicPattern: "(" })).toThrow(/topicPattern: must be a valid regular expression/);
+    // Schema problems and consumer rules together, not one after the other.
+    expect(() => kafkaConsumer({ brokers: "x:1", compression: "zstd" } as never)).toThrow(/compression: .*groupId: required.*topics: set exactly one/);
     const saved = process.env.GEOWATCH_KAFKA_BROKERS;
     delete process.env.GEOWATCH_KAFKA_BROKERS;
     try {
