@@ -50,6 +50,18 @@ export function pointInRings(rings: Position[][], x: number, y: number): boolean
   return inside;
 }
 
+interface PointGrid {
+  x0: number;
+  y0: number;
+  invW: number;
+  invH: number;
+  nx: number;
+  ny: number;
+  /** CSR layout: cell c lists items[start[c]] .. items[start[c + 1]]. */
+  start: Uint32Array;
+  items: Uint32Array;
+}
+
 /** An indexed, immutable set of fences. Build once with `createFenceIndex`; share between stages. */
 export class FenceIndex {
   readonly fences: readonly Fence[];
@@ -69,6 +81,8 @@ export class FenceIndex {
   private readonly fenceRingFrom: Uint32Array;
   private readonly fenceRingTo: Uint32Array;
   private readonly stack = new Int32Array(4096);
+  /** Point-query cache: a uniform grid whose cells list the R-tree's candidates for the cell's box. */
+  private readonly grid: PointGrid | null;
   /** Scratch buffer `queryPoint` fills; valid until the next call. */
   readonly hits: Int32Array;
 
@@ -158,7 +172,11 @@ export class FenceIndex {
       for (let i = 0; i < n; i++) tree.add(this.bbox[4 * i]!, this.bbox[4 * i + 1]!, this.bbox[4 * i + 2]!, this.bbox[4 * i + 3]!);
       tree.finish();
       this.tree = tree;
-    } else this.tree = null;
+      this.grid = buildGrid(tree, n);
+    } else {
+      this.tree = null;
+      this.grid = null;
+    }
   }
 
   get size(): number {
@@ -200,10 +218,29 @@ export class FenceIndex {
   }
 
   /**
-   * Fences containing the point: fills `hits` with their indices and returns how many.
-   * Walks the packed R-tree without allocating.
+   * Fences containing the point: fills `hits` with their indices (ascending) and returns how many.
+   * Looks up the point's grid cell, whose list the R-tree filled at build time, so a query allocates
+   * nothing and touches one short list instead of walking the tree.
    */
   queryPoint(x: number, y: number): number {
+    const g = this.grid;
+    if (g === null) return 0;
+    const fx = (x - g.x0) * g.invW, fy = (y - g.y0) * g.invH;
+    if (!(fx >= 0 && fy >= 0 && fx <= g.nx && fy <= g.ny)) return 0;
+    const cx = Math.min(g.nx - 1, fx | 0), cy = Math.min(g.ny - 1, fy | 0);
+    const cell = cy * g.nx + cx;
+    const items = g.items;
+    const hits = this.hits;
+    let n = 0;
+    for (let k = g.start[cell]!, end = g.start[cell + 1]!; k < end; k++) {
+      const i = items[k]!;
+      if (this.containsPoint(i, x, y)) hits[n++] = i;
+    }
+    return n;
+  }
+
+  /** Like `queryPoint`, by walking the packed R-tree (kept to check the grid against). */
+  queryPointTree(x: number, y: number): number {
     const tree = this.tree;
     if (tree === null) return 0;
     const boxes = tree._boxes;
@@ -348,6 +385,41 @@ export class FenceIndex {
   segmentCrosses(i: number, ax: number, ay: number, bx: number, by: number): boolean {
     return this.segmentMeetsEdges(i, ax, ay, bx, by, false);
   }
+}
+
+/** Cells per fence the point grid aims for, and its largest side. */
+const GRID_CELLS_PER_FENCE = 4;
+const GRID_MAX_SIDE = 1024;
+
+/** The point grid over the fences' extent; each cell's list comes from an R-tree search of the cell's box. */
+function buildGrid(tree: Flatbush, n: number): PointGrid {
+  const w = tree.maxX - tree.minX, h = tree.maxY - tree.minY;
+  const cells = Math.min(GRID_MAX_SIDE * GRID_MAX_SIDE, Math.max(1, n * GRID_CELLS_PER_FENCE));
+  // Square-ish cells in coordinate units.
+  const side = w > 0 && h > 0 ? Math.sqrt((w * h) / cells) : Math.max(w, h) / cells || 1;
+  const nx = Math.max(1, Math.min(GRID_MAX_SIDE, Math.ceil(w / side)));
+  const ny = Math.max(1, Math.min(GRID_MAX_SIDE, Math.ceil(h / side)));
+  const cw = w / nx || 1, ch = h / ny || 1;
+  const start = new Uint32Array(nx * ny + 1);
+  let items = new Uint32Array(Math.max(16, n * 2));
+  let used = 0;
+  for (let cy = 0; cy < ny; cy++) {
+    for (let cx = 0; cx < nx; cx++) {
+      const x0 = tree.minX + cx * cw, y0 = tree.minY + cy * ch;
+      // A hair wider than the cell, so rounding at a cell edge never drops a fence.
+      const ex = cw * 1e-9, ey = ch * 1e-9;
+      const found = tree.search(x0 - ex, y0 - ey, x0 + cw + ex, y0 + ch + ey).sort((a, b) => a - b);
+      if (used + found.length > items.length) {
+        const bigger = new Uint32Array(Math.max(items.length * 2, used + found.length));
+        bigger.set(items.subarray(0, used));
+        items = bigger;
+      }
+      items.set(found, used);
+      used += found.length;
+      start[cy * nx + cx + 1] = used;
+    }
+  }
+  return { x0: tree.minX, y0: tree.minY, invW: 1 / cw, invH: 1 / ch, nx, ny, start, items: items.slice(0, used) };
 }
 
 /** Builds the index of a set of fences. */

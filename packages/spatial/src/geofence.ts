@@ -7,7 +7,7 @@ import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatc
 import { resolveFences } from "./fence-index.js";
 import type { FenceIndex } from "./fence-index.js";
 import type { Geometry } from "./geojson.js";
-import { compilePath, dateOf, locate, problemReason } from "./message.js";
+import { compilePath, locate, problemReason } from "./message.js";
 import type { Located } from "./message.js";
 import { geofenceSchema, parseOptions } from "./options.js";
 import type { GeofenceEvent, GeofenceOptions, SpatialStageContext } from "./options.js";
@@ -60,23 +60,16 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     return m.length === 0 ? NONE : m.map((i) => ids[i]!).sort();
   };
 
-  const event = (msg: Message, loc: Located, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
-    const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateOf(msg, loc) };
-    const out: Message = { value: { metadata, data: loc.feature }, metadata, key: track };
-    if (msg.headers !== undefined) out.headers = msg.headers;
-    if (msg.source !== undefined) out.source = msg.source;
-    if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
-    return out;
-  };
-
   return {
     name,
     process(batch: Message[]): StageOutput | Promise<StageOutput> {
       const dead: DeadLetter[] = [];
       const msgs: Message[] = [];
       const locs: Located[] = [];
-      const tracks: string[] = [];
-      const local = new Map<string, TrackState | undefined>();
+      // Tracks get a slot each per batch, so the hot loop indexes arrays instead of maps.
+      const slotOf = new Map<string, number>();
+      const unique: string[] = [];
+      const slots: number[] = [];
       for (const message of batch) {
         const r = locate(message.value);
         if (!r.ok) {
@@ -89,52 +82,77 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           dead.push({ message, reason: `[geowatch] [spatial] ${name}: no track id (string or number) at ${where}` });
           continue;
         }
-        const track = String(t);
+        const track = typeof t === "string" ? t : String(t);
+        let slot = slotOf.get(track);
+        if (slot === undefined) {
+          slot = unique.length;
+          slotOf.set(track, slot);
+          unique.push(track);
+        }
         msgs.push(message);
         locs.push(r.located);
-        tracks.push(track);
-        local.set(track, undefined);
+        slots.push(slot);
       }
-      const unique = [...local.keys()];
 
       const pass: Message[] = [];
       const finish = (): StageOutput => (dead.length > 0 ? { pass, dead } : { pass });
+      let now: string | undefined;
+      const dateFor = (msg: Message, loc: Located): string => {
+        const d = loc.metadata?.date ?? msg.metadata?.date;
+        if (typeof d === "string") return d;
+        if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
+        return (now ??= new Date().toISOString());
+      };
+      const event = (msg: Message, loc: Located, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
+        const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
+        const out: Message = { value: { metadata, data: loc.feature }, metadata, key: track };
+        if (msg.headers !== undefined) out.headers = msg.headers;
+        if (msg.source !== undefined) out.source = msg.source;
+        if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
+        return out;
+      };
+
       const compute = (prior: ReadonlyArray<TrackState | undefined>): StageOutput | Promise<StageOutput> => {
-        for (let k = 0; k < unique.length; k++) local.set(unique[k]!, prior[k]);
-        const changed = new Set<string>();
+        const current = prior.slice();
+        const changed = new Uint8Array(unique.length);
+        let nChanged = 0;
         for (let k = 0; k < msgs.length; k++) {
-          const msg = msgs[k]!, loc = locs[k]!, track = tracks[k]!;
-          const prev = local.get(track);
+          const msg = msgs[k]!, loc = locs[k]!, slot = slots[k]!;
+          const track = unique[slot]!;
+          const prev = current[slot];
           const before = prev?.fences ?? NONE;
-          const now = fencesOf(loc.geometry);
-          let same = before.length === now.length;
-          for (let j = 0; same && j < now.length; j++) same = before[j] === now[j];
-          if (!same) {
-            if (wantExit) for (const f of before) if (!now.includes(f)) pass.push(event(msg, loc, "exit", f, track));
-          }
+          const inNow = fencesOf(loc.geometry);
+          let same = before.length === inNow.length;
+          for (let j = 0; same && j < inNow.length; j++) same = before[j] === inNow[j];
+          if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
           let pos: [number, number] | undefined;
           if (wantCross) {
             pos = firstPosition(loc.geometry);
             if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
               const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
               const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
-                .map((i) => ids[i]!).filter((f) => !before.includes(f) && !now.includes(f)).sort();
+                .map((i) => ids[i]!).filter((f) => !before.includes(f) && !inNow.includes(f)).sort();
               for (const f of hit) {
                 if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
               }
             }
           }
-          if (!same && wantEnter) for (const f of now) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
-          if (wantInside) for (const f of now) pass.push(event(msg, loc, "inside", f, track));
-          if (wantOutside && now.length === 0) pass.push(event(msg, loc, "outside", null, track));
+          if (!same && wantEnter) for (const f of inNow) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
+          if (wantInside) for (const f of inNow) pass.push(event(msg, loc, "inside", f, track));
+          if (wantOutside && inNow.length === 0) pass.push(event(msg, loc, "outside", null, track));
           if (o.passThrough) pass.push(msg);
           if (!same || pos !== undefined) {
-            local.set(track, { fences: now, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN });
-            changed.add(track);
+            current[slot] = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN };
+            if (changed[slot] === 0) {
+              changed[slot] = 1;
+              nChanged++;
+            }
           }
         }
-        if (changed.size === 0) return finish();
-        const wrote = state.set([...changed].map((t) => [t, local.get(t)!] as const));
+        if (nChanged === 0) return finish();
+        const entries: Array<readonly [string, TrackState]> = [];
+        for (let s = 0; s < unique.length; s++) if (changed[s] === 1) entries.push([unique[s]!, current[s]!]);
+        const wrote = state.set(entries);
         return isPromise(wrote) ? wrote.then(finish) : finish();
       };
 

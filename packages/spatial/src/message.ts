@@ -1,5 +1,5 @@
 /** Finding the GeoJSON in a broker message: a Feature, a bare geometry, or a `{metadata, data}` envelope. */
-import type { Message, Metadata } from "@geowatch/core";
+import type { Metadata } from "@geowatch/core";
 import { featureProblem, geometryProblem } from "./geojson.js";
 import type { GeoProblem, Geometry } from "./geojson.js";
 
@@ -74,11 +74,4 @@ export function compilePath(path: string): (value: unknown) => unknown {
     }
     return cur;
   };
-}
-
-/** The event date: the envelope's or message's `metadata.date`, else the message timestamp, else now. */
-export function dateOf(msg: Message, located: Located): string {
-  const d = located.metadata?.date ?? msg.metadata?.date;
-  if (typeof d === "string") return d;
-  return new Date(msg.timestamp ?? Date.now()).toISOString();
 }

@@ -5,9 +5,10 @@ import { isGeoWatchError } from "@geowatch/core";
 import type { Message } from "@geowatch/core";
 import { describe, expect, it } from "vitest";
 import { bboxFilter, fenceFilter, geofence, loadFences, spatialStages, validateSpatialStage } from "../src/index.js";
+import type { FeatureCollection } from "../src/index.js";
 import { fenceFeature } from "./helpers.js";
 
-const FENCES = { type: "FeatureCollection", features: [fenceFeature("A", [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]])] } as const;
+const FENCES = { type: "FeatureCollection", features: [fenceFeature("A", [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]])] } satisfies FeatureCollection;
 
 function configError(fn: () => unknown): Error {
   try {
