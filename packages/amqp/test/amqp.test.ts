@@ -248,8 +248,8 @@ describe("amqp fault: RabbitMQ stops and restarts mid-flow", () => {
     let producing = true;
 
     const produce = async () => {
-      for (let i = 0; i < total; i += 10) {
-        let batch = Array.from({ length: Math.min(10, total - i) }, (_, k) => `f${i + k}`);
+      for (let i = 0; i < total; i += 5) {
+        let batch = Array.from({ length: Math.min(5, total - i) }, (_, k) => `f${i + k}`);
         while (batch.length > 0) {
           try {
             const res = await p.send(batch.map((value) => ({ value })));
@@ -260,7 +260,8 @@ describe("amqp fault: RabbitMQ stops and restarts mid-flow", () => {
           }
           if (batch.length > 0) await new Promise((r) => setTimeout(r, 250));
         }
-        await new Promise((r) => setTimeout(r, 15));
+        // Paced, so the restart falls in the middle of the flow.
+        await new Promise((r) => setTimeout(r, 60));
       }
       producing = false;
     };
@@ -268,7 +269,7 @@ describe("amqp fault: RabbitMQ stops and restarts mid-flow", () => {
     const consume = async () => {
       const deadline = Date.now() + 150_000;
       let held: InRecord[] = [];
-      while (Date.now() < deadline && (producing || [...produced].some((v) => !delivered.has(v)))) {
+      while (Date.now() < deadline && (producing || restarting || [...produced].some((v) => !delivered.has(v)))) {
         const got = await c.receive(20, { waitMs: 500 });
         for (const r of got) delivered.set(text(r), (delivered.get(text(r)) ?? 0) + 1);
         // Ack one receive late, so some acks reach across the restart and must be dropped, not misdirected.
@@ -285,18 +286,27 @@ describe("amqp fault: RabbitMQ stops and restarts mid-flow", () => {
       }
     };
 
+    let restarting = true;
+    let producedAtStop = 0;
+    let producedAtRestart = 0;
     const fault = async () => {
       while (produced.size < total / 4) await new Promise((r) => setTimeout(r, 20));
+      producedAtStop = produced.size;
       await server("stop");
       await new Promise((r) => setTimeout(r, 1000));
       await server("start");
+      producedAtRestart = produced.size;
+      restarting = false;
     };
 
     const before = Date.now();
     await Promise.all([produce(), consume(), fault()]);
     const missing = [...produced].filter((v) => !delivered.has(v));
     const duplicates = [...delivered.values()].reduce((n, k) => n + (k - 1), 0);
-    console.log(`fault test: produced ${produced.size}, delivered ${delivered.size} distinct, ${duplicates} duplicates, ${Date.now() - before} ms`);
+    console.log(
+      `fault test: produced ${produced.size} (${producedAtStop} before the stop, ${producedAtRestart} before the restart), delivered ${delivered.size} distinct, ${duplicates} duplicates, ${Date.now() - before} ms`,
+    );
+    expect(producedAtRestart, "the restart happened mid-flow").toBeLessThan(total);
     expect(missing).toEqual([]);
     expect(produced.size).toBe(total);
     // One loss of the channel (the restart): a stale ack sent to the new channel would have closed it again.
