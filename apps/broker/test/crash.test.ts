@@ -39,7 +39,7 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     const env = { ...process.env, GEOWATCH_LOG_LEVEL: "error" };
     const delivered = () => (existsSync(join(dir, "output.ndjson")) ? readFileSync(join(dir, "output.ndjson"), "utf8").split("\n").filter(Boolean).length : 0);
 
-    let killedAt: number[] = [];
+    const killedAt: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const child = spawn(process.execPath, [BIN, "run", cfg], { env, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
