@@ -345,10 +345,14 @@ export class Broker {
   private async process(input: Message[], dead: Dead[], source: string): Promise<boolean> {
     let messages = this.filter(input);
     try {
-      const replaced = await this.o.hooks?.middle?.(messages);
-      if (replaced) messages = replaced;
+      // No await unless a hook or stage is async: each await is a turn of the event loop per batch.
+      if (this.o.hooks?.middle) {
+        const replaced = await this.o.hooks.middle(messages);
+        if (replaced) messages = replaced;
+      }
       for (const stage of this.o.stages ?? []) {
-        const out = await stage.process(messages);
+        const result = stage.process(messages);
+        const out = result instanceof Promise ? await result : result;
         messages = out.pass;
         if (out.dead) for (const d of out.dead) dead.push({ reason: `[${stage.name}] ${d.reason}`, message: d.message, source });
       }
