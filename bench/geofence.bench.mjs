@@ -32,7 +32,7 @@ const arg = (name, dflt) => {
 const N_POINTS = arg("points", 2_000_000);
 const N_FENCES = arg("fences", 10_000);
 const N_TRACKS = arg("tracks", 20_000);
-const SAMPLE_TRACKS = arg("sample-tracks", 10);
+const SAMPLE_TRACKS = arg("sample-tracks", 3);
 const BATCH = 1000;
 
 function rng(seed) {
@@ -121,7 +121,7 @@ function gridFences(countries, cell) {
 
 const t0 = performance.now();
 const countries = JSON.parse(readFileSync(require.resolve("@geo-maps/countries-land-10km/map.geo.json"), "utf8"));
-let cell = 2;
+let cell = arg("cell", 1.62);
 let features = gridFences(countries, cell);
 while (features.length < N_FENCES) {
   cell *= 0.9;

@@ -16,7 +16,7 @@ function filterStage(name: string, keep: (g: Geometry) => boolean): Stage {
       for (const message of batch) {
         const r = locate(message.value);
         if (!r.ok) dead.push({ message, reason: problemReason(name, r.problem) });
-        else if (keep(r.located.geometry)) pass.push(message);
+        else if (keep(r.geometry)) pass.push(message);
       }
       return dead.length > 0 ? { pass, dead } : { pass };
     },

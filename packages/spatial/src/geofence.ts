@@ -45,13 +45,16 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       ? sqliteGeofenceState(resolve(ctx.baseDir ?? process.cwd(), o.state.sqlite))
       : o.state;
   const ids = index.fences.map((f) => f.id);
+  // One shared array per fence: most points are in at most one fence, so this spares an allocation and
+  // lets "same fences as before" be an identity check.
+  const single = ids.map((id) => [id]);
 
   /** Sorted ids of the fences a geometry is in. */
   const fencesOf = (g: Geometry): string[] => {
     if (g.type === "Point") {
       const n = index.queryPoint(g.coordinates[0]!, g.coordinates[1]!);
       if (n === 0) return NONE;
-      if (n === 1) return [ids[index.hits[0]!]!];
+      if (n === 1) return single[index.hits[0]!]!;
       const out: string[] = [];
       for (let k = 0; k < n; k++) out.push(ids[index.hits[k]!]!);
       return out.sort();
@@ -90,7 +93,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           unique.push(track);
         }
         msgs.push(message);
-        locs.push(r.located);
+        locs.push(r);
         slots.push(slot);
       }
 
@@ -122,8 +125,8 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           const prev = current[slot];
           const before = prev?.fences ?? NONE;
           const inNow = fencesOf(loc.geometry);
-          let same = before.length === inNow.length;
-          for (let j = 0; same && j < inNow.length; j++) same = before[j] === inNow[j];
+          let same = before === inNow || before.length === inNow.length;
+          for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
           if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
           let pos: [number, number] | undefined;
           if (wantCross) {

@@ -12,7 +12,7 @@ export interface Located {
   metadata: Metadata | undefined;
 }
 
-export type LocateResult = { ok: true; located: Located } | { ok: false; problem: GeoProblem };
+export type LocateResult = ({ ok: true } & Located) | { ok: false; problem: GeoProblem };
 
 const GEOMETRY_TYPES = new Set(["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]);
 
@@ -20,31 +20,29 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-function locateGeo(v: unknown, path: string): { geometry: Geometry } | GeoProblem {
+/** The geometry of a Feature or bare geometry at `path`, or the problem with it. */
+function geometryAt(v: unknown, path: string): Geometry | GeoProblem {
   if (!isObject(v)) return { path, message: "expected a GeoJSON Feature or geometry" };
   if (v.type === "Feature") {
     const p = featureProblem(v, path);
     if (p) return p;
     if (v.geometry === null) return { path: `${path}.geometry`, message: "feature has no geometry" };
-    return { geometry: v.geometry as Geometry };
+    return v.geometry as Geometry;
   }
-  if (typeof v.type === "string" && GEOMETRY_TYPES.has(v.type)) {
-    const p = geometryProblem(v, path);
-    return p ?? { geometry: v as unknown as Geometry };
-  }
+  if (typeof v.type === "string" && GEOMETRY_TYPES.has(v.type)) return geometryProblem(v, path) ?? (v as unknown as Geometry);
   return { path: `${path}.type`, message: `expected a GeoJSON Feature or geometry, got type ${JSON.stringify(v.type)}` };
 }
 
 /** Finds and validates the geometry of a message value; problems carry a path like `value.data.geometry.coordinates[0]`. */
 export function locate(value: unknown): LocateResult {
   if (isObject(value) && value.type === undefined && "data" in value && isObject(value.metadata)) {
-    const r = locateGeo(value.data, "value.data");
-    if ("path" in r) return { ok: false, problem: r };
-    return { ok: true, located: { geometry: r.geometry, feature: value.data, metadata: value.metadata as Metadata } };
+    const g = geometryAt(value.data, "value.data");
+    if ("path" in g) return { ok: false, problem: g };
+    return { ok: true, geometry: g, feature: value.data, metadata: value.metadata as Metadata };
   }
-  const r = locateGeo(value, "value");
-  if ("path" in r) return { ok: false, problem: r };
-  return { ok: true, located: { geometry: r.geometry, feature: value, metadata: undefined } };
+  const g = geometryAt(value, "value");
+  if ("path" in g) return { ok: false, problem: g };
+  return { ok: true, geometry: g, feature: value, metadata: undefined };
 }
 
 /** A reason string for dead letters: `invalid GeoJSON at value.data.geometry.coordinates[0]: ...`. */

@@ -38,7 +38,7 @@ export function routeByFence(options: RouteByFenceOptions, ctx: SpatialStageCont
             dead.push({ message, reason: problemReason(name, r.problem) });
             continue;
           }
-          fences = index.matching(r.located.geometry, "intersects").map((i) => index.fences[i]!.id);
+          fences = index.matching(r.geometry, "intersects").map((i) => index.fences[i]!.id);
         }
         const sinks = new Set<string>();
         let applies = false;

@@ -24,7 +24,7 @@ function transformStage(name: string, fn: (g: Geometry) => Geometry): Stage {
           continue;
         }
         try {
-          pass.push({ ...message, value: replaceGeometry(message.value, fn(r.located.geometry)) });
+          pass.push({ ...message, value: replaceGeometry(message.value, fn(r.geometry)) });
         } catch (err) {
           if (!(err instanceof Reject)) throw err;
           dead.push({ message, reason: `[geowatch] [spatial] ${name}: ${err.message}` });

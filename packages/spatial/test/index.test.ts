@@ -106,6 +106,24 @@ describe("fence index vs @turf/boolean-point-in-polygon", () => {
     expect(checked).toBe(40);
   });
 
+  it("answers point queries from the grid exactly as from an R-tree walk, at fence corners too", () => {
+    const fc = countries();
+    const index = createFenceIndex(loadFences(fc));
+    const rand = rng(11);
+    const both = (x: number, y: number) => {
+      const a = Array.from(index.hits.subarray(0, index.queryPoint(x, y)));
+      const b = Array.from(index.hits.subarray(0, index.queryPointTree(x, y))).sort((p, q) => p - q);
+      expect(a, `${x},${y}`).toEqual(b);
+    };
+    for (let k = 0; k < 20_000; k++) both(-180 + 360 * rand(), -90 + 180 * rand());
+    // Every fence's bbox corners and every 50th vertex: points on cell and bbox edges.
+    for (const f of fc.features) {
+      const g = f.geometry!;
+      const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      for (const p of polys) p[0]!.forEach((v, k) => k % 50 === 0 && both(v[0]!, v[1]!));
+    }
+  });
+
   it("treats the boundary as inside, like turf", () => {
     const index = createFenceIndex(loadFences({ type: "FeatureCollection", features: [fenceFeature("sq", [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]])] }));
     for (const [x, y] of [[0, 0], [5, 0], [10, 5], [10, 10], [0, 5], [5, 10]] as const) expect(index.queryPoint(x, y), `${x},${y}`).toBe(1);
