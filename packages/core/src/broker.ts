@@ -4,7 +4,7 @@ import { silentLogger } from "./logger.js";
 import { StoreSink, type StoreOutNode } from "./store-sink.js";
 import { readStoreIn, type StoreInNode } from "./store-source.js";
 import type { Codec, Consumer, InRecord, Logger, Message, Metadata, OutRecord, Producer, Stage } from "./types.js";
-import { backoffMs, payloadText, sleep, stableStringify, withTimeout } from "./util.js";
+import { backoffMs, payloadSize, payloadText, sleep, stableStringify, withTimeout } from "./util.js";
 
 export interface ConsumerNode {
   name: string;
@@ -26,6 +26,15 @@ export interface ProducerNode {
   maxTries?: number;
   /** Overrides the broker's `timeoutMs` for this sink. */
   timeoutMs?: number;
+  /** Most records per send (the producer's own limit applies too). */
+  maxBatch?: number;
+  /** Most bytes per send (the producer's own limit applies too). */
+  maxBatchBytes?: number;
+  /**
+   * Collect messages for this sink for up to this many ms (or until `maxBatch`, default 500) and send
+   * them together. Default 0: each received batch is sent as it is.
+   */
+  lingerMs?: number;
   backend?: string;
 }
 
@@ -124,10 +133,19 @@ const passthrough: Codec = {
   decode: (p) => payloadText(p),
 };
 
+type Failure = Omit<Dead, "source">;
+
+interface Lingering {
+  messages: Message[];
+  waiters: Array<{ mine: Set<Message>; resolve: (failed: Failure[]) => void }>;
+  timer: NodeJS.Timeout | undefined;
+}
+
 interface SinkState {
   node: ProducerNode;
   codec: Codec;
   tail: Promise<unknown>;
+  lingering?: Lingering | undefined;
 }
 
 /**
@@ -232,7 +250,7 @@ export class Broker {
         const cycle = ++this.stats.cycles;
         await this.o.hooks?.before?.(cycle);
         while (this.stats.inFlight >= maxInFlight && this.pending.size > 0) {
-          for (const s of this.storeSinks) s.flushAll();
+          this.flushAllSinks();
           await Promise.race(this.pending);
         }
         const counts = await Promise.all(consumers.map((c) => this.pump(c, waitMs)));
@@ -240,9 +258,9 @@ export class Broker {
         got += await this.pollStoresIn();
         await this.o.hooks?.after?.(cycle, this.stats);
         if (got === 0) {
-          if (opts.untilIdle && this.pending.size === 0 && this.storeSinks.every((s) => s.buffered === 0)) break;
+          if (opts.untilIdle && this.pending.size === 0 && this.storeSinks.every((s) => s.buffered === 0) && this.sinks.every((s) => !s.lingering)) break;
           if (opts.untilIdle) {
-            for (const s of this.storeSinks) s.flushAll();
+            this.flushAllSinks();
             if (this.pending.size > 0) await Promise.race(this.pending);
           } else if (consumers.length === 0 || waitMs < sleepMs) {
             await sleep(consumers.length === 0 ? sleepMs : sleepMs - waitMs, this.abort.signal);
@@ -257,8 +275,11 @@ export class Broker {
   }
 
   private async drain(): Promise<void> {
-    for (const s of this.storeSinks) s.flushAll();
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    this.flushAllSinks();
+    while (this.pending.size > 0) {
+      await Promise.race([Promise.allSettled([...this.pending]), sleep(50)]);
+      this.flushAllSinks();
+    }
   }
 
   /** One receive from one consumer; processing continues in the background (bounded by maxInFlight). */
@@ -406,16 +427,44 @@ export class Broker {
   }
 
   /** Sends to one sink after the previous batch for it, so a sink sees batches in order. */
-  private deliverSerial(sink: SinkState, messages: Message[]): Promise<Array<Omit<Dead, "source">>> {
-    const run = sink.tail.then(() => this.deliver(sink, messages));
+  private deliverSerial(sink: SinkState, messages: Message[]): Promise<Failure[]> {
+    const linger = sink.node.lingerMs ?? 0;
+    if (linger <= 0) {
+      const run = sink.tail.then(() => this.deliver(sink, messages));
+      sink.tail = run;
+      return run;
+    }
+    return new Promise<Failure[]>((resolve) => {
+      const acc = (sink.lingering ??= { messages: [], waiters: [], timer: undefined });
+      for (const m of messages) acc.messages.push(m);
+      acc.waiters.push({ mine: new Set(messages), resolve });
+      if (acc.messages.length >= (sink.node.maxBatch ?? 500)) this.flushLingering(sink);
+      else acc.timer ??= setTimeout(() => this.flushLingering(sink), linger);
+    });
+  }
+
+  /** Sends what a lingering sink collected; each waiter gets the failures of its own messages. */
+  private flushLingering(sink: SinkState): void {
+    const acc = sink.lingering;
+    if (!acc) return;
+    sink.lingering = undefined;
+    clearTimeout(acc.timer);
+    const run = sink.tail.then(() => this.deliver(sink, acc.messages));
     sink.tail = run;
-    return run;
+    void run.then((failed) => {
+      for (const w of acc.waiters) w.resolve(failed.filter((f) => f.message !== undefined && w.mine.has(f.message)));
+    });
+  }
+
+  private flushAllSinks(): void {
+    for (const s of this.storeSinks) s.flushAll();
+    for (const s of this.sinks) this.flushLingering(s);
   }
 
   /** Encodes and sends with retries; returns what could not be delivered. Never throws. */
-  private async deliver(sink: SinkState, messages: Message[]): Promise<Array<Omit<Dead, "source">>> {
+  private async deliver(sink: SinkState, messages: Message[]): Promise<Failure[]> {
     const { node, codec } = sink;
-    const failed: Array<Omit<Dead, "source">> = [];
+    const failed: Failure[] = [];
     let records: OutRecord[] = [];
     let owners: Message[] = [];
     for (const m of messages) {
@@ -437,14 +486,16 @@ export class Broker {
     }
     const maxTries = node.maxTries ?? this.o.maxTries ?? 5;
     const timeoutMs = node.timeoutMs ?? this.o.timeoutMs ?? 30_000;
-    const maxBatch = node.producer.capabilities?.maxBatch ?? Infinity;
+    const maxBatch = Math.min(node.producer.capabilities?.maxBatch ?? Infinity, node.maxBatch ?? Infinity);
+    const maxBytes = Math.min(node.producer.capabilities?.maxBatchBytes ?? Infinity, node.maxBatchBytes ?? Infinity);
     for (let attempt = 1; records.length > 0; attempt++) {
       const retryRecords: OutRecord[] = [];
       const retryOwners: Message[] = [];
       let lastReason = "";
       const started = performance.now();
-      for (let from = 0; from < records.length; from += maxBatch) {
-        const chunk = maxBatch === Infinity && from === 0 ? records : records.slice(from, from + maxBatch);
+      for (let from = 0, to = 0; from < records.length; from = to) {
+        to = chunkEnd(records, from, maxBatch, maxBytes);
+        const chunk = from === 0 && to === records.length ? records : records.slice(from, to);
         let results;
         try {
           results = await withTimeout(node.producer.send(chunk), timeoutMs, `send to "${node.name}"`, node.backend);
@@ -573,6 +624,19 @@ export class Broker {
   }
 }
 
+/** End (exclusive) of the chunk starting at `from` that stays within the count and byte limits. */
+function chunkEnd(records: OutRecord[], from: number, maxBatch: number, maxBytes: number): number {
+  const countEnd = Math.min(records.length, from + maxBatch);
+  if (maxBytes === Infinity) return countEnd;
+  let bytes = 0;
+  for (let i = from; i < countEnd; i++) {
+    bytes += payloadSize(records[i]!.value);
+    // A record bigger than the limit still goes alone, so the producer can reject just that one.
+    if (bytes > maxBytes && i > from) return i;
+  }
+  return countEnd;
+}
+
 function isMessage(v: unknown): v is Message {
   return v !== null && typeof v === "object" && "value" in v && ("source" in v || "metadata" in v || "key" in v) && Object.keys(v).every((k) => MESSAGE_KEYS.has(k));
 }
@@ -586,8 +650,17 @@ export function envelopeMetadata(value: unknown): Metadata | undefined {
   return meta as Metadata;
 }
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The original payload: text when it is text (valid UTF-8), else `{ base64 }`. */
 function deadPayload(d: Dead): unknown {
-  if (d.record) return typeof d.record.value === "string" ? d.record.value : { base64: Buffer.from(d.record.value).toString("base64") };
-  return d.message?.value;
+  if (!d.record) return d.message?.value;
+  const v = d.record.value;
+  if (typeof v === "string") return v;
+  try {
+    return strictUtf8.decode(v);
+  } catch {
+    return { base64: Buffer.from(v).toString("base64") };
+  }
 }
 

@@ -21,7 +21,10 @@ const codecRef = z.union([z.string().min(1), z.object({ name: z.string().min(1),
 const topicCheck = z.union([z.boolean(), z.object({ create: z.boolean().optional(), partitions: z.number().int().positive().optional() }).strict()]);
 
 /** Keys a channel node understands itself; every other key is an option of its backend. */
-export const NODE_KEYS = ["enabled", "name", "backend", "codec", "topic", "topics", "topic_prefix", "count", "max_tries", "timeout", "topic_check", "options"] as const;
+export const NODE_KEYS = [
+  "enabled", "name", "backend", "codec", "topic", "topics", "topic_prefix", "count", "max_tries", "timeout", "topic_check",
+  "max_batch", "max_batch_bytes", "linger_ms", "options",
+] as const;
 /** Keys a store node understands itself. */
 export const STORE_KEYS = ["enabled", "name", "backend", "codec", "key", "which", "which_index", "mode", "flush_count", "flush_ms", "poll_ms", "max_tries", "options"] as const;
 
@@ -38,6 +41,9 @@ export const nodeSchema = z
     max_tries: z.number().int().positive().optional().describe("Connect and send attempts."),
     timeout: seconds.optional().describe("Send timeout in seconds."),
     topic_check: topicCheck.optional().describe("Check the topic exists at start; {create: true} creates it."),
+    max_batch: z.number().int().positive().optional().describe("Producer: most records per send."),
+    max_batch_bytes: z.number().int().positive().optional().describe("Producer: most bytes per send."),
+    linger_ms: z.number().int().nonnegative().optional().describe("Producer: collect records this long to send them together."),
     options: z.record(z.string(), z.unknown()).optional().describe("Backend options (may also be given inline)."),
   })
   .catchall(z.unknown());

@@ -245,6 +245,9 @@ export class Runtime {
               : undefined;
           const node: ProducerNode & { life: Lifecycle; check?: () => Promise<void> } = { name: p.name, producer, codec: p.codec, backend: p.def.name, life: producer, maxTries: p.tries };
           if (n.timeout !== undefined) node.timeoutMs = n.timeout * 1000;
+          if (n.max_batch !== undefined) node.maxBatch = n.max_batch;
+          if (n.max_batch_bytes !== undefined) node.maxBatchBytes = n.max_batch_bytes;
+          if (n.linger_ms !== undefined) node.lingerMs = n.linger_ms;
           if (check) node.check = check;
           return node;
         },

@@ -118,6 +118,8 @@ export interface ProducerCapabilities {
   batching?: boolean;
   /** Largest batch `send` accepts; the core splits above it. */
   maxBatch?: number;
+  /** Largest total bytes of one `send`; the core splits above it. */
+  maxBatchBytes?: number;
   /** Largest single record in bytes, when the channel has a limit. */
   maxRecordBytes?: number;
 }

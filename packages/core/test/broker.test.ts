@@ -241,3 +241,42 @@ describe("Broker", () => {
     expect(await drain(src.consumer())).toHaveLength(0);
   });
 });
+
+describe("Broker batching", () => {
+  it("splits sends by the sink's count and byte limits", async () => {
+    const src = memoryChannel();
+    await src.producer().send(Array.from({ length: 10 }, (_, i) => ({ value: JSON.stringify({ i, pad: "x".repeat(90) }) })));
+    const sizes: number[] = [];
+    const sink: Producer = { capabilities: { maxBatch: 4, maxBatchBytes: 250 }, send: async (rs) => (sizes.push(rs.length), rs.map(() => ({ ok: true as const }))) };
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: src.consumer(), codec: json }], producers: [{ name: "out", producer: sink, codec: json }] });
+    await b.run({ untilIdle: true });
+    expect(sizes.reduce((a, n) => a + n, 0)).toBe(10);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(2); // each record is ~100 bytes: two fit in 250
+  });
+
+  it("lingers to send small batches together, and acknowledges each after its send", async () => {
+    const src = memoryChannel();
+    const sizes: number[] = [];
+    const sink: Producer = { send: async (rs) => (sizes.push(rs.length), rs.map(() => ({ ok: true as const }))) };
+    const b = new Broker({
+      name: "t",
+      count: 2,
+      receiveWaitMs: 5,
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: sink, codec: json, lingerMs: 200, maxBatch: 6 }],
+    });
+    await src.producer().send(Array.from({ length: 6 }, (_, i) => ({ value: String(i) })));
+    const stats = await b.run({ untilIdle: true });
+    expect(sizes).toEqual([6]);
+    expect(stats.acked).toBe(6);
+  });
+
+  it("dead-letters a bytes payload as text when it is UTF-8", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: new TextEncoder().encode("{nope ü") }, { value: new Uint8Array([0xff, 0xfe]) }]);
+    const dlq = collecting();
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: src.consumer(), codec: json }], deadLetter: { name: "dlq", producer: dlq } });
+    await b.run({ untilIdle: true });
+    expect(dlq.got.map((r) => JSON.parse(r.value as string).payload)).toEqual(["{nope ü", { base64: "//4=" }]);
+  });
+});

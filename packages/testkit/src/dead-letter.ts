@@ -46,6 +46,8 @@ function payloadOf(r: InRecord): string {
   try {
     const body = JSON.parse(textOf(r.value)) as { payload?: unknown };
     if (typeof body.payload === "string") return body.payload;
+    const b64 = (body.payload as { base64?: unknown } | undefined)?.base64;
+    if (typeof b64 === "string") return Buffer.from(b64, "base64").toString("utf8");
   } catch {
     // Not a JSON wrapper: the dead letter is the raw record.
   }
