@@ -90,7 +90,7 @@ describe("geofence", () => {
       get: async (t: readonly string[]) => (calls.push(`get ${t.join(",")}`), inner.get(t)),
       set: async (e: ReadonlyArray<readonly [string, { fences: string[]; x: number; y: number }]>) => {
         calls.push(`set ${e.map(([t, s]) => `${t}=${s.fences.join("+")}`).join(",")}`);
-        inner.set(e);
+        await inner.set(e);
       },
     };
     const stage = geofence({ fences: FENCES, trackId: "data.properties.id", state });
