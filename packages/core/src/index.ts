@@ -33,3 +33,5 @@ export {
   ConfigError, configSchema, configJsonSchema, checkConfigShape, interpolate, camelKeys, formatPath, zodIssues,
 } from "./config.js";
 export type { ConfigIssue, GeoWatchConfig, BrokerConfig, NodeConfig, StoreConfig, StageConfig } from "./config.js";
+export { templateCodec, compileTemplate, escapeTemplateText, TEMPLATE_FILTERS } from "./codecs/index.js";
+export type { TemplateCodec, TemplateCodecOptions, CompiledTemplate, CompileTemplateOptions, TemplateEscape } from "./codecs/index.js";

@@ -5,6 +5,7 @@ import { geojsonCodec } from "./geojson.js";
 import { jsonCodec } from "./json.js";
 import { ndjsonCodec } from "./ndjson.js";
 import { plainCodec } from "./plain.js";
+import { templateCodec } from "./template.js";
 import { noOptions } from "./text.js";
 import { createTsvCodec } from "./tsv.js";
 
@@ -25,6 +26,7 @@ export const codecRegistry: Record<string, CodecFactory> = {
   tsv: (options) => createTsvCodec(options, "tsv") as Codec,
   list: (options) => createTsvCodec(options, "list") as Codec,
   csv: (options) => csvCodec(options) as Codec,
+  template: (options) => templateCodec(options),
 };
 
 /** The built-in codec `name` with `options`; a CONFIG error for names it does not know. */
