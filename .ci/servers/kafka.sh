@@ -3,6 +3,7 @@
 #   bash .ci/servers/kafka.sh install   resolve the broker jars from Maven Central into .servers/kafka/libs (cached)
 #   bash .ci/servers/kafka.sh start     format storage, start on 127.0.0.1, wait for metadata, write .servers/env/kafka.env
 #   bash .ci/servers/kafka.sh stop      kill by pid, remove the data dir
+#   bash .ci/servers/kafka.sh restart [s]  stop, stay down s seconds, start on the same ports and data (fault tests)
 # Needs Java 17+ and Maven. Env: KAFKA_PORT (first port tried, default 19092; the controller takes the next one
 # and a SASL/PLAIN listener the one after).
 set -euo pipefail
@@ -90,6 +91,18 @@ EOF
     kafka.tools.StorageTool format -t "$cid" -c "$DIR/server.properties" >"$LOG" 2>&1 \
     || { cat "$LOG" >&2; die "storage format failed"; }
   log "starting Kafka $VERSION on 127.0.0.1:$port (controller $cport, SASL/PLAIN $sport), log $LOG"
+  launch "$port"
+  {
+    echo "export GEOWATCH_KAFKA_BROKERS=127.0.0.1:$port"
+    # A SASL/PLAIN listener (user geowatch, password geowatch-test-secret) for the credential tests.
+    echo "export GEOWATCH_KAFKA_SASL_BROKERS=127.0.0.1:$sport"
+  } >"$ENVFILE"
+  log "ready (pid $(cat "$PIDFILE")); wrote $ENVFILE"
+}
+
+# Starts the broker on the existing server.properties and data dir, waits until it serves metadata.
+launch() {
+  local port="$1"
   nohup java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j.configuration="file:$SRC/log4j.properties" -Dkafka.logs.dir="$DIR" \
     -cp "$LIBS/*" kafka.Kafka "$DIR/server.properties" >>"$LOG" 2>&1 </dev/null &
@@ -100,15 +113,10 @@ EOF
     [[ $SECONDS -lt $deadline ]] || { tail -40 "$LOG" >&2; stop; die "broker not ready after 90 s (see $LOG)"; }
     sleep 1
   done
-  {
-    echo "export GEOWATCH_KAFKA_BROKERS=127.0.0.1:$port"
-    # A SASL/PLAIN listener (user geowatch, password geowatch-test-secret) for the credential tests.
-    echo "export GEOWATCH_KAFKA_SASL_BROKERS=127.0.0.1:$sport"
-  } >"$ENVFILE"
-  log "ready (pid $(cat "$PIDFILE")); wrote $ENVFILE"
 }
 
-stop() {
+# Stops the broker (SIGTERM: a controlled shutdown) and keeps its data and env file.
+halt() {
   if running; then
     local pid
     pid="$(cat "$PIDFILE")"
@@ -119,13 +127,35 @@ stop() {
   else
     log "not running"
   fi
-  rm -f "$PIDFILE" "$ENVFILE"
+  rm -f "$PIDFILE"
+}
+
+stop() {
+  halt
+  rm -f "$ENVFILE"
   rm -rf "$DATA"
+}
+
+# A broker outage for fault tests: stop, stay down for $1 seconds (default 0), start again on the same
+# ports and data dir (topics, committed offsets and the KRaft metadata survive), keep the env file.
+restart() {
+  local down="${1:-0}"
+  [[ -f "$DIR/server.properties" && -d "$DATA" ]] || die "nothing to restart: no data dir (run: bash .ci/servers/kafka.sh start)"
+  local port
+  port="$(sed -n 's|^listeners=PLAINTEXT://127.0.0.1:\([0-9]*\),.*|\1|p' "$DIR/server.properties")"
+  [[ -n "$port" ]] || die "cannot read the PLAINTEXT port from $DIR/server.properties"
+  halt
+  [[ "$down" == 0 ]] || { log "down for $down s"; sleep "$down"; }
+  port_free "$port" || die "port $port is taken by another process; cannot restart"
+  log "restarting Kafka $VERSION on 127.0.0.1:$port with the existing data"
+  launch "$port"
+  log "ready again (pid $(cat "$PIDFILE"))"
 }
 
 case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 install|start|stop" >&2; exit 2 ;;
+  restart) restart "${2:-0}" ;;
+  *) echo "usage: $0 install|start|stop|restart [seconds down]" >&2; exit 2 ;;
 esac
