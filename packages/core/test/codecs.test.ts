@@ -397,15 +397,18 @@ describe("csv", () => {
 
 describe("registry", () => {
   test("knows every built-in codec", () => {
-    expect(Object.keys(codecRegistry).sort()).toEqual(["csv", "geojson", "json", "list", "ndjson", "plain", "tsv"]);
+    expect(Object.keys(codecRegistry).sort()).toEqual(["csv", "geojson", "json", "list", "ndjson", "plain", "template", "tsv"]);
     expect(getCodec("geojson")).toBe(geojsonCodec);
     expect(getCodec("csv", { header: true }).appendable).toBe(false);
-    for (const [name, factory] of Object.entries(codecRegistry)) expect(factory().name).toBe(name);
+    // `template` needs its templates; every other codec builds with no options.
+    for (const [name, factory] of Object.entries(codecRegistry)) {
+      expect(factory(name === "template" ? { templates: { default: "x" } } : undefined).name).toBe(name);
+    }
   });
   test("unknown names and stray options are CONFIG errors", () => {
     const err = caught(() => getCodec("xml"));
     expect(err.code).toBe("CONFIG");
-    expect(err.message).toBe('[geowatch] unknown codec "xml" (known: plain, json, ndjson, geojson, tsv, list, csv)');
+    expect(err.message).toBe('[geowatch] unknown codec "xml" (known: plain, json, ndjson, geojson, tsv, list, csv, template)');
     expect(caught(() => getCodec("toString")).code).toBe("CONFIG");
     expect(caught(() => getCodec("json", { pretty: true })).message).toBe('[geowatch] [json] codec takes no options (got "pretty")');
   });
