@@ -6,10 +6,12 @@
 // Points: tracks doing a random walk (heading drifts, 2-10 km per step), 70% starting on a fence vertex so most
 // points fall on land; the stream is step-major (every track's step 1, then step 2, ...), in batches of 1,000.
 // The naive loop is far too slow for the full stream: it runs on a sample of tracks and its rate is measured there;
-// the indexed stage runs the same sample first and its events must equal the naive ones.
+// the indexed stage runs the same sample too and its events must equal the naive ones. The full indexed run goes
+// first: a small sample batch run before it makes V8 pretenure the message objects, which inflates peak RSS.
 //
 //   pnpm --filter @geowatch/spatial build && node bench/geofence.bench.mjs [--points 2000000] [--fences 10000]
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -21,7 +23,7 @@ if (!existsSync(dist)) {
   console.error("bench/geofence: build first: pnpm --filter @geowatch/spatial build");
   process.exit(1);
 }
-const { geofence, createFenceIndex, loadFences } = await import(pathToFileURL(dist).href);
+const { geofence, createFenceIndex, loadFences, sqliteGeofenceState } = await import(pathToFileURL(dist).href);
 const require = createRequire(join(pkg, "package.json"));
 const { booleanPointInPolygon } = await import(pathToFileURL(require.resolve("@turf/boolean-point-in-polygon")).href);
 
@@ -32,6 +34,7 @@ const arg = (name, dflt) => {
 const N_POINTS = arg("points", 2_000_000);
 const N_FENCES = arg("fences", 10_000);
 const N_TRACKS = arg("tracks", 20_000);
+const N_SQLITE = arg("sqlite-points", 200_000);
 const SAMPLE_TRACKS = arg("sample-tracks", 3);
 const BATCH = 1000;
 
@@ -242,12 +245,6 @@ let queryHits = 0;
 for (let k = 0; k < nPoints; k++) queryHits += index.queryPoint(px[k], py[k]);
 const queryRate = nPoints / ((performance.now() - tQuery) / 1000);
 
-// Correctness on the sample first: the indexed stage's events must equal the naive loop's.
-const idxSample = await indexedRun(sample);
-const naive = naiveRun(sample, false);
-const naiveBBox = naiveRun(sample, true);
-const agree = JSON.stringify(idxSample.events) === JSON.stringify(naive.events) && JSON.stringify(naive.events) === JSON.stringify(naiveBBox.events);
-
 // The full stream through the indexed stage.
 const full = await (async () => {
   const stage = geofence({ fences: index, trackId: "properties.id", events: ["enter", "exit"] });
@@ -265,6 +262,29 @@ const full = await (async () => {
   return { ms, nEvents, wallMs: performance.now() - wall };
 })();
 
+// Correctness on the sample: the indexed stage's events must equal the naive loop's.
+const idxSample = await indexedRun(sample);
+const naive = naiveRun(sample, false);
+const naiveBBox = naiveRun(sample, true);
+const agree = JSON.stringify(idxSample.events) === JSON.stringify(naive.events) && JSON.stringify(naive.events) === JSON.stringify(naiveBBox.events);
+
+// The same stage with its state in SQLite, on the first points of the stream.
+const sqliteDir = mkdtempSync(join(tmpdir(), "gw-geofence-bench-"));
+const sqliteRun = await (async () => {
+  const stage = geofence({ fences: index, trackId: "properties.id", events: ["enter", "exit"], state: sqliteGeofenceState(join(sqliteDir, "state.db")) });
+  const n = Math.min(N_SQLITE, nPoints);
+  let ms = 0;
+  for (let b = 0; b < n; b += BATCH) {
+    const batch = [];
+    for (let k = b; k < Math.min(n, b + BATCH); k++) batch.push(message(k));
+    const start = performance.now();
+    await stage.process(batch);
+    ms += performance.now() - start;
+  }
+  return { n, rate: n / (ms / 1000) };
+})();
+rmSync(sqliteDir, { recursive: true, force: true });
+
 const indexedRate = nPoints / (full.ms / 1000);
 const naiveRate = sample.length / (naive.ms / 1000);
 const naiveBBoxRate = sample.length / (naiveBBox.ms / 1000);
@@ -274,6 +294,7 @@ const fmt = (n) => Math.round(n).toLocaleString("en-US");
 console.log(`fences: ${fmt(N_FENCES)} (countries-land-10km clipped to ${cell.toFixed(3)} deg cells, ${fmt(vertices)} vertices; built in ${fmt(tFences - t0)} ms, indexed in ${fmt(tIndex - tFences)} ms)`);
 console.log(`points: ${fmt(nPoints)} from ${fmt(N_TRACKS)} tracks x ${steps} steps, batches of ${BATCH}, enter/exit state in memory; ${fmt(full.nEvents)} events`);
 console.log(`indexed geofence stage: ${fmt(indexedRate)} points/s (${fmt(full.ms)} ms in process(), ${fmt(full.wallMs)} ms with building messages)`);
+console.log(`indexed geofence stage with SQLite state: ${fmt(sqliteRun.rate)} points/s (first ${fmt(sqliteRun.n)} points, one transaction per batch)`);
 console.log(`index alone (queryPoint, no messages or state): ${fmt(queryRate)} points/s, ${(queryHits / nPoints).toFixed(2)} fences per point`);
 console.log(`naive turf loop over all fences: ${fmt(naiveRate)} points/s (sample of ${fmt(sample.length)} points from ${SAMPLE_TRACKS} tracks, ${fmt(naive.ms)} ms; scaled rate)`);
 console.log(`naive turf loop with a bbox check first: ${fmt(naiveBBoxRate)} points/s (same sample)`);
@@ -289,6 +310,7 @@ console.log(JSON.stringify({
   events: full.nEvents,
   indexedPointsPerSec: Math.round(indexedRate),
   indexOnlyPointsPerSec: Math.round(queryRate),
+  sqliteStatePointsPerSec: Math.round(sqliteRun.rate),
   naivePointsPerSec: Math.round(naiveRate),
   naiveBBoxPointsPerSec: Math.round(naiveBBoxRate),
   naiveSamplePoints: sample.length,
