@@ -4,6 +4,7 @@
  * edges whose y-range holds the point (a country outline with thousands of vertices costs a few dozen edge tests).
  */
 import Flatbush from "flatbush";
+import { GeoWatchError } from "@geowatch/core";
 import { loadFences } from "./fences.js";
 import type { Fence, LoadFencesOptions } from "./fences.js";
 import type { Geometry, Position } from "./geojson.js";
@@ -86,7 +87,7 @@ export class FenceIndex {
   /** Scratch buffer `queryPoint` fills; valid until the next call. */
   readonly hits: Int32Array;
 
-  constructor(fences: readonly Fence[]) {
+  constructor(fences: readonly Fence[], opts: FenceIndexOptions = {}) {
     this.fences = fences;
     const n = fences.length;
     let nVerts = 0;
@@ -116,7 +117,9 @@ export class FenceIndex {
     let ri = 0;
     for (let i = 0; i < n; i++) {
       const f = fences[i]!;
-      if (this.idToIndex.has(f.id)) throw new Error(`duplicate fence id ${JSON.stringify(f.id)}`);
+      if (this.idToIndex.has(f.id)) {
+        throw new GeoWatchError("CONFIG", `duplicate fence id ${JSON.stringify(f.id)}`, { backend: "spatial", path: `fences[${i}].id` });
+      }
       this.idToIndex.set(f.id, i);
       let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
       this.fenceRingFrom[i] = ri;
@@ -172,7 +175,7 @@ export class FenceIndex {
       for (let i = 0; i < n; i++) tree.add(this.bbox[4 * i]!, this.bbox[4 * i + 1]!, this.bbox[4 * i + 2]!, this.bbox[4 * i + 3]!);
       tree.finish();
       this.tree = tree;
-      this.grid = buildGrid(tree, n);
+      this.grid = opts.pointGrid === false ? null : buildGrid(tree, n);
     } else {
       this.tree = null;
       this.grid = null;
@@ -224,7 +227,7 @@ export class FenceIndex {
    */
   queryPoint(x: number, y: number): number {
     const g = this.grid;
-    if (g === null) return 0;
+    if (g === null) return this.queryPointTree(x, y);
     const fx = (x - g.x0) * g.invW, fy = (y - g.y0) * g.invH;
     if (!(fx >= 0 && fy >= 0 && fx <= g.nx && fy <= g.ny)) return 0;
     const cx = Math.min(g.nx - 1, fx | 0), cy = Math.min(g.ny - 1, fy | 0);
@@ -239,7 +242,7 @@ export class FenceIndex {
     return n;
   }
 
-  /** Like `queryPoint`, by walking the packed R-tree (kept to check the grid against). */
+  /** Like `queryPoint`, by walking the packed R-tree (used when there is no grid; also checks the grid in tests). */
   queryPointTree(x: number, y: number): number {
     const tree = this.tree;
     if (tree === null) return 0;
@@ -391,8 +394,15 @@ export class FenceIndex {
 const GRID_CELLS_PER_FENCE = 4;
 const GRID_MAX_SIDE = 1024;
 
-/** The point grid over the fences' extent; each cell's list comes from an R-tree search of the cell's box. */
-function buildGrid(tree: Flatbush, n: number): PointGrid {
+/** Largest number of grid entries (fence ids over all cells) per fence before the grid is given up. */
+const GRID_ENTRIES_PER_FENCE = 64;
+
+/**
+ * The point grid over the fences' extent; each cell's list comes from an R-tree search of the cell's box.
+ * Null when fences overlap so much that the lists would outgrow their budget: point queries then walk the tree.
+ */
+function buildGrid(tree: Flatbush, n: number): PointGrid | null {
+  const budget = Math.max(1 << 20, n * GRID_ENTRIES_PER_FENCE);
   const w = tree.maxX - tree.minX, h = tree.maxY - tree.minY;
   const cells = Math.min(GRID_MAX_SIDE * GRID_MAX_SIDE, Math.max(1, n * GRID_CELLS_PER_FENCE));
   // Square-ish cells in coordinate units.
@@ -409,6 +419,7 @@ function buildGrid(tree: Flatbush, n: number): PointGrid {
       // A hair wider than the cell, so rounding at a cell edge never drops a fence.
       const ex = cw * 1e-9, ey = ch * 1e-9;
       const found = tree.search(x0 - ex, y0 - ey, x0 + cw + ex, y0 + ch + ey).sort((a, b) => a - b);
+      if (used + found.length > budget) return null;
       if (used + found.length > items.length) {
         const bigger = new Uint32Array(Math.max(items.length * 2, used + found.length));
         bigger.set(items.subarray(0, used));
@@ -422,9 +433,18 @@ function buildGrid(tree: Flatbush, n: number): PointGrid {
   return { x0: tree.minX, y0: tree.minY, invW: 1 / cw, invH: 1 / ch, nx, ny, start, items: items.slice(0, used) };
 }
 
+/** How a FenceIndex is built. */
+export interface FenceIndexOptions {
+  /**
+   * Answer point queries from a uniform grid filled from the R-tree (fast, some memory) instead of walking the
+   * tree. Default `true`; the grid is skipped anyway when heavily overlapping fences would make it too big.
+   */
+  pointGrid?: boolean;
+}
+
 /** Builds the index of a set of fences. */
-export function createFenceIndex(fences: readonly Fence[]): FenceIndex {
-  return new FenceIndex(fences);
+export function createFenceIndex(fences: readonly Fence[], opts: FenceIndexOptions = {}): FenceIndex {
+  return new FenceIndex(fences, opts);
 }
 
 /** An index from a fence source: a FenceIndex as is, else fences loaded from a file path or FeatureCollection. */

@@ -51,7 +51,7 @@ export { geofence } from "./geofence.js";
 export { reproject, buffer } from "./transforms.js";
 export { routeByFence } from "./route.js";
 export { FenceIndex, createFenceIndex, segmentsMeet } from "./fence-index.js";
-export type { Predicate } from "./fence-index.js";
+export type { FenceIndexOptions, Predicate } from "./fence-index.js";
 export { loadFences } from "./fences.js";
 export type { Fence, LoadFencesOptions } from "./fences.js";
 export { memoryGeofenceState, sqliteGeofenceState } from "./state.js";

@@ -124,6 +124,22 @@ describe("fence index vs @turf/boolean-point-in-polygon", () => {
     }
   });
 
+  it("gives the same answers without the point grid, and with heavily overlapping world-sized fences", () => {
+    const rand = rng(5);
+    const features: FeatureCollection["features"] = [];
+    for (let i = 0; i < 300; i++) features.push(fenceFeature(`w${i}`, [starRing(rand, -20 + 40 * rand(), -10 + 20 * rand(), 150, 40)]));
+    const fc: FeatureCollection = { type: "FeatureCollection", features };
+    const grid = createFenceIndex(loadFences(fc));
+    const tree = createFenceIndex(loadFences(fc), { pointGrid: false });
+    for (let k = 0; k < 2_000; k++) {
+      const x = -180 + 360 * rand(), y = -90 + 180 * rand();
+      const a = Array.from(grid.hits.subarray(0, grid.queryPoint(x, y)));
+      const b = Array.from(tree.hits.subarray(0, tree.queryPoint(x, y))).sort((p, q) => p - q);
+      expect(a).toEqual(b);
+      if (k < 300) expect(a.map((i) => grid.fences[i]!.id).sort()).toEqual(naive(fc, x, y));
+    }
+  });
+
   it("treats the boundary as inside, like turf", () => {
     const index = createFenceIndex(loadFences({ type: "FeatureCollection", features: [fenceFeature("sq", [[[0, 0], [10, 0], [10, 10], [0, 10], [0, 0]]])] }));
     for (const [x, y] of [[0, 0], [5, 0], [10, 5], [10, 10], [0, 5], [5, 10]] as const) expect(index.queryPoint(x, y), `${x},${y}`).toBe(1);
