@@ -4,7 +4,9 @@ import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "out");
-const rel = (p) => relative(process.cwd(), p) || ".";
+// Paths relative to the repository root, where the README command runs.
+const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const rel = (p) => relative(root, p);
 const results = join(out, "results");
 console.log("\nGeoWatch quickstart results:");
 for (const f of existsSync(results) ? readdirSync(results).sort() : []) {
