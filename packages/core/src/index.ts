@@ -1,6 +1,6 @@
 export type {
   Payload, Metadata, Envelope, Position, InRecord, OutRecord, SendResult, Message,
-  ConsumerCapabilities, ReceiveOptions, Consumer, ProducerCapabilities, Producer,
+  ConsumerCapabilities, ReceiveOptions, BackendHealth, Consumer, ProducerCapabilities, Producer,
   StoreCapabilities, StoreWrite, Store, Codec, Mapping, Role, Logger, BackendContext,
   BackendDefinition, DeadLetter, StageOutput, Stage,
 } from "./types.js";

@@ -1,9 +1,10 @@
 import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 import { silentLogger } from "./logger.js";
-import type { Consumer, Logger, Producer, Store } from "./types.js";
+import type { BackendHealth, Consumer, Logger, Producer, Store } from "./types.js";
 import { backoffMs, sleep } from "./util.js";
 
-export type LifecycleState = "idle" | "connecting" | "ready" | "failed" | "closed";
+/** `reconnecting`: connected once, and the backend's `health()` says the connection is down for now. */
+export type LifecycleState = "idle" | "connecting" | "ready" | "reconnecting" | "failed" | "closed";
 
 export interface ManagedOptions {
   /** Node name, for errors and logs. */
@@ -21,14 +22,16 @@ export interface ManagedOptions {
 
 /** What the runtime layer adds to every backend. */
 export interface Lifecycle {
+  /** The runtime's state, or `reconnecting` while a ready backend's `health()` reports not ok. */
   readonly state: LifecycleState;
+  /** The last connect error, or the backend's health error while it is reconnecting. */
   readonly lastError: Error | undefined;
   /** Connects now (with retries); later calls connect lazily. */
   connect(): Promise<void>;
   close(): Promise<void>;
 }
 
-type Target = { connect?(): Promise<void>; close?(): Promise<void> };
+type Target = { connect?(): Promise<void>; close?(): Promise<void>; health?(): BackendHealth };
 
 /**
  * The one runtime layer around a backend: connect once, retry a failed connect with backoff, refuse
@@ -50,6 +53,16 @@ class Guard {
     if (this.state === "ready") return undefined;
     if (this.state === "closed") return Promise.reject(this.closedError());
     return this.connect();
+  }
+
+  /** The backend's own health while ready; a health hook that throws counts as not ok. */
+  backendHealth(): BackendHealth {
+    if (this.state !== "ready" || !this.target.health) return OK;
+    try {
+      return this.target.health();
+    } catch (err) {
+      return { ok: false, error: reasonOf(err) };
+    }
   }
 
   closedError(): GeoWatchError {
@@ -119,13 +132,16 @@ class Guard {
   }
 }
 
+const OK: BackendHealth = { ok: true };
+
 function lifecycle(g: Guard): Lifecycle {
   return {
     get state() {
-      return g.state;
+      return g.state === "ready" && !g.backendHealth().ok ? "reconnecting" : g.state;
     },
     get lastError() {
-      return g.lastError;
+      const h = g.backendHealth();
+      return h.ok ? g.lastError : new Error(h.error ?? "connection lost; reconnecting");
     },
     connect: () => g.connect(),
     close: () => g.close(),

@@ -98,6 +98,16 @@ export interface ReceiveOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * What a connected backend reports about its connection. `ok: false` means the connection dropped and
+ * the backend is re-establishing it itself (a client that reconnects, a consumer group rejoining).
+ */
+export interface BackendHealth {
+  ok: boolean;
+  /** Why not, when `ok` is false. */
+  error?: string;
+}
+
 /** Pulls records from a channel. Only `receive` is required. */
 export interface Consumer {
   readonly capabilities?: ConsumerCapabilities;
@@ -110,6 +120,8 @@ export interface Consumer {
   nack?(records: InRecord[], opts: { requeue: boolean; reason?: string }): Promise<void>;
   /** Persist positions for ordered sources; the core calls it with the highest safe `next` per stream. */
   commit?(positions: Position[]): Promise<void>;
+  /** Once connected: whether the connection still works (the runtime reports `reconnecting` and not ready when not). Cheap, synchronous. */
+  health?(): BackendHealth;
   close?(): Promise<void>;
 }
 
@@ -132,6 +144,8 @@ export interface Producer {
   send(records: OutRecord[]): Promise<SendResult[]>;
   /** `topic_check`: make sure the destination exists, creating it where the backend can. */
   ensureTopic?(topic: string, opts: { create: boolean; partitions?: number }): Promise<void>;
+  /** Once connected: whether the connection still works (the runtime reports `reconnecting` and not ready when not). Cheap, synchronous. */
+  health?(): BackendHealth;
   close?(): Promise<void>;
 }
 
@@ -157,6 +171,8 @@ export interface Store {
   write(op: StoreWrite): Promise<void>;
   /** Read a key's value; undefined when absent. */
   read?(key: string): Promise<Payload | undefined>;
+  /** Once connected: whether the connection still works (the runtime reports `reconnecting` and not ready when not). Cheap, synchronous. */
+  health?(): BackendHealth;
   close?(): Promise<void>;
 }
 

@@ -1,0 +1,63 @@
+import { describe, expect, it } from "vitest";
+import { guardConsumer } from "../src/managed.js";
+import { Runtime } from "../src/runtime.js";
+import type { BackendHealth, BackendDefinition } from "../src/types.js";
+
+describe("backend health hook", () => {
+  it("a ready backend whose health() is not ok is `reconnecting`, with its error, until it recovers", async () => {
+    let health: BackendHealth = { ok: true };
+    const c = guardConsumer({ receive: async () => [], connect: async () => undefined, health: () => health }, { name: "in", backend: "probe" });
+    expect(c.state).toBe("idle");
+    health = { ok: false, error: "not yet asked" };
+    expect(c.state).toBe("idle"); // not consulted before the first connect
+    health = { ok: true };
+    await c.connect();
+    expect(c.state).toBe("ready");
+    expect(c.lastError).toBeUndefined();
+    health = { ok: false, error: "connection lost" };
+    expect(c.state).toBe("reconnecting");
+    expect(c.lastError?.message).toBe("connection lost");
+    health = { ok: true };
+    expect(c.state).toBe("ready");
+    await c.close();
+    health = { ok: false };
+    expect(c.state).toBe("closed");
+  });
+
+  it("a health hook that throws counts as not ok; backends without one stay ready", async () => {
+    const c = guardConsumer(
+      {
+        receive: async () => [],
+        health: () => {
+          throw new Error("boom");
+        },
+      },
+      { name: "in", backend: "probe" },
+    );
+    await c.connect();
+    expect(c.state).toBe("reconnecting");
+    expect(c.lastError?.message).toMatch(/boom/);
+    const plain = guardConsumer({ receive: async () => [] }, { name: "p", backend: "probe" });
+    await plain.connect();
+    expect(plain.state).toBe("ready");
+  });
+
+  it("Provisioned.ready() and health() consult it", async () => {
+    const state: BackendHealth = { ok: true };
+    const probe: BackendDefinition = {
+      name: "probe",
+      producer: () => ({ send: async (rs) => rs.map(() => ({ ok: true as const })), health: () => ({ ...state }) }),
+    };
+    const app = await new Runtime({ backends: [probe] }).load({ brokers: [{ name: "b", producers: [{ name: "out", backend: "probe" }] }] });
+    await app.connect();
+    expect(app.ready()).toBe(true);
+    Object.assign(state, { ok: false, error: "broker 127.0.0.1:9 unreachable" });
+    expect(app.ready()).toBe(false);
+    expect(app.health()[0]).toMatchObject({ node: "out", state: "reconnecting", error: "broker 127.0.0.1:9 unreachable" });
+    Object.assign(state, { ok: true, error: undefined });
+    expect(app.ready()).toBe(true);
+    expect(app.health()[0]).toMatchObject({ node: "out", state: "ready" });
+    expect(app.health()[0]!.error).toBeUndefined();
+    await app.stop();
+  });
+});
