@@ -1,4 +1,8 @@
 #!/usr/bin/env node
-import { main } from "../dist/cli.js";
-
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 13)) {
+  process.stderr.write(`[geowatch] Node.js >= 22.13 is required (this is ${process.version}); node:sqlite and the toolchain need it.\n`);
+  process.exit(1);
+}
+const { main } = await import("../dist/cli.js");
 process.exitCode = await main(process.argv.slice(2));

@@ -89,6 +89,28 @@ describe("geowatch CLI", () => {
     expect(r.stderr).toMatch(/\[geowatch\]/);
   });
 
+  it("validate and run stop with a clear message on a fence file that does not parse", () => {
+    writeFileSync(join(dir, "fences-bad.geojson"), '{"type":"FeatureCollection","features":[{"type":"Feature"');
+    const cfg = join(dir, "fence.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "brokers:",
+        "  - name: b",
+        "    consumers: [{ backend: memory, topic: t, codec: geojson }]",
+        "    stages:",
+        "      - { stage: geofence, fences: '${GEOWATCH_CONFIG_DIR}/fences-bad.geojson', track_id: data.properties.id }",
+        "      - { stage: geofence, fence: oops }",
+      ].join("\n"),
+    );
+    for (const cmd of ["validate", "run"]) {
+      const r = run([cmd, cfg]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/brokers\[0\]\.stages\[0\]: .*fences-bad\.geojson/);
+      expect(r.stderr).toMatch(/brokers\[0\]\.stages\[1\]/);
+    }
+  });
+
   it("schema prints JSON Schema", () => {
     const r = run(["schema"]);
     expect(r.status).toBe(0);

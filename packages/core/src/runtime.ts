@@ -167,7 +167,8 @@ export class Runtime {
   /** Checks a config completely (shape, backends, options, codecs, stages) and returns every problem. */
   async validate(raw: unknown): Promise<ConfigIssue[]> {
     try {
-      await this.plan(raw);
+      const build = await this.plan(raw);
+      await build.dispose();
       return [];
     } catch (err) {
       if (err instanceof ConfigError) return err.issues;
@@ -181,7 +182,7 @@ export class Runtime {
     return build();
   }
 
-  private async plan(raw: unknown, source = "config"): Promise<() => Provisioned> {
+  private async plan(raw: unknown, source = "config"): Promise<(() => Provisioned) & { dispose(): Promise<void> }> {
     const issues: ConfigIssue[] = [];
     const interpolated = interpolate(raw, this.env, (p) => readFileSync(p, "utf8"), issues);
     const shape = checkConfigShape(interpolated);
@@ -189,21 +190,28 @@ export class Runtime {
     if (!shape.config) throw new ConfigError(issues, source);
     const cfg = shape.config;
     const builders: Array<() => { broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }> = [];
+    const built: Stage[] = [];
     for (const [bi, b] of cfg.brokers.entries()) {
       if (b.enabled === false) continue;
-      builders.push(await this.planBroker(cfg, b, `brokers[${bi}]`, issues));
+      builders.push(await this.planBroker(cfg, b, `brokers[${bi}]`, issues, built));
     }
-    if (issues.length > 0) throw new ConfigError(issues, source);
-    return () => this.assemble(builders.map((f) => f()));
+    const dispose = async () => {
+      for (const s of built) await s.close?.();
+    };
+    if (issues.length > 0) {
+      await dispose();
+      throw new ConfigError(issues, source);
+    }
+    return Object.assign(() => this.assemble(builders.map((f) => f()), dispose), { dispose });
   }
 
-  private async planBroker(cfg: GeoWatchConfig, b: BrokerConfig, at: string, issues: ConfigIssue[]) {
+  private async planBroker(cfg: GeoWatchConfig, b: BrokerConfig, at: string, issues: ConfigIssue[], built: Stage[]) {
     const consumers: Array<Planned<ConsumerNode & { life: Lifecycle; role: NodeHealth["role"] }>> = [];
     const producers: Array<Planned<ProducerNode & { life: Lifecycle; check?: () => Promise<void> }>> = [];
     const storesIn: Array<Planned<StoreInNode & { life: Lifecycle }>> = [];
     const storesOut: Array<Planned<StoreOutNode & { life: Lifecycle }>> = [];
     let deadLetter: Planned<ProducerNode & { life: Lifecycle }> | undefined;
-    const stages: Array<() => Promise<Stage>> = [];
+    const stages: Stage[] = [];
     const maxTries = b.max_tries ?? 5;
 
     const planNode = async (n: NodeConfig, path: string, role: "consumer" | "producer", index: number) => {
@@ -293,7 +301,10 @@ export class Runtime {
     for (const [i, st] of (b.stages ?? []).entries()) {
       if (st.enabled === false) continue;
       const planned = await this.planStage(st, `${at}.stages[${i}]`, b.name, issues);
-      if (planned) stages.push(planned);
+      if (planned) {
+        stages.push(planned);
+        built.push(planned);
+      }
     }
     if ((b.consumers ?? []).length + (b.stores_in ?? []).length === 0) {
       this.log.info("broker has no consumers or stores_in: it only takes pushed messages", { broker: b.name });
@@ -305,7 +316,7 @@ export class Runtime {
       const si = storesIn.map((s) => s.make());
       const so = storesOut.map((s) => s.make());
       const dl = deadLetter?.make();
-      const stageList: Stage[] = [];
+      const stageList: Stage[] = stages;
       const observer = this.opts.observer?.(b.name);
       const broker = new Broker({
         name: b.name,
@@ -341,7 +352,6 @@ export class Runtime {
         });
       const checks: Array<() => Promise<void>> = [
         async () => {
-          for (const make of stages) stageList.push(await make());
           for (const s of stageList) await s.open?.();
         },
         ...ps.flatMap((p) => (p.check ? [p.check] : [])),
@@ -350,7 +360,11 @@ export class Runtime {
     };
   }
 
-  private async planStage(st: StageConfig, path: string, broker: string, issues: ConfigIssue[]): Promise<(() => Promise<Stage>) | undefined> {
+  /**
+   * Builds a stage at plan time, so a problem only building reveals (a fence file that does not parse)
+   * is a config issue with its path, for `validate` and `run` alike.
+   */
+  private async planStage(st: StageConfig, path: string, broker: string, issues: ConfigIssue[]): Promise<Stage | undefined> {
     let factory: StageFactory;
     try {
       factory = await this.resolveStage(st.stage);
@@ -361,8 +375,15 @@ export class Runtime {
     const { stage: _s, enabled: _e, name, ...rest } = st;
     const options = camelKeys(rest) as Record<string, unknown>;
     const validate = (factory as StageFactory & { validate?: (o: Record<string, unknown>) => ConfigIssue[] }).validate;
-    for (const i of validate?.(options) ?? []) issues.push({ path: i.path ? `${path}.${i.path}` : path, message: i.message });
-    return async () => factory(options, this.context(broker, name ?? st.stage));
+    const problems = validate?.(options) ?? [];
+    for (const i of problems) issues.push({ path: i.path ? `${path}.${snake(i.path)}` : path, message: i.message });
+    if (problems.length > 0) return undefined;
+    try {
+      return await factory(options, this.context(broker, name ?? st.stage));
+    } catch (err) {
+      issues.push({ path, message: reasonOf(err).replace(/^\[geowatch\] /, "") });
+      return undefined;
+    }
   }
 
   private async backendFor(name: string, role: "consumer" | "producer" | "store", path: string, issues: ConfigIssue[]) {
@@ -422,7 +443,10 @@ export class Runtime {
     };
   }
 
-  private assemble(parts: Array<{ broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }>): Provisioned {
+  private assemble(
+    parts: Array<{ broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }>,
+    closeStages: () => Promise<void>,
+  ): Provisioned {
     const log = this.log;
     let connected: Promise<void> | undefined;
     let stopped: Promise<void> | undefined;
@@ -467,6 +491,7 @@ export class Runtime {
               await n.close().catch((err: unknown) => log.warn("close failed", { error: reasonOf(err) }));
             }
           }
+          await closeStages().catch((err: unknown) => log.warn("stage close failed", { error: reasonOf(err) }));
         })()),
       health: () => parts.flatMap((p) => p.health()),
       ready: () => parts.every((p) => p.nodes.every((n) => n.state === "ready")),
