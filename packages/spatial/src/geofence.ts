@@ -6,6 +6,7 @@ import { resolve } from "node:path";
 import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatch/core";
 import { resolveFences } from "./fence-index.js";
 import type { FenceIndex } from "./fence-index.js";
+import { isValidPoint } from "./geojson.js";
 import type { Geometry } from "./geojson.js";
 import { compilePath, locate, problemReason } from "./message.js";
 import type { Located } from "./message.js";
@@ -68,16 +69,26 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     process(batch: Message[]): StageOutput | Promise<StageOutput> {
       const dead: DeadLetter[] = [];
       const msgs: Message[] = [];
-      const locs: Located[] = [];
+      const geoms: Geometry[] = [];
+      // null: the value is a bare Feature (the common case, spared an allocation); else where locate found it.
+      const locs: Array<Located | null> = [];
       // Tracks get a slot each per batch, so the hot loop indexes arrays instead of maps.
       const slotOf = new Map<string, number>();
       const unique: string[] = [];
       const slots: number[] = [];
       for (const message of batch) {
-        const r = locate(message.value);
-        if (!r.ok) {
-          dead.push({ message, reason: problemReason(name, r.problem) });
-          continue;
+        const v = message.value as { type?: unknown; geometry?: unknown } | null;
+        let geometry: Geometry;
+        let loc: Located | null = null;
+        if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
+        else {
+          const r = locate(v);
+          if (!r.ok) {
+            dead.push({ message, reason: problemReason(name, r.problem) });
+            continue;
+          }
+          geometry = r.geometry;
+          loc = r;
         }
         const t = trackOf === undefined ? message.key : trackOf(message.value);
         if (typeof t !== "string" && typeof t !== "number") {
@@ -93,22 +104,23 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           unique.push(track);
         }
         msgs.push(message);
-        locs.push(r);
+        geoms.push(geometry);
+        locs.push(loc);
         slots.push(slot);
       }
 
       const pass: Message[] = [];
       const finish = (): StageOutput => (dead.length > 0 ? { pass, dead } : { pass });
       let now: string | undefined;
-      const dateFor = (msg: Message, loc: Located): string => {
-        const d = loc.metadata?.date ?? msg.metadata?.date;
+      const dateFor = (msg: Message, loc: Located | null): string => {
+        const d = loc?.metadata?.date ?? msg.metadata?.date;
         if (typeof d === "string") return d;
         if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
         return (now ??= new Date().toISOString());
       };
-      const event = (msg: Message, loc: Located, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
+      const event = (msg: Message, loc: Located | null, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
         const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
-        const out: Message = { value: { metadata, data: loc.feature }, metadata, key: track };
+        const out: Message = { value: { metadata, data: loc === null ? msg.value : loc.feature }, metadata, key: track };
         if (msg.headers !== undefined) out.headers = msg.headers;
         if (msg.source !== undefined) out.source = msg.source;
         if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
@@ -120,17 +132,17 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         const changed = new Uint8Array(unique.length);
         let nChanged = 0;
         for (let k = 0; k < msgs.length; k++) {
-          const msg = msgs[k]!, loc = locs[k]!, slot = slots[k]!;
+          const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, slot = slots[k]!;
           const track = unique[slot]!;
           const prev = current[slot];
           const before = prev?.fences ?? NONE;
-          const inNow = fencesOf(loc.geometry);
+          const inNow = fencesOf(geometry);
           let same = before === inNow || before.length === inNow.length;
           for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
           if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
           let pos: [number, number] | undefined;
           if (wantCross) {
-            pos = firstPosition(loc.geometry);
+            pos = firstPosition(geometry);
             if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
               const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
               const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))

@@ -120,6 +120,20 @@ function polygonProblem(rings: Position[][], path: string): GeoProblem | null {
   return null;
 }
 
+/** True for a valid Point geometry (the hot path; anything else goes through `geometryProblem`). */
+export function isValidPoint(g: unknown): g is Extract<Geometry, { type: "Point" }> {
+  if (g === null || typeof g !== "object") return false;
+  const p = g as { type?: unknown; coordinates?: unknown };
+  if (p.type !== "Point") return false;
+  const c = p.coordinates;
+  if (!Array.isArray(c) || c.length < 2) return false;
+  for (let i = 0; i < c.length; i++) {
+    const n: unknown = c[i];
+    if (typeof n !== "number" || !Number.isFinite(n)) return false;
+  }
+  return true;
+}
+
 /** Validates a Feature; returns the first problem or null. */
 export function featureProblem(f: unknown, path: string): GeoProblem | null {
   if (f === null || typeof f !== "object" || Array.isArray(f)) return { path, message: "feature must be an object" };
