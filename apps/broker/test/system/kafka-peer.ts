@@ -50,6 +50,37 @@ export async function produce(topic: string, from: number, to: number, opts: { b
   }
 }
 
+/**
+ * Produces ids [0, n) in paced batches and keeps going through a broker outage: a batch that fails is sent
+ * again (same ids) until it succeeds, so every id is written at least once. Returns how many batch sends failed.
+ */
+export async function produceThrough(topic: string, n: number, opts: { batch: number; paceMs: number; onProgress?: (sent: number) => void }): Promise<number> {
+  const p = kafka().producer({ idempotent: true, maxInFlightRequests: 1, retry: { retries: 2, initialRetryTime: 200 } });
+  await p.connect();
+  let failures = 0;
+  try {
+    const pad = "x".repeat(60);
+    for (let i = 0; i < n; i += opts.batch) {
+      const messages = [];
+      for (let j = i; j < Math.min(n, i + opts.batch); j++) messages.push({ key: `v${j % 1000}`, value: `{"id":${j},"pad":"${pad}"}` });
+      for (;;) {
+        try {
+          await p.send({ topic, acks: -1, messages });
+          break;
+        } catch {
+          failures++;
+          await sleep(500);
+        }
+      }
+      opts.onProgress?.(Math.min(n, i + opts.batch));
+      await sleep(opts.paceMs);
+    }
+  } finally {
+    await p.disconnect().catch(() => undefined);
+  }
+  return failures;
+}
+
 /** Sum of the high watermarks of a topic (messages written, for a topic never truncated). */
 export async function endOffsets(topic: string): Promise<number> {
   return withAdmin(async (a) => (await a.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0));

@@ -2,7 +2,7 @@
 // One file, so the fault test's broker restart never overlaps the scale-out test.
 import { afterAll, describe, expect, it } from "vitest";
 import { KAFKA_SH, requireServer, runScript, sleep, startRun, stopRun, tempDir, unique, until, writeConfig, type RunChild } from "./helpers.js";
-import { committed, createTopics, deleteTopics, endOffsets, produce, readAllIds, tally } from "./kafka-peer.js";
+import { committed, createTopics, deleteTopics, endOffsets, produce, produceThrough, readAllIds, tally } from "./kafka-peer.js";
 
 const COUNT = 100; // records per receive
 const MAX_IN_FLIGHT = 1000;
@@ -99,4 +99,68 @@ describe("kafka system", () => {
     expect(t.duplicates).toBeLessThanOrEqual(bound);
     expect(await endOffsets(input)).toBe(N);
   }, 300_000);
+
+  it("fault: Kafka stopped and started again mid-flow; nothing lost, the outage shows in /ready and the logs", async () => {
+    requireServer("GEOWATCH_KAFKA_BROKERS");
+    const N = 20_000;
+    const DOWN_S = 5;
+    const input = unique("fault-in");
+    const output = unique("fault-out");
+    const group = unique("fault-group");
+    topics.push(input, output);
+    await createTopics([input, output], 3);
+    // Retries outlast the outage: without them a batch would go to the dead-letter path after max_tries.
+    const cfg = kafkaConfig(tempDir("kafka-fault"), input, output, group, ["    max_tries: 1000"]);
+    const run = await startRun(cfg);
+    children.push(run);
+    await until("the run to be ready", async () => ((await run.ready())?.status === 200 ? true : undefined), 60_000);
+
+    // A paced producer that rides through the outage (a failed batch is sent again), so the stop lands mid-flow.
+    let produced = 0;
+    const producing = produceThrough(input, N, { batch: 200, paceMs: 100, onProgress: (k) => (produced = k) });
+    await until("a quarter of the input to be delivered", async () => (((await run.metric("geowatch_sent_total")) ?? 0) >= N / 4 ? true : undefined), 60_000, 50);
+    const sentBefore = (await run.metric("geowatch_sent_total")) ?? 0;
+    const logsBefore = run.logs().length;
+    const t0 = Date.now();
+    const restart = runScript(KAFKA_SH, ["restart", String(DOWN_S)]);
+    let done = false;
+    const samples: Array<{ at: number; status: number | string; notReady?: string }> = [];
+    const sampling = (async () => {
+      while (!done) {
+        const r = await run.ready();
+        const bad = r?.body.nodes.filter((n) => n.state !== "ready" || n.error).map((n) => `${n.node}:${n.state}${n.error ? ` (${n.error.slice(0, 100)})` : ""}`);
+        samples.push({ at: Date.now() - t0, status: r?.status ?? "unreachable", ...(bad?.length ? { notReady: bad.join("; ") } : {}) });
+        await sleep(250);
+      }
+    })();
+    const restarted = await restart;
+    expect(restarted.code, restarted.output).toBe(0);
+    const upAt = Date.now() - t0;
+    const producedAtUp = produced;
+    const peerFailures = await producing;
+    await until("the group to commit every input offset", async () => ((await committed(group, input)) === (await endOffsets(input)) ? true : undefined), 180_000, 500);
+    await until("/ready to answer 200 again", async () => ((await run.ready())?.status === 200 ? true : undefined), 60_000);
+    done = true;
+    await sampling;
+    const outage = run.logs().slice(logsBefore);
+    expect(await stopRun(run)).toBe(0);
+
+    const inputIds = tally(await readAllIds(input), N);
+    const ids = await readAllIds(output);
+    const t = tally(ids, N);
+    const notReady = samples.filter((s) => s.status !== 200);
+    const reconnectLogs = outage.filter((l) => /reconnect|crash|connect failed|retrying sink|disconnect|lost/i.test(String(l.msg)));
+    const msgs = [...new Set(outage.map((l) => `${l.level} ${String(l.msg).slice(0, 90)}`))];
+    console.log(
+      `[kafka fault] ${N} produced, ${sentBefore} delivered before the outage; kafka.sh restart ${DOWN_S} took ${upAt} ms; ` +
+        `/ready: ${notReady.length} of ${samples.length} samples not 200 (first ${JSON.stringify(notReady[0])}, last ${JSON.stringify(notReady.at(-1))}); ` +
+        `input: ${N} ids, ${inputIds.duplicates} written twice by the test producer's ${peerFailures} failed sends (${producedAtUp} produced when Kafka was back); ` +
+        `output ${ids.length}, distinct ${t.distinct}, missing ${t.missing.length}, duplicates ${t.duplicates} (${t.duplicates - inputIds.duplicates} beyond the input's)`,
+    );
+    console.log(`[kafka fault] log messages during the outage:\n  ${msgs.slice(0, 40).join("\n  ")}`);
+    expect(inputIds.missing).toEqual([]);
+    expect(t.foreign).toBe(0);
+    expect(t.missing.slice(0, 20)).toEqual([]);
+    expect(notReady.length > 0 || reconnectLogs.length > 0).toBe(true);
+  }, 400_000);
 });
