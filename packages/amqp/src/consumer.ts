@@ -1,6 +1,6 @@
-import { GeoWatchError, type Consumer, type InRecord, type ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, sleep, type Consumer, type InRecord, type ReceiveOptions } from "@geowatch/core";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
-import { amqpError, backoff, BACKEND, closeQuietly, delay, loggerOf, openConnection, type AmqpContext } from "./connection.js";
+import { amqpError, backoff, BACKEND, closeQuietly, loggerOf, openConnection, type AmqpContext } from "./connection.js";
 import { resolveAmqpOptions, type AmqpOptions } from "./options.js";
 
 /** Header that carries `OutRecord.key` / `InRecord.key`, since AMQP has no message key. */
@@ -130,7 +130,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   function startReconnect(): void {
     reconnecting ??= (async () => {
       for (let attempt = 1; !closed; attempt++) {
-        await delay(backoff(attempt, o.reconnectMaxMs), closer.signal);
+        await sleep(backoff(attempt, o.reconnectMaxMs), closer.signal);
         if (closed) return;
         try {
           const s = await open();

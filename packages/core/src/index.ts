@@ -35,3 +35,5 @@ export {
 export type { ConfigIssue, GeoWatchConfig, BrokerConfig, NodeConfig, StoreConfig, StageConfig } from "./config.js";
 export { templateCodec, compileTemplate, escapeTemplateText, TEMPLATE_FILTERS } from "./codecs/index.js";
 export type { TemplateCodec, TemplateCodecOptions, CompiledTemplate, CompileTemplateOptions, TemplateEscape } from "./codecs/index.js";
+export { optionProblems, parseOptions } from "./options.js";
+export type { OptionProblem, OptionSchema } from "./options.js";

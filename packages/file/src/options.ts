@@ -1,6 +1,6 @@
-import { GeoWatchError } from "@geowatch/core";
 import type { BackendDefinition } from "@geowatch/core";
 import { z } from "zod";
+import { optionProblems, parseOptions as parseWith } from "@geowatch/core";
 
 /** Options of `fileProducer`. */
 export interface FileProducerOptions {
@@ -58,32 +58,14 @@ export const fileStoreSchema = z.strictObject({
   fsync: z.boolean().optional(),
 });
 
-export type OptionProblem = { path: string; message: string };
+export type { OptionProblem } from "@geowatch/core";
 
 /** Every problem of `options` against `schema`, each with its dotted path. */
-export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[] {
-  const res = schema.safeParse(options);
-  if (res.success) return [];
-  return res.error.issues.flatMap((issue) => {
-    const base = issue.path.map(String).join(".");
-    // strictObject reports all unknown keys in one issue; give each its own path.
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
-    }
-    return [{ path: base || "(root)", message: issue.message }];
-  });
-}
+export const problemsOf = optionProblems;
 
 /** Parses options or throws one CONFIG error listing every problem with its path. */
 export function parseOptions<T>(schema: z.ZodType, options: unknown, what: string): T {
-  const problems = problemsOf(schema, options);
-  if (problems.length > 0) {
-    const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
-    throw new GeoWatchError("CONFIG", `invalid ${what} options: ${list}`, {
-      backend: "file",
-      path: problems[0]?.path,
-    });
-  }
+  parseWith(schema, options, what, "file");
   return options as T;
 }
 

@@ -1,6 +1,7 @@
 import { GeoWatchError } from "@geowatch/core";
-import type { BackendDefinition } from "@geowatch/core";
+import type { BackendDefinition, OptionProblem } from "@geowatch/core";
 import { z } from "zod";
+import { optionProblems } from "@geowatch/core";
 
 /** SASL credentials. */
 export interface KafkaSaslOptions {
@@ -118,20 +119,10 @@ export function consumerProblems(options: unknown): OptionProblem[] {
   return out;
 }
 
-export type OptionProblem = { path: string; message: string };
+export type { OptionProblem } from "@geowatch/core";
 
 /** Every problem of `options` against `schema`, each with its dotted path. */
-export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[] {
-  const res = schema.safeParse(options);
-  if (res.success) return [];
-  return res.error.issues.flatMap((issue) => {
-    const base = issue.path.map(String).join(".");
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
-    }
-    return [{ path: base || "(root)", message: issue.message }];
-  });
-}
+export const problemsOf = optionProblems;
 
 /** Parses options (for a role) or throws one CONFIG error listing every problem with its path. */
 export function parseOptions(options: unknown, role: "consumer" | "producer"): KafkaOptions {

@@ -1,5 +1,5 @@
 /** Options of the spatial stages, their zod schemas, and the CONFIG error that lists every problem with its path. */
-import { GeoWatchError } from "@geowatch/core";
+import { optionProblems, parseOptions as parseWith } from "@geowatch/core";
 import type { Logger } from "@geowatch/core";
 import { z } from "zod";
 import { FenceIndex } from "./fence-index.js";
@@ -141,28 +141,13 @@ export const routeByFenceSchema = z.strictObject({
   idProperty: idProperty.optional(),
 });
 
-export type OptionProblem = { path: string; message: string };
+export type { OptionProblem } from "@geowatch/core";
 
 /** Every problem of `options` against `schema`, each with its dotted path. */
-export function problemsOf(schema: z.ZodType, options: unknown): OptionProblem[] {
-  const res = schema.safeParse(options);
-  if (res.success) return [];
-  return res.error.issues.flatMap((issue) => {
-    const base = issue.path.map(String).join(".");
-    // strictObject reports all unknown keys in one issue; give each its own path.
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
-    }
-    return [{ path: base || "(root)", message: issue.message }];
-  });
-}
+export const problemsOf = optionProblems;
 
 /** Parses options or throws one CONFIG error listing every problem with its path. */
 export function parseOptions<T>(schema: z.ZodType, options: unknown, what: string): T {
-  const problems = problemsOf(schema, options);
-  if (problems.length > 0) {
-    const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
-    throw new GeoWatchError("CONFIG", `invalid ${what} options: ${list}`, { backend: "spatial", path: problems[0]?.path });
-  }
+  parseWith(schema, options, what, "spatial");
   return options as T;
 }
