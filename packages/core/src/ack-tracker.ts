@@ -58,3 +58,39 @@ export class AckTracker {
     return this.streams.size;
   }
 }
+
+/**
+ * Coalesces commits: while one commit runs, later positions pile up and go out together in the next,
+ * the latest position per stream winning. Each caller resolves once a commit covering it succeeded.
+ */
+export class CommitCoalescer {
+  private pending = new Map<string, Position>();
+  private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+  private running = false;
+
+  constructor(private readonly commit: (positions: Position[]) => Promise<void>) {}
+
+  add(positions: Position[]): Promise<void> {
+    for (const p of positions) this.pending.set(p.stream, p);
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (!this.running) void this.loop();
+    return done;
+  }
+
+  private async loop(): Promise<void> {
+    this.running = true;
+    while (this.pending.size > 0) {
+      const batch = [...this.pending.values()];
+      const waiters = this.waiters;
+      this.pending = new Map();
+      this.waiters = [];
+      try {
+        await this.commit(batch);
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err);
+      }
+    }
+    this.running = false;
+  }
+}

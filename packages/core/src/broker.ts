@@ -1,4 +1,4 @@
-import { AckTracker } from "./ack-tracker.js";
+import { AckTracker, CommitCoalescer } from "./ack-tracker.js";
 import { GeoWatchError, reasonOf } from "./errors.js";
 import { silentLogger } from "./logger.js";
 import { StoreSink, type StoreOutNode } from "./store-sink.js";
@@ -173,6 +173,7 @@ export class Broker {
   private readonly storeSinks: StoreSink[];
   private readonly dlq: SinkState | undefined;
   private readonly trackers = new Map<string, AckTracker>();
+  private readonly committers = new Map<string, CommitCoalescer>();
   private readonly pending = new Set<Promise<void>>();
   private readonly dedupSeen = new Set<string>();
   private readonly abort = new AbortController();
@@ -201,7 +202,11 @@ export class Broker {
     );
     this.dlq = opts.deadLetter ? { node: opts.deadLetter, codec: passthrough, tail: Promise.resolve() } : undefined;
     for (const c of opts.consumers ?? []) {
-      if (c.consumer.capabilities?.ordering === "stream") this.trackers.set(c.name, new AckTracker());
+      if (c.consumer.capabilities?.ordering === "stream") {
+        this.trackers.set(c.name, new AckTracker());
+        const consumer = c.consumer;
+        if (consumer.commit) this.committers.set(c.name, new CommitCoalescer((ps) => consumer.commit!(ps)));
+      }
     }
   }
 
@@ -354,7 +359,8 @@ export class Broker {
     const c = node.consumer;
     if (segments) {
       const positions = this.trackers.get(node.name)!.done(segments);
-      if (positions.length > 0 && c.commit) await c.commit(positions);
+      const committer = this.committers.get(node.name);
+      if (positions.length > 0 && committer) await committer.add(positions);
     } else if (c.ack) {
       await c.ack(records);
     }

@@ -280,3 +280,22 @@ describe("Broker batching", () => {
     expect(dlq.got.map((r) => JSON.parse(r.value as string).payload)).toEqual(["{nope ü", { base64: "//4=" }]);
   });
 });
+
+describe("CommitCoalescer", () => {
+  it("sends the latest position per stream while a commit is running, and resolves every caller", async () => {
+    const { CommitCoalescer } = await import("../src/ack-tracker.js");
+    const calls: Array<Array<string | number>> = [];
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const c = new CommitCoalescer(async (ps) => {
+      calls.push(ps.map((p) => `${p.stream}@${p.next}`));
+      if (calls.length === 1) await slow;
+    });
+    const a = c.add([{ stream: "p0", offset: 1, next: 1 }]);
+    const b = c.add([{ stream: "p0", offset: 2, next: 2 }]);
+    const d = c.add([{ stream: "p0", offset: 3, next: 3 }, { stream: "p1", offset: 9, next: 9 }]);
+    release();
+    await Promise.all([a, b, d]);
+    expect(calls).toEqual([["p0@1"], ["p0@3", "p1@9"]]);
+  });
+});
