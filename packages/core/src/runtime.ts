@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Broker, type BrokerObserver, type BrokerStats, type ConsumerNode, type ProducerNode, type RunOptions } from "./broker.js";
 import { getCodec } from "./codecs/index.js";
 import {
+  brokerSchema,
   camelKeys,
   checkConfigShape,
   ConfigError,
@@ -187,7 +188,18 @@ export class Runtime {
     const interpolated = interpolate(raw, this.env, (p) => readFileSync(p, "utf8"), issues);
     const shape = checkConfigShape(interpolated);
     issues.push(...shape.issues);
-    if (!shape.config) throw new ConfigError(issues, source);
+    if (!shape.config) {
+      // The whole config does not parse, but the brokers that do are still checked, so one run lists every problem.
+      const brokers = (interpolated as { brokers?: unknown } | null)?.brokers;
+      const cfg = { brokers: [], defaults: (interpolated as { defaults?: GeoWatchConfig["defaults"] }).defaults } as unknown as GeoWatchConfig;
+      const built: Stage[] = [];
+      for (const [bi, raw] of (Array.isArray(brokers) ? brokers : []).entries()) {
+        const b = brokerSchema.safeParse(raw);
+        if (b.success && b.data.enabled !== false) await this.planBroker(cfg, b.data, `brokers[${bi}]`, issues, built).catch(() => undefined);
+      }
+      for (const st of built) await st.close?.();
+      throw new ConfigError(issues, source);
+    }
     const cfg = shape.config;
     const builders: Array<() => { broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }> = [];
     const built: Stage[] = [];

@@ -70,6 +70,11 @@ describe("Runtime", () => {
     // The shape errors come first and stop the rest; fix them and the backend errors show.
     expect(paths).toContain("brokers[0].count");
     expect(paths).toContain("brokers[0]");
+    // A broker that parses is checked even when another does not.
+    const mixed = (await rt
+      .load({ brokers: [{ name: "bad", count: -1 }, { name: "ok", consumers: [{ backend: "no-such-backend-xyz" }] }] })
+      .catch((e: unknown) => e)) as ConfigError;
+    expect(mixed.issues.map((i) => i.path)).toEqual(["brokers[0].count", "brokers[1].consumers[0].backend"]);
     const err2 = (await rt
       .load({
         brokers: [
