@@ -333,6 +333,7 @@ export class Broker {
         const meta = codec.metadataOf ? codec.metadataOf(value) : envelopeMetadata(value);
         if (meta) m.metadata = meta;
         if (r.key !== undefined) m.key = r.key;
+        if (r.topic !== undefined) m.topic = r.topic;
         if (r.headers !== undefined) m.headers = r.headers;
         if (r.position !== undefined) m.position = r.position;
         if (r.timestamp !== undefined) m.timestamp = r.timestamp;
@@ -574,6 +575,7 @@ export class Broker {
         source: d.source,
         at: new Date().toISOString(),
         key: d.record?.key ?? d.message?.key,
+        topic: d.record?.topic ?? d.message?.topic,
         position: d.record?.position ?? d.message?.position,
         metadata: d.message?.metadata,
         payload: deadPayload(d),
@@ -646,7 +648,7 @@ function chunkEnd(records: OutRecord[], from: number, maxBatch: number, maxBytes
 function isMessage(v: unknown): v is Message {
   return v !== null && typeof v === "object" && "value" in v && ("source" in v || "metadata" in v || "key" in v) && Object.keys(v).every((k) => MESSAGE_KEYS.has(k));
 }
-const MESSAGE_KEYS = new Set(["value", "metadata", "key", "headers", "source", "position", "timestamp", "routes"]);
+const MESSAGE_KEYS = new Set(["value", "metadata", "key", "topic", "headers", "source", "position", "timestamp", "routes"]);
 
 /** The metadata of a `{metadata, data}` envelope, if the value is one. */
 export function envelopeMetadata(value: unknown): Metadata | undefined {

@@ -37,6 +37,8 @@ export interface Position {
 export interface InRecord {
   value: Payload;
   key?: string;
+  /** The topic/queue it came from, when the consumer reads more than one. */
+  topic?: string;
   headers?: Record<string, string>;
   /** Set by ordered sources: acknowledgement commits up to the lowest unacknowledged position. */
   position?: Position;
@@ -73,6 +75,8 @@ export interface Message<T = unknown> {
   headers?: Record<string, string>;
   /** Which source this came from (node name). */
   source?: string;
+  /** The topic/queue it came from, when the source says. */
+  topic?: string;
   position?: Position;
   timestamp?: number;
   /** When set, only the sinks with these names receive the message. */

@@ -39,6 +39,7 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
   const offset = m.offset;
   const rec: InRecord = {
     value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : new Uint8Array(0),
+    topic,
     position: { stream: streamOf(topic, partition), offset, next: (BigInt(offset) + 1n).toString() },
   };
   if (m.key) rec.key = m.key.toString("utf8");
