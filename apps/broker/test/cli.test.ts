@@ -111,6 +111,49 @@ describe("geowatch CLI", () => {
     }
   });
 
+  it("spatial stages from config (snake_case names) filter and route by fence", () => {
+    writeFileSync(
+      join(dir, "harbour.geojson"),
+      JSON.stringify({ type: "FeatureCollection", features: [{ type: "Feature", id: "harbour", properties: {}, geometry: { type: "Polygon", coordinates: [[[4, 52], [5, 52], [5, 53], [4, 53], [4, 52]]] } }] }),
+    );
+    const cfg = join(dir, "spatial.yaml");
+    writeFileSync(
+      cfg,
+      [
+        "brokers:",
+        "  - name: ships",
+        "    consumers: [{ backend: memory, topic: t, codec: geojson }]",
+        "    stages:",
+        "      - { stage: bbox_filter, bbox: [0, 50, 10, 55] }",
+        "      - { stage: route_by_fence, fences: '${GEOWATCH_CONFIG_DIR}/harbour.geojson', routes: { harbour: [alerts], none: [archive] } }",
+        "    producers:",
+        "      - { name: alerts, backend: console, codec: json }",
+        "      - { name: archive, backend: console, codec: json }",
+      ].join("\n"),
+    );
+    const pt = (x: number, y: number, id: string) => ({ type: "Feature", properties: { id }, geometry: { type: "Point", coordinates: [x, y] } });
+    const tests = join(dir, "spatial.tests.yaml");
+    writeFileSync(
+      tests,
+      JSON.stringify({
+        tests: [
+          {
+            name: "in the harbour to alerts, elsewhere in the box to archive, outside the box dropped, bad coordinates dead",
+            input: [pt(4.5, 52.5, "in"), pt(8, 51, "box"), pt(30, 10, "far"), pt(4.5, 123, "bad")],
+            expect: {
+              alerts: { count: 1, contains: [{ properties: { id: "in" } }] },
+              archive: { count: 1, contains: [{ properties: { id: "box" } }] },
+              "dead-letter": { count: 1 },
+            },
+          },
+        ],
+      }),
+    );
+    const r = run(["test", cfg, tests]);
+    expect(r.stdout, r.stderr).toMatch(/1 passed, 0 failed/);
+    expect(r.status).toBe(0);
+  });
+
   it("schema prints JSON Schema", () => {
     const r = run(["schema"]);
     expect(r.status).toBe(0);

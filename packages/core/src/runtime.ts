@@ -155,7 +155,8 @@ export class Runtime {
         }
       }
     }
-    const f = this.stages.get(name);
+    // Config is snake_case: `route_by_fence` names the `routeByFence` stage.
+    const f = this.stages.get(name) ?? this.stages.get(name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
     if (f) return f;
     if (name.startsWith("@") || name.startsWith(".") || name.includes("/")) {
       const mod = await this.importModule(name, `stage "${name}"`);
