@@ -52,8 +52,9 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
 
 /**
  * A Kafka consumer-group member. kafkajs pushes batches; they land in a bounded buffer that `receive`
- * pulls from. When the buffer is full, the partition is paused and the unbuffered rest of its batch is
- * fetched again after `resume`. Offsets are committed only by `commit`, and only for owned partitions.
+ * pulls from. A batch is always taken whole; once the buffer reaches its limit, the partitions that
+ * delivered are paused until `receive` has drained it to half. Offsets are committed only by `commit`,
+ * and only for owned partitions.
  */
 export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
   const opts = parseOptions(options, "consumer");
@@ -125,21 +126,15 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     const { topic, partition } = batch;
     const stream = streamOf(topic, partition);
     if (!isRunning() || isStale() || rebalancing || !owned.has(stream) || closed) return;
-    let pushed = 0;
-    for (const m of batch.messages) {
-      if (buffer.length >= limit) break;
-      buffer.push(toRecord(topic, partition, m));
-      pushed++;
-    }
-    if (pushed === batch.messages.length) {
-      // lastOffset also covers trailing control records that kafkajs filtered out.
-      resolveOffset(batch.lastOffset());
-    } else {
-      if (pushed > 0) resolveOffset(batch.messages[pushed - 1]!.offset);
-      pausePartition(stream);
-    }
+    // The whole batch goes into the buffer even past the limit: kafkajs has already fetched and decoded it,
+    // and leaving the rest for a re-fetch after `resume` decoded most records many times over (a fetch
+    // returns up to 1 MB per partition). Past the limit the partition pauses, so the buffer holds at most
+    // `limit` plus one fetched batch per partition.
+    for (const m of batch.messages) buffer.push(toRecord(topic, partition, m));
+    // lastOffset also covers trailing control records that kafkajs filtered out.
+    resolveOffset(batch.lastOffset());
     if (buffer.length >= limit) pausePartition(stream);
-    if (pushed > 0) wake();
+    if (batch.messages.length > 0) wake();
   };
 
   const resolveTopics = async (): Promise<string[]> => {

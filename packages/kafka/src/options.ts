@@ -56,7 +56,10 @@ export interface KafkaOptions {
   connectionTimeout?: number;
   /** Producer: partitions of a topic that `topic_check` creates. Default `1`. Env: none. */
   partitions?: number;
-  /** Consumer: records fetched ahead of `receive`; above it the consumer pauses its partitions. Default `1000`. Env: none. */
+  /**
+   * Consumer: records fetched ahead of `receive`; at it the consumer pauses the partitions that delivered. A
+   * fetched batch is taken whole, so the buffer may exceed this by one batch per partition. Default `1000`. Env: none.
+   */
   maxBufferedRecords?: number;
 }
 
