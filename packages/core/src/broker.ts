@@ -146,6 +146,8 @@ interface SinkState {
   codec: Codec;
   tail: Promise<unknown>;
   lingering?: Lingering | undefined;
+  /** Sends queued or running on this sink. */
+  busy: number;
 }
 
 /**
@@ -185,7 +187,7 @@ export class Broker {
     this.o = opts;
     this.name = opts.name;
     this.log = opts.logger ?? silentLogger;
-    this.sinks = (opts.producers ?? []).map((node) => ({ node, codec: node.codec ?? passthrough, tail: Promise.resolve() }));
+    this.sinks = (opts.producers ?? []).map((node) => ({ node, codec: node.codec ?? passthrough, tail: Promise.resolve(), busy: 0 }));
     this.storeSinks = (opts.storesOut ?? []).map(
       (node) =>
         new StoreSink(node, {
@@ -200,7 +202,7 @@ export class Broker {
           },
         }),
     );
-    this.dlq = opts.deadLetter ? { node: opts.deadLetter, codec: passthrough, tail: Promise.resolve() } : undefined;
+    this.dlq = opts.deadLetter ? { node: opts.deadLetter, codec: passthrough, tail: Promise.resolve(), busy: 0 } : undefined;
     for (const c of opts.consumers ?? []) {
       if (c.consumer.capabilities?.ordering === "stream") {
         this.trackers.set(c.name, new AckTracker());
@@ -436,18 +438,29 @@ export class Broker {
   /** Sends to one sink after the previous batch for it, so a sink sees batches in order. */
   private deliverSerial(sink: SinkState, messages: Message[]): Promise<Failure[]> {
     const linger = sink.node.lingerMs ?? 0;
-    if (linger <= 0) {
-      const run = sink.tail.then(() => this.deliver(sink, messages));
-      sink.tail = run;
-      return run;
-    }
+    if (linger <= 0 && sink.busy === 0) return this.chain(sink, messages);
+    // Lingering, or a send is in flight: collect. Without linger, what arrives while the sink is busy goes
+    // out as one send when it is free (group commit), instead of one send per received batch, each waiting
+    // for the one before: small batches (a queue hands out what it has) otherwise cap the rate at one
+    // batch per send round trip.
     return new Promise<Failure[]>((resolve) => {
       const acc = (sink.lingering ??= { messages: [], waiters: [], timer: undefined });
       for (const m of messages) acc.messages.push(m);
       acc.waiters.push({ mine: new Set(messages), resolve });
       if (acc.messages.length >= (sink.node.maxBatch ?? 500)) this.flushLingering(sink);
-      else acc.timer ??= setTimeout(() => this.flushLingering(sink), linger);
+      else if (linger > 0) acc.timer ??= setTimeout(() => this.flushLingering(sink), linger);
     });
+  }
+
+  /** Sends after the previous send on this sink; when the sink falls idle, sends what collected meanwhile. */
+  private chain(sink: SinkState, messages: Message[]): Promise<Failure[]> {
+    sink.busy++;
+    const run = sink.tail.then(() => this.deliver(sink, messages));
+    sink.tail = run;
+    void run.then(() => {
+      if (--sink.busy === 0 && (sink.node.lingerMs ?? 0) <= 0) this.flushLingering(sink);
+    });
+    return run;
   }
 
   /** Sends what a lingering sink collected; each waiter gets the failures of its own messages. */
@@ -456,9 +469,7 @@ export class Broker {
     if (!acc) return;
     sink.lingering = undefined;
     clearTimeout(acc.timer);
-    const run = sink.tail.then(() => this.deliver(sink, acc.messages));
-    sink.tail = run;
-    void run.then((failed) => {
+    void this.chain(sink, acc.messages).then((failed) => {
       for (const w of acc.waiters) w.resolve(failed.filter((f) => f.message !== undefined && w.mine.has(f.message)));
     });
   }
