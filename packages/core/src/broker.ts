@@ -3,7 +3,7 @@ import { GeoWatchError, reasonOf } from "./errors.js";
 import { silentLogger } from "./logger.js";
 import { StoreSink, type StoreOutNode } from "./store-sink.js";
 import { readStoreIn, type StoreInNode } from "./store-source.js";
-import type { Codec, Consumer, InRecord, Logger, Message, Metadata, OutRecord, Producer, Stage } from "./types.js";
+import type { Codec, Consumer, InRecord, Logger, Mapping, Message, Metadata, OutRecord, Producer, Stage } from "./types.js";
 import { backoffMs, payloadSize, payloadText, sleep, stableStringify, withTimeout } from "./util.js";
 
 export interface ConsumerNode {
@@ -236,7 +236,26 @@ export class Broker {
   async push(values: Array<unknown>, source = "push"): Promise<void> {
     const messages = values.map((v) => (isMessage(v) ? { ...v, source: v.source ?? source } : this.toMessage(v, source)));
     this.stats.received += messages.length;
-    await this.process(messages, [], source);
+    if (!(await this.process(messages, [], source))) {
+      throw new GeoWatchError("SEND", "dead-letter sink did not accept messages", { backend: this.name });
+    }
+  }
+
+  /** The push entry point for application objects: a Mapping turns each into a message first. */
+  async pushMapped<A>(objects: A[], mapping: Mapping<A>, source = mapping.name): Promise<void> {
+    const messages: Message[] = [];
+    const dead: Dead[] = [];
+    for (const obj of objects) {
+      try {
+        messages.push({ source, ...mapping.toMessage(obj) });
+      } catch (err) {
+        dead.push({ reason: `[${mapping.name}] mapping failed: ${reasonOf(err)}`, message: { value: obj as unknown, source }, source });
+      }
+    }
+    this.stats.received += objects.length;
+    if (!(await this.process(messages, dead, source))) {
+      throw new GeoWatchError("SEND", "dead-letter sink did not accept messages", { backend: this.name });
+    }
   }
 
   private toMessage(value: unknown, source: string): Message {

@@ -299,3 +299,24 @@ describe("CommitCoalescer", () => {
     expect(calls).toEqual([["p0@1"], ["p0@3", "p1@9"]]);
   });
 });
+
+describe("Broker.pushMapped", () => {
+  it("turns application objects into envelope messages with a Mapping; a failing mapping dead-letters", async () => {
+    const out = collecting();
+    const dlq = collecting();
+    const b = new Broker({ name: "t", producers: [{ name: "out", producer: out, codec: json }], deadLetter: { name: "dlq", producer: dlq } });
+    type Layer = { id: number; title: string };
+    const layerMapping = {
+      name: "layer",
+      toMessage: (l: Layer) => {
+        if (!l.title) throw new Error("layer without a title");
+        return { value: { metadata: { actiontype: "create", targettype: "layer" }, data: l }, metadata: { actiontype: "create", targettype: "layer" }, key: String(l.id) };
+      },
+    };
+    await b.pushMapped([{ id: 1, title: "roads" }, { id: 2, title: "" }], layerMapping);
+    expect(out.got).toHaveLength(1);
+    expect(out.got[0]!.key).toBe("1");
+    expect(out.got[0]!.metadata).toEqual({ actiontype: "create", targettype: "layer" });
+    expect(JSON.parse(dlq.got[0]!.value as string).reason).toMatch(/\[layer\] mapping failed: layer without a title/);
+  });
+});
