@@ -1,8 +1,8 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 
 const BIN = new URL("../bin/geowatch.js", import.meta.url).pathname;
 const run = (args: string[], cwd = process.cwd(), env: Record<string, string> = {}) =>
@@ -10,6 +10,7 @@ const run = (args: string[], cwd = process.cwd(), env: Record<string, string> = 
 
 describe("geowatch CLI", () => {
   const dir = mkdtempSync(join(tmpdir(), "geowatch-cli-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it("--help and --version exit 0; no command and unknown commands exit 2", () => {
     const help = run(["--help"]);

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -74,5 +74,6 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     expect(missing).toEqual([]);
     // Duplicates stay within the in-flight window: per kill at most max_in_flight (+ one batch) per broker.
     expect(duplicates).toBeLessThanOrEqual(KILLS * 2 * (1000 + 100));
+    rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -74,5 +74,6 @@ describe("observability", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty("level");
     expect(stderr).toMatch(/SIGTERM: stopping/);
+    rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 });
