@@ -40,6 +40,8 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   let reconnecting: Promise<void> | undefined;
   let everConnected = false;
   let fatal: GeoWatchError | undefined;
+  /** Why the last channel went away, while reconnecting. */
+  let lostWhy = "connection lost";
   let sessions = 0;
   let closed = false;
 
@@ -122,6 +124,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
     if (session !== s) return; // still being opened: open() reports the failure
     session = undefined;
     if (closed) return;
+    lostWhy = why;
     log.warn("amqp consumer lost its channel; reconnecting", { backend: BACKEND, queue, why, node: ctx?.name });
     startReconnect();
     notify();
@@ -220,6 +223,11 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   return {
     capabilities: { acks: true, batching: true },
     connect,
+    health() {
+      if (fatal) return { ok: false, error: fatal.message };
+      if (everConnected && !session && !closed) return { ok: false, error: `[geowatch] [amqp] consumer of queue "${queue}" on ${o.where}: ${lostWhy}; reconnecting` };
+      return { ok: true };
+    },
     async receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
       if (closed) throw closedError();
       if (fatal) throw fatal;

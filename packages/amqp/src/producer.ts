@@ -39,6 +39,8 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
   let session: Session | undefined;
   let opening: Promise<Session> | undefined;
   let closed = false;
+  /** The last failed attempt to (re)open the connection, until one succeeds. */
+  let unreachable: string | undefined;
 
   async function open(): Promise<Session> {
     const conn = await openConnection(o, `producer to ${target}`);
@@ -67,10 +69,17 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
     if (closed) return Promise.reject(new GeoWatchError("CLOSED", `producer to ${target} is closed`, { backend: BACKEND }));
     if (session?.open) return Promise.resolve(session);
     opening ??= open()
-      .then((s) => {
-        session = s;
-        return s;
-      })
+      .then(
+        (s) => {
+          session = s;
+          unreachable = undefined;
+          return s;
+        },
+        (err: unknown) => {
+          unreachable = err instanceof Error ? err.message : String(err);
+          throw err;
+        },
+      )
       .finally(() => {
         opening = undefined;
       });
@@ -130,6 +139,7 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
 
   return {
     capabilities: { batching: true },
+    health: () => (unreachable === undefined ? { ok: true } : { ok: false, error: unreachable }),
     async connect(): Promise<void> {
       await ready();
     },

@@ -208,6 +208,26 @@ describe("amqp against RabbitMQ", () => {
     expect((await p.send([{ value: "x", topic: "k" }]))[0]!.ok).toBe(true);
   });
 
+  it("health(): not ok while the consumer's channel is gone and it reconnects, ok again once it is back", async () => {
+    const q = uniqueName("health");
+    const ch = await conn.createChannel();
+    await ch.assertQueue(q, { durable: true });
+    const c = consumer({ queue: q, declare: false, reconnectMaxMs: 200 });
+    await c.connect!();
+    expect(c.health!()).toEqual({ ok: true });
+    // The server cancels the consumer when its queue goes; without `declare` it cannot come back until the queue does.
+    await ch.deleteQueue(q);
+    const deadline = Date.now() + 10_000;
+    while (c.health!().ok && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const down = c.health!();
+    expect(down.ok).toBe(false);
+    expect(down.error).toMatch(new RegExp(`\\[geowatch\\] \\[amqp\\] consumer of queue "${q}" .*reconnecting`));
+    await ch.assertQueue(q, { durable: true });
+    while (!c.health!().ok && Date.now() < deadline + 10_000) await new Promise((r) => setTimeout(r, 50));
+    expect(c.health!()).toEqual({ ok: true });
+    await ch.close();
+  });
+
   it("explains wrong credentials, an unreachable server and a missing queue", async () => {
     const url = new URL(amqpUrl());
     url.password = "wrong-password";

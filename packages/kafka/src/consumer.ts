@@ -66,6 +66,8 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   let connecting: Promise<void> | undefined;
   let closed = false;
   let failure: GeoWatchError | undefined;
+  /** Why kafkajs is restarting the consumer (a crash it recovers from), until the next join or fetch. */
+  let lost: string | undefined;
   let buffer: InRecord[] = [];
   /** Between kafkajs' REBALANCING and the next GROUP_JOIN: partitions may be revoked, so hold everything back. */
   let rebalancing = false;
@@ -183,6 +185,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     const firstReady = new Promise<void>((resolve) => (ready = resolve));
     let joinedOnce = false;
     c.on(c.events.GROUP_JOIN, (e) => {
+      lost = undefined;
       onJoin(e.payload.memberAssignment);
       joinedOnce = true;
       if (!waitFetch || owned.size === 0) ready();
@@ -193,11 +196,13 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       buffer = [];
     });
     c.on(c.events.FETCH, () => {
+      lost = undefined;
       if (joinedOnce) ready();
     });
     c.on(c.events.CRASH, (e) => {
       const err = e.payload.error;
       if (e.payload.restart) {
+        lost = err.message;
         logger?.warn("kafka: consumer crashed, kafkajs restarts it", { error: err.message });
         return;
       }
@@ -239,6 +244,11 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   return {
     capabilities: { ordering: "stream", batching: true },
     connect,
+    health() {
+      if (failure) return { ok: false, error: failure.message };
+      if (lost !== undefined) return { ok: false, error: `[geowatch] [kafka] consumer lost ${brokers.join(",")}, rejoining the group: ${lost}` };
+      return { ok: true };
+    },
     async receive(max: number, o: ReceiveOptions): Promise<InRecord[]> {
       await connect();
       if (failure) throw failure;

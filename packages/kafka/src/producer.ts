@@ -44,6 +44,8 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
   let admin: Admin | undefined;
   let connecting: Promise<void> | undefined;
   let closed = false;
+  /** The last send's connection failure, until a send gets through. */
+  let unreachable: string | undefined;
 
   const doConnect = async () => {
     const p = kafka.producer({
@@ -94,6 +96,7 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
   return {
     capabilities: { batching: true },
     connect,
+    health: () => (unreachable === undefined ? { ok: true } : { ok: false, error: unreachable }),
     async send(records: OutRecord[]): Promise<SendResult[]> {
       await connect();
       const results: SendResult[] = new Array(records.length);
@@ -123,6 +126,7 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
               compression,
               topicMessages: [{ topic, messages: indices.map((i) => toMessage(records[i]!)) }],
             });
+            unreachable = undefined;
             const ids = idsOf(meta, topic, indices.length);
             indices.forEach((i, n) => {
               const id = ids[n];
@@ -131,6 +135,7 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
           } catch (err) {
             const error = kafkaError(err, `sending to topic "${topic}"`, brokers);
             if (error.code === "NOT_FOUND") known.delete(topic);
+            if (error.code === "CONNECT" || error.code === "TIMEOUT") unreachable = error.message;
             for (const i of indices) results[i] = { ok: false, error, retryable: error.retryable };
           }
         }),
