@@ -149,11 +149,12 @@ describe("kafka system", () => {
     const inputIds = tally(await readAllIds(input), N);
     const ids = await readAllIds(output);
     const t = tally(ids, N);
+    const rejoinedAt = outage.filter((l) => l.msg === "kafka: joined group").map((l) => Date.parse(String(l.time)) - t0);
     const notReady = samples.filter((s) => s.status !== 200);
     const reconnectLogs = outage.filter((l) => /reconnect|crash|connect failed|retrying sink|disconnect|lost/i.test(String(l.msg)));
     const msgs = [...new Set(outage.map((l) => `${l.level} ${String(l.msg).slice(0, 90)}`))];
     console.log(
-      `[kafka fault] ${N} produced, ${sentBefore} delivered before the outage; kafka.sh restart ${DOWN_S} took ${upAt} ms; ` +
+      `[kafka fault] ${N} produced, ${sentBefore} delivered before the outage; kafka.sh restart ${DOWN_S} took ${upAt} ms; the consumer rejoined its group at ${rejoinedAt.join(", ")} ms (the coordinator waits for the session of the member that vanished); ` +
         `/ready: ${notReady.length} of ${samples.length} samples not 200, last at ${readyAgainAt} ms (first ${JSON.stringify(notReady[0])}, last ${JSON.stringify(notReady.at(-1))}); ` +
         `input: ${N} ids, ${inputIds.duplicates} written twice by the test producer's ${peerFailures} failed sends (${producedAtUp} produced when Kafka was back); ` +
         `output ${ids.length}, distinct ${t.distinct}, missing ${t.missing.length}, duplicates ${t.duplicates} (${t.duplicates - inputIds.duplicates} beyond the input's)`,
