@@ -1,5 +1,5 @@
 import { AckTracker, CommitCoalescer } from "./ack-tracker.js";
-import { GeoWatchError, reasonOf } from "./errors.js";
+import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 import { silentLogger } from "./logger.js";
 import { StoreSink, type StoreOutNode } from "./store-sink.js";
 import { readStoreIn, type StoreInNode } from "./store-source.js";
@@ -120,6 +120,8 @@ export interface RunOptions {
 /** A message that could not be processed, with the record it came from when there was one. */
 interface Dead {
   reason: string;
+  /** Not delivered because the sink was down at shutdown: leave the source unacknowledged. */
+  undelivered?: boolean;
   message?: Message;
   record?: InRecord;
   source: string;
@@ -361,7 +363,7 @@ export class Broker {
         messages.push(m);
       }
       const delivered = await this.process(messages, dead, node.name);
-      if (!delivered) throw new GeoWatchError("SEND", "dead-letter sink did not accept messages");
+      if (!delivered) throw new GeoWatchError("SEND", "not delivered (a sink was down at shutdown, or the dead-letter sink refused); left unacknowledged");
       await this.acknowledge(node, records, segments);
     } catch (err) {
       // Nothing may be lost: give the records back where the source can take them.
@@ -416,7 +418,15 @@ export class Broker {
         ...this.sinks.map((s) => this.deliverSerial(s, messages)),
         ...this.storeSinks.map((s) => s.add(messages)),
       ]);
-      for (const failed of results) for (const f of failed) dead.push({ ...f, source });
+      let undelivered = false;
+      for (const failed of results) {
+        for (const f of failed) {
+          if (f.undelivered) undelivered = true;
+          else dead.push({ ...f, source });
+        }
+      }
+      // A sink was down at shutdown: nothing of this batch may be acknowledged; it is delivered again later.
+      if (undelivered) return false;
     }
     if (dead.length === 0) return true;
     return this.deadLetter(dead);
@@ -525,7 +535,19 @@ export class Broker {
     const timeoutMs = node.timeoutMs ?? this.o.timeoutMs ?? 30_000;
     const maxBatch = Math.min(node.producer.capabilities?.maxBatch ?? Infinity, node.maxBatch ?? Infinity);
     const maxBytes = Math.min(node.producer.capabilities?.maxBatchBytes ?? Infinity, node.maxBatchBytes ?? Infinity);
+    // `tries` counts attempts in which the sink answered but failed some records (a message problem: after
+    // maxTries they are dead-lettered). An attempt in which nothing got through (the send threw or every
+    // record failed retryably) means the sink is down: that is retried with capped backoff for as long as it
+    // takes, since dead-lettering or acknowledging would lose messages in any outage longer than the retries.
+    // During shutdown a down sink gets maxTries more attempts, then the records stay unacknowledged.
+    let tries = 0;
+    let downStreak = 0;
+    let triesSinceStop = 0;
     for (let attempt = 1; records.length > 0; attempt++) {
+      const attempted = records.length;
+      let rejected = 0;
+      let threw = false;
+      let connectionErrors = 0;
       const retryRecords: OutRecord[] = [];
       const retryOwners: Message[] = [];
       let lastReason = "";
@@ -540,6 +562,7 @@ export class Broker {
             throw new GeoWatchError("SEND", `"${node.name}" returned ${results.length} results for ${chunk.length} records`, { backend: node.backend });
           }
         } catch (err) {
+          threw = true;
           lastReason = reasonOf(err);
           for (let i = 0; i < chunk.length; i++) {
             retryRecords.push(chunk[i]!);
@@ -553,9 +576,11 @@ export class Broker {
           if (r.ok) {
             ok++;
           } else if (r.retryable === false) {
+            rejected++;
             failed.push({ reason: `[${node.name}] rejected: ${reasonOf(r.error)}`, message: owners[from + i]! });
           } else {
             lastReason = reasonOf(r.error);
+            if (isConnectionError(r.error)) connectionErrors++;
             retryRecords.push(chunk[i]!);
             retryOwners.push(owners[from + i]!);
           }
@@ -567,15 +592,31 @@ export class Broker {
       }
       if (retryRecords.length === 0) break;
       this.o.observer?.failed?.(node.name, retryRecords.length, lastReason);
-      if (attempt >= maxTries) {
-        this.log.warn("giving up on sink", { broker: this.name, sink: node.name, records: retryRecords.length, attempts: attempt, error: lastReason });
-        for (const m of retryOwners) failed.push({ reason: `[${node.name}] not delivered after ${attempt} attempts: ${lastReason}`, message: m });
-        break;
+      // Down: nothing got through, and the send threw, or every failure is a connection-class error, or the
+      // backend's own health says its connection is lost.
+      const down =
+        retryRecords.length === attempted &&
+        rejected === 0 &&
+        (threw || connectionErrors === retryRecords.length || node.producer.health?.().ok === false);
+      if (down) {
+        downStreak++;
+        if (this.stopping && ++triesSinceStop >= maxTries) {
+          this.log.warn("sink down at shutdown: leaving messages unacknowledged", { broker: this.name, sink: node.name, records: retryRecords.length, error: lastReason });
+          for (const m of retryOwners) failed.push({ reason: `[${node.name}] sink down at shutdown: ${lastReason}`, message: m, undelivered: true });
+          break;
+        }
+      } else {
+        downStreak = 0;
+        if (++tries >= maxTries) {
+          this.log.warn("giving up on records", { broker: this.name, sink: node.name, records: retryRecords.length, attempts: tries, error: lastReason });
+          for (const m of retryOwners) failed.push({ reason: `[${node.name}] not delivered after ${tries} attempts: ${lastReason}`, message: m });
+          break;
+        }
       }
       this.stats.retries += retryRecords.length;
       this.o.observer?.retried?.(node.name, retryRecords.length);
-      this.log.warn("retrying sink", { broker: this.name, sink: node.name, records: retryRecords.length, attempt, error: lastReason });
-      await sleep(backoffMs(attempt, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000));
+      this.log.warn(down ? "sink down, retrying" : "retrying sink", { broker: this.name, sink: node.name, records: retryRecords.length, attempt, error: lastReason });
+      await sleep(backoffMs(down ? downStreak : tries, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000), this.stopping ? undefined : this.abort.signal);
       records = retryRecords;
       owners = retryOwners;
     }
@@ -673,6 +714,11 @@ function chunkEnd(records: OutRecord[], from: number, maxBatch: number, maxBytes
     if (bytes > maxBytes && i > from) return i;
   }
   return countEnd;
+}
+
+/** Errors that say the sink cannot be reached, as opposed to a problem with the record. */
+function isConnectionError(err: unknown): boolean {
+  return isGeoWatchError(err) && (err.code === "CONNECT" || err.code === "TIMEOUT" || err.code === "CLOSED");
 }
 
 function isMessage(v: unknown): v is Message {

@@ -173,6 +173,7 @@ export function guardProducer(p: Producer, opts: ManagedOptions): ManagedProduce
     send: g.call(p.send.bind(p)),
   }) as ManagedProducer;
   if (p.ensureTopic) m.ensureTopic = g.call(p.ensureTopic.bind(p));
+  if (p.health) m.health = () => g.backendHealth();
   return m;
 }
 

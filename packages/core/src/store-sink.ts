@@ -1,4 +1,4 @@
-import { GeoWatchError, reasonOf } from "./errors.js";
+import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 import type { Codec, Logger, Message, Payload, Store } from "./types.js";
 import { renderKey } from "./template.js";
 import { backoffMs, payloadText, sleep } from "./util.js";
@@ -35,6 +35,8 @@ interface Group {
 export interface Failed {
   reason: string;
   message: Message;
+  /** The store was unreachable at shutdown: leave the source unacknowledged. */
+  undelivered?: boolean;
 }
 
 export interface StoreSinkOptions {
@@ -162,22 +164,32 @@ export class StoreSink {
       this.node.whichIndex,
     );
     const append = (this.node.mode ?? "append") === "append";
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= this.o.maxTries; attempt++) {
+    // As with producers: an unreachable store is retried for as long as it takes (during shutdown, maxTries
+    // more times, then the messages stay unacknowledged); other failures are dead-lettered after maxTries.
+    let tries = 0;
+    let downStreak = 0;
+    let triesSinceStop = 0;
+    for (;;) {
       try {
         await this.writeOnce(store, codec, g.key, selected, append);
         return [];
       } catch (err) {
-        lastErr = err;
-        if (attempt < this.o.maxTries) {
-          this.o.onRetry(g.messages.length);
-          this.o.logger.warn("retrying store write", { store: this.node.name, key: g.key, attempt, error: reasonOf(err) });
-          await sleep(backoffMs(attempt, this.o.retryBaseMs, this.o.retryMaxMs));
+        const down = isGeoWatchError(err) && (err.code === "CONNECT" || err.code === "TIMEOUT" || err.code === "CLOSED");
+        if (down) {
+          downStreak++;
+          if (this.o.signal.aborted && ++triesSinceStop >= this.o.maxTries) {
+            const reason = `[${this.node.name}] store unreachable at shutdown: ${reasonOf(err)}`;
+            return g.messages.map((message) => ({ reason, message, undelivered: true }));
+          }
+        } else if (++tries >= this.o.maxTries) {
+          const reason = `[${this.node.name}] store write to "${g.key}" failed after ${tries} attempts: ${reasonOf(err)}`;
+          return g.messages.map((message) => ({ reason, message }));
         }
+        this.o.onRetry(g.messages.length);
+        this.o.logger.warn(down ? "store unreachable, retrying" : "retrying store write", { store: this.node.name, key: g.key, error: reasonOf(err) });
+        await sleep(backoffMs(down ? downStreak : tries, this.o.retryBaseMs, this.o.retryMaxMs));
       }
     }
-    const reason = `[${this.node.name}] store write to "${g.key}" failed after ${this.o.maxTries} attempts: ${reasonOf(lastErr)}`;
-    return g.messages.map((message) => ({ reason, message }));
   }
 
   private async writeOnce(store: Store, codec: Codec | undefined, key: string, values: unknown[], append: boolean): Promise<void> {

@@ -320,3 +320,61 @@ describe("Broker.pushMapped", () => {
     expect(JSON.parse(dlq.got[0]!.value as string).reason).toMatch(/\[layer\] mapping failed: layer without a title/);
   });
 });
+
+describe("Broker with a sink that is down", () => {
+  it("keeps retrying through an outage longer than maxTries instead of dead-lettering or acknowledging", async () => {
+    const src = memoryChannel();
+    await src.producer().send([1, 2, 3].map((i) => ({ value: JSON.stringify({ i }) })));
+    let down = true;
+    let calls = 0;
+    const got: number[] = [];
+    const sink: Producer = {
+      async send(rs) {
+        calls++;
+        if (down) throw new GeoWatchError("CONNECT", "broker unreachable", { retryable: true });
+        for (const r of rs) got.push(JSON.parse(r.value as string).i);
+        return rs.map(() => ({ ok: true as const }));
+      },
+    };
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: sink, codec: json }],
+      maxTries: 2,
+      retryBaseMs: 1,
+      retryMaxMs: 5,
+    });
+    const running = b.run({ untilIdle: true });
+    while (calls < 10) await new Promise((r) => setTimeout(r, 5));
+    expect(b.stats.deadLettered).toBe(0);
+    expect(b.stats.acked).toBe(0);
+    down = false;
+    const stats = await running;
+    expect(got).toEqual([1, 2, 3]);
+    expect(stats.acked).toBe(3);
+    expect(stats.deadLettered).toBe(0);
+  });
+
+  it("leaves messages unacknowledged when the sink is still down at shutdown", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: "1" }, { value: "2" }]);
+    const sink: Producer = {
+      send: async (rs) => rs.map(() => ({ ok: false as const, error: new GeoWatchError("TIMEOUT", "no answer", { retryable: true }) })),
+    };
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: sink, codec: json }],
+      maxTries: 2,
+      retryBaseMs: 1,
+      retryMaxMs: 5,
+    });
+    const running = b.run();
+    await new Promise((r) => setTimeout(r, 50));
+    await b.stop();
+    await running;
+    expect(b.stats.acked).toBe(0);
+    expect(b.stats.deadLettered).toBe(0);
+    expect(src.size).toBe(2); // given back
+  });
+});

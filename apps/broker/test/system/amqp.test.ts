@@ -122,8 +122,7 @@ describe("amqp system", () => {
       "    count: 100",
       "    max_in_flight: 1000",
       "    sleep_period: 0.2",
-      // Retries outlast the restart; otherwise a batch would go the dead-letter way after max_tries.
-      "    max_tries: 1000",
+      // Default max_tries: a down sink is retried for as long as the outage lasts, never dead-lettered.
       `    consumers: [{ name: in, backend: amqp, queue: ${qin}, prefetch: 200, reconnect_max_ms: 1000, codec: json }]`,
       `    producers: [{ name: out, backend: amqp, exchange: ${xout}, routing_key: relayed, codec: json }]`,
     ]);
