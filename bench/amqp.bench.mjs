@@ -14,7 +14,7 @@ if (!URL_) {
   process.exit(1);
 }
 const PREFETCH = Number(process.env.BENCH_PREFETCH ?? 1000);
-const COUNT = Number(process.env.BENCH_COUNT ?? 500); // broker: records per receive
+const COUNT = Number(process.env.BENCH_COUNT ?? 100); // broker: records per receive (the core default)
 const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 10_000);
 
 async function withChannel(fn) {
@@ -139,7 +139,7 @@ if (process.argv[2] === "--child") {
   process.exit(0);
 } else {
   const n = Number(process.env.BENCH_N ?? 50_000);
-  const runs = Number(process.env.BENCH_RUNS ?? 3);
+  const runs = Number(process.env.BENCH_RUNS ?? 5); // RabbitMQ fsync latency makes single runs vary by +-30%
   const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const q = { input: `gw.bench.in.${tag}`, output: `gw.bench.out.${tag}` };
   await withChannel(async (ch) => {
