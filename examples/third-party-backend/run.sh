@@ -15,5 +15,5 @@ done
 cp -r "$here/geowatch-backend-webhook" "$here/app" "$work/"
 cd "$work/app"
 # A bounded install: a dependency missing from the packs must fail fast, not hang.
-timeout 600 npm install --install-links --no-audit --no-fund --loglevel=error --fetch-timeout=60000 --fetch-retries=1 >&2
+timeout 600 npm install --install-links --prefer-offline --no-audit --no-fund --loglevel=error --fetch-timeout=60000 --fetch-retries=1 >&2
 GEOWATCH_JSON_REPORT="${GEOWATCH_JSON_REPORT:-}" npx vitest run --root . ${GEOWATCH_JSON_REPORT:+--reporter=default --reporter=json --outputFile="$GEOWATCH_JSON_REPORT"}

@@ -1,4 +1,4 @@
-import { GeoWatchError, sleep, type Consumer, type InRecord, type ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, sleep, waitForWake, type Consumer, type InRecord, type ReceiveOptions } from "@geowatch/core";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { amqpError, backoff, BACKEND, closeQuietly, loggerOf, openConnection, type AmqpContext } from "./connection.js";
 import { resolveAmqpOptions, type AmqpOptions } from "./options.js";
@@ -34,7 +34,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   const log = loggerOf(ctx);
   const closer = new AbortController();
   const buffer: Array<{ msg: ConsumeMessage; session: number }> = [];
-  let waiters: Array<() => void> = [];
+  const waiters = new Set<() => void>();
   let session: Session | undefined;
   let opening: Promise<void> | undefined;
   let reconnecting: Promise<void> | undefined;
@@ -46,22 +46,10 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   let closed = false;
 
   const notify = () => {
-    const w = waiters;
-    waiters = [];
-    for (const wake of w) wake();
+    for (const wake of [...waiters]) wake();
   };
 
-  const waitFor = (ms: number, signal?: AbortSignal) =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      signal?.addEventListener("abort", done, { once: true });
-      waiters.push(done);
-    });
+  const waitFor = (ms: number, signal?: AbortSignal) => waitForWake(ms, signal, waiters);
 
   async function open(): Promise<Session> {
     const conn = await openConnection(o, `consumer of queue "${queue}"`);

@@ -20,7 +20,7 @@ export type { MemoryChannel, MemoryChannelOptions } from "./backends/memory.js";
 export { jsonLogger, silentLogger, redact } from "./logger.js";
 export type { JsonLoggerOptions, LogLevel } from "./logger.js";
 export { renderKey } from "./template.js";
-export { sleep, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize, stableStringify, getPath } from "./util.js";
+export { sleep, waitForWake, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize, stableStringify, getPath } from "./util.js";
 export {
   plainCodec, jsonCodec, ndjsonCodec, geojsonCodec, validateGeoJSON, tsvCodec, csvCodec, codecRegistry, getCodec,
 } from "./codecs/index.js";

@@ -14,6 +14,25 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Waits up to `ms`, until `signal` aborts, or until something calls the waiter this puts in `waiters`
+ * (a consumer's "records arrived" wake-up). The waiter removes itself when it fires.
+ */
+export function waitForWake(ms: number, signal: AbortSignal | undefined, waiters: Set<() => void>): Promise<void> {
+  if (ms <= 0 || signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      waiters.delete(done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    waiters.add(done);
+  });
+}
+
 /** Exponential backoff with full jitter: try 1 waits up to base, try n up to base * 2^(n-1), capped. */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));

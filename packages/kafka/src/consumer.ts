@@ -1,4 +1,4 @@
-import { GeoWatchError } from "@geowatch/core";
+import { GeoWatchError, waitForWake } from "@geowatch/core";
 import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
 import type { Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import { createKafka, isRebalanceError, kafkaError } from "./client.js";
@@ -79,8 +79,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   const delivered = new Map<string, string>();
   const waiters = new Set<() => void>();
   const wake = () => {
-    for (const w of waiters) w();
-    waiters.clear();
+    for (const w of [...waiters]) w();
   };
 
   const pausePartition = (stream: string) => {
@@ -254,17 +253,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       if (failure) throw failure;
       if (buffer.length > 0) return take(max);
       if (o.waitMs <= 0 || o.signal?.aborted) return [];
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          o.signal?.removeEventListener("abort", done);
-          waiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, o.waitMs);
-        o.signal?.addEventListener("abort", done, { once: true });
-        waiters.add(done);
-      });
+      await waitForWake(o.waitMs, o.signal, waiters);
       if (failure) throw failure;
       return take(max);
     },

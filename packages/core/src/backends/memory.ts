@@ -1,4 +1,5 @@
 import { GeoWatchError } from "../errors.js";
+import { waitForWake } from "../util.js";
 import type { BackendDefinition, Consumer, InRecord, OutRecord, Producer, ReceiveOptions, SendResult } from "../types.js";
 
 export interface MemoryChannelOptions {
@@ -33,8 +34,7 @@ export function memoryChannel(opts: MemoryChannelOptions = {}): MemoryChannel {
   const waiters = new Set<() => void>();
   const inFlight = new Map<number, Entry>();
   const wake = () => {
-    for (const w of waiters) w();
-    waiters.clear();
+    for (const w of [...waiters]) w();
   };
   const requeueFront = (entries: Entry[]) => {
     if (entries.length === 0) return;
@@ -89,17 +89,7 @@ export function memoryChannel(opts: MemoryChannelOptions = {}): MemoryChannel {
       async receive(max: number, o: ReceiveOptions) {
         if (queue.length - head > 0) return take(max);
         if (o.waitMs <= 0 || o.signal?.aborted) return [];
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            o.signal?.removeEventListener("abort", done);
-            waiters.delete(done);
-            resolve();
-          };
-          const timer = setTimeout(done, o.waitMs);
-          o.signal?.addEventListener("abort", done, { once: true });
-          waiters.add(done);
-        });
+        await waitForWake(o.waitMs, o.signal, waiters);
         return take(max);
       },
       async ack(records) {
