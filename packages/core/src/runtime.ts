@@ -329,7 +329,6 @@ export class Runtime {
       const si = storesIn.map((s) => s.make());
       const so = storesOut.map((s) => s.make());
       const dl = deadLetter?.make();
-      const stageList: Stage[] = stages;
       const observer = this.opts.observer?.(b.name);
       const broker = new Broker({
         name: b.name,
@@ -338,7 +337,7 @@ export class Runtime {
         storesIn: si,
         storesOut: so,
         ...(dl ? { deadLetter: dl } : {}),
-        stages: stageList,
+        stages,
         logger: this.log,
         ...(observer ? { observer } : {}),
         ...(b.count ? { count: b.count } : {}),
@@ -365,11 +364,11 @@ export class Runtime {
         });
       const checks: Array<() => Promise<void>> = [
         async () => {
-          for (const s of stageList) await s.open?.();
+          for (const s of stages) await s.open?.();
         },
         ...ps.flatMap((p) => (p.check ? [p.check] : [])),
       ];
-      return { broker, health, nodes: entries.map((e) => e.node.life), checks, stageList };
+      return { broker, health, nodes: entries.map((e) => e.node.life), checks };
     };
   }
 
