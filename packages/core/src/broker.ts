@@ -238,9 +238,7 @@ export class Broker {
   async push(values: Array<unknown>, source = "push"): Promise<void> {
     const messages = values.map((v) => (isMessage(v) ? { ...v, source: v.source ?? source } : this.toMessage(v, source)));
     this.stats.received += messages.length;
-    if (!(await this.process(messages, [], source))) {
-      throw new GeoWatchError("SEND", "dead-letter sink did not accept messages", { backend: this.name });
-    }
+    if (!(await this.process(messages, [], source))) throw notDelivered(this.name);
   }
 
   /** The push entry point for application objects: a Mapping turns each into a message first. */
@@ -255,9 +253,7 @@ export class Broker {
       }
     }
     this.stats.received += objects.length;
-    if (!(await this.process(messages, dead, source))) {
-      throw new GeoWatchError("SEND", "dead-letter sink did not accept messages", { backend: this.name });
-    }
+    if (!(await this.process(messages, dead, source))) throw notDelivered(this.name);
   }
 
   private toMessage(value: unknown, source: string): Message {
@@ -276,7 +272,7 @@ export class Broker {
     try {
       while (!this.stopping && (opts.maxCycles === undefined || this.stats.cycles < opts.maxCycles)) {
         const cycle = ++this.stats.cycles;
-        await this.o.hooks?.before?.(cycle);
+        await this.hook("before", () => this.o.hooks?.before?.(cycle));
         while (this.stats.inFlight >= maxInFlight && this.pending.size > 0) {
           this.flushAllSinks();
           await Promise.race(this.pending);
@@ -284,7 +280,7 @@ export class Broker {
         const counts = await Promise.all(consumers.map((c) => this.pump(c, waitMs)));
         let got = counts.reduce((a, b) => a + b, 0);
         got += await this.pollStoresIn();
-        await this.o.hooks?.after?.(cycle, this.stats);
+        await this.hook("after", () => this.o.hooks?.after?.(cycle, this.stats));
         if (got === 0) {
           if (opts.untilIdle && this.pending.size === 0 && this.storeSinks.every((s) => s.buffered === 0) && this.sinks.every((s) => !s.lingering)) break;
           if (opts.untilIdle) {
@@ -300,6 +296,16 @@ export class Broker {
       this.log.info("broker stopped", { broker: this.name, ...this.stats });
     }
     return { ...this.stats };
+  }
+
+  /** Runs a cycle hook; one that throws is logged and counted, never the end of the loop. */
+  private async hook(which: string, fn: () => void | Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      this.stats.errors++;
+      this.log.error(`${which} hook failed`, { broker: this.name, error: reasonOf(err) });
+    }
   }
 
   private async drain(): Promise<void> {
@@ -363,7 +369,7 @@ export class Broker {
         messages.push(m);
       }
       const delivered = await this.process(messages, dead, node.name);
-      if (!delivered) throw new GeoWatchError("SEND", "not delivered (a sink was down at shutdown, or the dead-letter sink refused); left unacknowledged");
+      if (!delivered) throw notDelivered(this.name);
       await this.acknowledge(node, records, segments);
     } catch (err) {
       // Nothing may be lost: give the records back where the source can take them.
@@ -714,6 +720,12 @@ function chunkEnd(records: OutRecord[], from: number, maxBatch: number, maxBytes
     if (bytes > maxBytes && i > from) return i;
   }
   return countEnd;
+}
+
+function notDelivered(broker: string): GeoWatchError {
+  return new GeoWatchError("SEND", "not delivered (a sink was down at shutdown, or the dead-letter sink refused); left unacknowledged", {
+    backend: broker,
+  });
 }
 
 /** Errors that say the sink cannot be reached, as opposed to a problem with the record. */

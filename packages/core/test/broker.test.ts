@@ -378,3 +378,23 @@ describe("Broker with a sink that is down", () => {
     expect(src.size).toBe(2); // given back
   });
 });
+
+describe("Broker hooks", () => {
+  it("a before/after hook that throws is logged and counted; the loop goes on", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: "1" }, { value: "2" }]);
+    const out = collecting();
+    let calls = 0;
+    const b = new Broker({
+      name: "t",
+      count: 1,
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      producers: [{ name: "out", producer: out, codec: json }],
+      hooks: { before: () => { calls++; throw new Error("hook bug"); }, after: () => { throw new Error("after bug"); } },
+    });
+    const stats = await b.run({ untilIdle: true });
+    expect(out.got).toHaveLength(2);
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(stats.errors).toBeGreaterThanOrEqual(4);
+  });
+});
