@@ -1,26 +1,15 @@
 /** `bboxFilter` and `fenceFilter`: pass messages whose geometry meets a box or the fences; dead-letter invalid GeoJSON. */
-import type { DeadLetter, Message, Stage, StageOutput } from "@geowatch/core";
+import type { Stage } from "@geowatch/core";
 import { FenceIndex, resolveFences } from "./fence-index.js";
 import type { Predicate } from "./fence-index.js";
 import type { Geometry } from "./geojson.js";
-import { locate, problemReason } from "./message.js";
+import { geometryStage } from "./message.js";
 import { bboxFilterSchema, fenceFilterSchema, parseOptions } from "./options.js";
 import type { BboxFilterOptions, FenceFilterOptions, SpatialStageContext } from "./options.js";
 
+/** A stage passing the messages whose geometry `keep` accepts. */
 function filterStage(name: string, keep: (g: Geometry) => boolean): Stage {
-  return {
-    name,
-    process(batch: Message[]): StageOutput {
-      const pass: Message[] = [];
-      const dead: DeadLetter[] = [];
-      for (const message of batch) {
-        const r = locate(message.value);
-        if (!r.ok) dead.push({ message, reason: problemReason(name, r.problem) });
-        else if (keep(r.geometry)) pass.push(message);
-      }
-      return dead.length > 0 ? { pass, dead } : { pass };
-    },
-  };
+  return geometryStage(name, (message, g) => (keep(g) ? message : undefined));
 }
 
 /** Passes messages whose geometry intersects (or lies within) a bounding box. */

@@ -1,5 +1,5 @@
 /** Finding the GeoJSON in a broker message: a Feature, a bare geometry, or a `{metadata, data}` envelope. */
-import type { Metadata } from "@geowatch/core";
+import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatch/core";
 import { featureProblem, geometryProblem } from "./geojson.js";
 import type { GeoProblem, Geometry } from "./geojson.js";
 
@@ -71,5 +71,37 @@ export function compilePath(path: string): (value: unknown) => unknown {
       cur = (cur as Record<string, unknown>)[k];
     }
     return cur;
+  };
+}
+
+/** Thrown inside a geometry stage's function to dead-letter one message with a reason. */
+export class Reject extends Error {}
+
+/**
+ * A stage that finds each message's geometry and hands it to `fn`: invalid GeoJSON is dead-lettered with its
+ * path, `fn` returns the message to pass (or undefined to drop it) and throws `Reject` to dead-letter it.
+ */
+export function geometryStage(name: string, fn: (message: Message, geometry: Geometry) => Message | undefined): Stage {
+  return {
+    name,
+    process(batch: Message[]): StageOutput {
+      const pass: Message[] = [];
+      const dead: DeadLetter[] = [];
+      for (const message of batch) {
+        const r = locate(message.value);
+        if (!r.ok) {
+          dead.push({ message, reason: problemReason(name, r.problem) });
+          continue;
+        }
+        try {
+          const out = fn(message, r.geometry);
+          if (out) pass.push(out);
+        } catch (err) {
+          if (!(err instanceof Reject)) throw err;
+          dead.push({ message, reason: `[geowatch] [spatial] ${name}: ${err.message}` });
+        }
+      }
+      return dead.length > 0 ? { pass, dead } : { pass };
+    },
   };
 }

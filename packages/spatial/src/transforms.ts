@@ -1,38 +1,16 @@
 /** `reproject` and `buffer`: rewrite a message's geometry, keeping the Feature or envelope around it. */
 import { GeoWatchError } from "@geowatch/core";
-import type { DeadLetter, Message, Stage, StageOutput } from "@geowatch/core";
+import type { Stage } from "@geowatch/core";
 import { buffer as turfBuffer } from "@turf/buffer";
 import proj4 from "proj4";
 import type { Geometry } from "./geojson.js";
-import { locate, problemReason, replaceGeometry } from "./message.js";
+import { geometryStage, Reject, replaceGeometry } from "./message.js";
 import { bufferSchema, parseOptions, reprojectSchema } from "./options.js";
 import type { BufferOptions, ReprojectOptions, SpatialStageContext } from "./options.js";
 
-/** Thrown inside a transform to dead-letter one message with a reason. */
-class Reject extends Error {}
-
+/** A stage replacing each message's geometry with `fn`'s result, keeping the Feature or envelope around it. */
 function transformStage(name: string, fn: (g: Geometry) => Geometry): Stage {
-  return {
-    name,
-    process(batch: Message[]): StageOutput {
-      const pass: Message[] = [];
-      const dead: DeadLetter[] = [];
-      for (const message of batch) {
-        const r = locate(message.value);
-        if (!r.ok) {
-          dead.push({ message, reason: problemReason(name, r.problem) });
-          continue;
-        }
-        try {
-          pass.push({ ...message, value: replaceGeometry(message.value, fn(r.geometry)) });
-        } catch (err) {
-          if (!(err instanceof Reject)) throw err;
-          dead.push({ message, reason: `[geowatch] [spatial] ${name}: ${err.message}` });
-        }
-      }
-      return dead.length > 0 ? { pass, dead } : { pass };
-    },
-  };
+  return geometryStage(name, (message, g) => ({ ...message, value: replaceGeometry(message.value, fn(g)) }));
 }
 
 function mapCoordinates(g: Geometry, fn: (p: number[], path: string) => number[]): Geometry {
