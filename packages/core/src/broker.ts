@@ -1,10 +1,11 @@
 import { AckTracker, CommitCoalescer } from "./ack-tracker.js";
-import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
+import { GeoWatchError, reasonOf } from "./errors.js";
 import { silentLogger } from "./logger.js";
+import { passthrough, ProducerSink, type ProducerNode } from "./producer-sink.js";
 import { StoreSink, type StoreOutNode } from "./store-sink.js";
 import { readStoreIn, type StoreInNode } from "./store-source.js";
-import type { Codec, Consumer, InRecord, Logger, Mapping, Message, Metadata, OutRecord, Producer, Stage } from "./types.js";
-import { backoffMs, payloadSize, payloadText, sleep, stableStringify, withTimeout } from "./util.js";
+import type { Codec, Consumer, InRecord, Logger, Mapping, Message, Metadata, OutRecord, Stage, StageOutput } from "./types.js";
+import { backoffMs, describeUnencodable, safeJson, sleep, stableStringify, withTimeout } from "./util.js";
 
 export interface ConsumerNode {
   name: string;
@@ -16,27 +17,7 @@ export interface ConsumerNode {
   backend?: string;
 }
 
-export interface ProducerNode {
-  name: string;
-  producer: Producer;
-  codec?: Codec;
-  /** Destination topic put on every record. */
-  topic?: string;
-  /** Overrides the broker's `maxTries` for this sink. */
-  maxTries?: number;
-  /** Overrides the broker's `timeoutMs` for this sink. */
-  timeoutMs?: number;
-  /** Most records per send (the producer's own limit applies too). */
-  maxBatch?: number;
-  /** Most bytes per send (the producer's own limit applies too). */
-  maxBatchBytes?: number;
-  /**
-   * Collect messages for this sink for up to this many ms (or until `maxBatch`, default 500) and send
-   * them together. Default 0: each received batch is sent as it is.
-   */
-  lingerMs?: number;
-  backend?: string;
-}
+export type { ProducerNode } from "./producer-sink.js";
 
 export interface BrokerHooks {
   /** Runs at the start of each cycle. */
@@ -54,6 +35,8 @@ export interface BrokerObserver {
   failed?(sink: string, n: number, reason: string): void;
   retried?(sink: string, n: number): void;
   deadLettered?(n: number, reason: string): void;
+  /** The dead-letter sink refused or failed `n` dead letters (they are retried; nothing is acknowledged meanwhile). */
+  deadLetterFailed?(n: number, reason: string): void;
   acked?(node: string, n: number): void;
 }
 
@@ -107,55 +90,42 @@ export interface BrokerStats {
   deadLettered: number;
   retries: number;
   errors: number;
+  /** Attempts in which the dead-letter sink refused or failed dead letters. */
+  deadLetterFailures: number;
   inFlight: number;
 }
 
 export interface RunOptions {
   /** Stop after this many cycles (the original's `run(max_cycle)`). */
   maxCycles?: number;
-  /** Stop after the first cycle that received nothing and left nothing in flight. */
+  /**
+   * Stop once caught up: a cycle received nothing, nothing is in flight, and every consumer that can tell
+   * (`caughtUp`) has no lag left.
+   */
   untilIdle?: boolean;
 }
 
 /** A message that could not be processed, with the record it came from when there was one. */
 interface Dead {
   reason: string;
-  /** Not delivered because the sink was down at shutdown: leave the source unacknowledged. */
-  undelivered?: boolean;
   message?: Message;
   record?: InRecord;
   source: string;
 }
 
-/** The value passed through when a node has no codec. */
-const passthrough: Codec = {
-  name: "passthrough",
-  contentType: "application/octet-stream",
-  encode: (v) => (typeof v === "string" || v instanceof Uint8Array ? v : JSON.stringify(v)),
-  decode: (p) => payloadText(p),
-};
-
-type Failure = Omit<Dead, "source">;
-
-interface Lingering {
-  messages: Message[];
-  waiters: Array<{ mine: Set<Message>; resolve: (failed: Failure[]) => void }>;
-  timer: NodeJS.Timeout | undefined;
-}
-
-interface SinkState {
-  node: ProducerNode;
-  codec: Codec;
-  tail: Promise<unknown>;
-  lingering?: Lingering | undefined;
-  /** Sends queued or running on this sink. */
-  busy: number;
+/** One batch's stateful-stage commits, run in processing order once the batch is delivered. */
+interface CommitTicket {
+  /** Resolves with whether the batch was delivered. */
+  settle(delivered: boolean): void;
+  /** Resolves true once the commits ran, false when they may not (this or an earlier batch undelivered). */
+  done: Promise<boolean>;
 }
 
 /**
  * Moves messages from consumers and input stores through filters and stages to producers and output
  * stores. At-least-once: a source record is acknowledged only after every sink accepted what it produced
- * (or the dead-letter sink accepted it with a reason).
+ * (or the dead-letter sink accepted it with a reason), and after the stateful stages persisted the state
+ * the batch produced.
  */
 export class Broker {
   readonly name: string;
@@ -169,27 +139,65 @@ export class Broker {
     deadLettered: 0,
     retries: 0,
     errors: 0,
+    deadLetterFailures: 0,
     inFlight: 0,
   };
   private readonly o: BrokerOptions;
   private readonly log: Logger;
-  private readonly sinks: SinkState[];
+  private readonly sinks: ProducerSink[];
   private readonly storeSinks: StoreSink[];
-  private readonly dlq: SinkState | undefined;
+  private readonly dlq: ProducerNode | undefined;
   private readonly trackers = new Map<string, AckTracker>();
   private readonly committers = new Map<string, CommitCoalescer>();
   private readonly pending = new Set<Promise<void>>();
   private readonly dedupSeen = new Set<string>();
   private readonly abort = new AbortController();
   private readonly storeInReadAt = new Map<string, number>();
+  /** The record each decoded message came from, so a dead letter carries the original bytes. */
+  private readonly recordOf = new WeakMap<Message, InRecord>();
   private running: Promise<BrokerStats> | undefined;
   private stopping = false;
+  /** Stage work of the batch before, while a stage is asynchronous: batches enter the stages in order. */
+  private stageLane: Promise<unknown> | undefined;
+  /** The last batch's stage commits. */
+  private commitTail: Promise<boolean> = Promise.resolve(true);
+  /** Set while the dead-letter sink keeps refusing: why, and since when. */
+  private dlqProblem: { reason: string; since: number } | undefined;
 
   constructor(opts: BrokerOptions) {
     this.o = opts;
     this.name = opts.name;
     this.log = opts.logger ?? silentLogger;
-    this.sinks = (opts.producers ?? []).map((node) => ({ node, codec: node.codec ?? passthrough, tail: Promise.resolve(), busy: 0 }));
+    const observer = opts.observer;
+    const safe = (what: string, fn: () => void) => {
+      try {
+        fn();
+      } catch (err) {
+        this.log.warn(`${what} callback failed`, { broker: this.name, error: reasonOf(err) });
+      }
+    };
+    this.sinks = (opts.producers ?? []).map(
+      (node) =>
+        new ProducerSink(node, {
+          broker: this.name,
+          logger: this.log,
+          maxTries: opts.maxTries ?? 5,
+          timeoutMs: opts.timeoutMs ?? 30_000,
+          retryBaseMs: opts.retryBaseMs ?? 100,
+          retryMaxMs: opts.retryMaxMs ?? 10_000,
+          signal: this.abort.signal,
+          stopping: () => this.stopping,
+          onSent: (n, ms) => {
+            this.stats.sent += n;
+            observer?.sent?.(node.name, n, ms);
+          },
+          onFailed: (n, reason) => observer?.failed?.(node.name, n, reason),
+          onRetry: (n) => {
+            this.stats.retries += n;
+            observer?.retried?.(node.name, n);
+          },
+        }),
+    );
     this.storeSinks = (opts.storesOut ?? []).map(
       (node) =>
         new StoreSink(node, {
@@ -200,11 +208,11 @@ export class Broker {
           signal: this.abort.signal,
           onRetry: (n) => {
             this.stats.retries += n;
-            opts.observer?.retried?.(node.name, n);
+            safe("retried", () => observer?.retried?.(node.name, n));
           },
         }),
     );
-    this.dlq = opts.deadLetter ? { node: opts.deadLetter, codec: passthrough, tail: Promise.resolve(), busy: 0 } : undefined;
+    this.dlq = opts.deadLetter;
     for (const c of opts.consumers ?? []) {
       if (c.consumer.capabilities?.ordering === "stream") {
         this.trackers.set(c.name, new AckTracker());
@@ -229,6 +237,11 @@ export class Broker {
     this.abort.abort();
     if (this.running) await this.running;
     else await this.drain();
+  }
+
+  /** While the dead-letter sink keeps refusing or failing: why. Shown by `/ready`. */
+  deadLetterProblem(): string | undefined {
+    return this.dlqProblem?.reason;
   }
 
   /**
@@ -282,7 +295,10 @@ export class Broker {
         got += await this.pollStoresIn();
         await this.hook("after", () => this.o.hooks?.after?.(cycle, this.stats));
         if (got === 0) {
-          if (opts.untilIdle && this.pending.size === 0 && this.storeSinks.every((s) => s.buffered === 0) && this.sinks.every((s) => !s.lingering)) break;
+          if (opts.untilIdle && this.pending.size === 0 && this.storeSinks.every((s) => s.buffered === 0) && this.sinks.every((s) => s.idle)) {
+            if (await this.caughtUp(consumers)) break;
+            continue;
+          }
           if (opts.untilIdle) {
             this.flushAllSinks();
             if (this.pending.size > 0) await Promise.race(this.pending);
@@ -296,6 +312,22 @@ export class Broker {
       this.log.info("broker stopped", { broker: this.name, ...this.stats });
     }
     return { ...this.stats };
+  }
+
+  /** Whether every consumer that can tell has no lag left; one that cannot counts as caught up. */
+  private async caughtUp(consumers: ConsumerNode[]): Promise<boolean> {
+    const answers = await Promise.all(
+      consumers.map(async (c) => {
+        if (!c.consumer.caughtUp) return true;
+        try {
+          return await c.consumer.caughtUp();
+        } catch (err) {
+          this.log.warn("caught-up check failed", { broker: this.name, node: c.name, error: reasonOf(err) });
+          return false;
+        }
+      }),
+    );
+    return answers.every(Boolean);
   }
 
   /** Runs a cycle hook; one that throws is logged and counted, never the end of the loop. */
@@ -330,9 +362,17 @@ export class Broker {
     }
     if (records.length === 0) return 0;
     this.stats.received += records.length;
-    this.o.observer?.received?.(node.name, records.length);
+    this.observe("received", () => this.o.observer?.received?.(node.name, records.length));
     this.track(this.handleBatch(node, records));
     return records.length;
+  }
+
+  private observe(what: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.warn(`${what} callback failed`, { broker: this.name, error: reasonOf(err) });
+    }
   }
 
   private track(p: Promise<void>): void {
@@ -352,20 +392,22 @@ export class Broker {
       for (let i = 0; i < n; i++) {
         const r = records[i]!;
         let value: unknown;
+        let meta: Metadata | undefined;
         try {
           value = codec.decode(r.value);
+          meta = codec.metadataOf ? codec.metadataOf(value) : envelopeMetadata(value);
         } catch (err) {
-          dead.push({ reason: reasonOf(err), record: r, source: node.name });
+          dead.push({ reason: decodeReason(err, r), record: r, source: node.name });
           continue;
         }
         const m: Message = { value, source: node.name };
-        const meta = codec.metadataOf ? codec.metadataOf(value) : envelopeMetadata(value);
         if (meta) m.metadata = meta;
         if (r.key !== undefined) m.key = r.key;
         if (r.topic !== undefined) m.topic = r.topic;
         if (r.headers !== undefined) m.headers = r.headers;
         if (r.position !== undefined) m.position = r.position;
         if (r.timestamp !== undefined) m.timestamp = r.timestamp;
+        this.recordOf.set(m, r);
         messages.push(m);
       }
       const delivered = await this.process(messages, dead, node.name);
@@ -395,60 +437,203 @@ export class Broker {
       await c.ack(records);
     }
     this.stats.acked += records.length;
-    this.o.observer?.acked?.(node.name, records.length);
+    this.observe("acked", () => this.o.observer?.acked?.(node.name, records.length));
   }
 
-  /** Filters, stages, delivery, dead letters. Returns false only when the dead-letter sink refused. */
+  /**
+   * Filters, stages, delivery, dead letters, stage commits. Returns false only when something could not be
+   * delivered at shutdown or the dead-letter sink refused at shutdown. Never throws: whatever a message
+   * holds, it ends delivered or dead-lettered.
+   */
   private async process(input: Message[], dead: Dead[], source: string): Promise<boolean> {
-    let messages = this.filter(input);
-    try {
-      // No await unless a hook or stage is async: each await is a turn of the event loop per batch.
-      if (this.o.hooks?.middle) {
+    let messages = this.filter(input, dead, source);
+    if (this.o.hooks?.middle) {
+      try {
         const replaced = await this.o.hooks.middle(messages);
         if (replaced) messages = replaced;
+      } catch (err) {
+        // A hook that throws takes its batch to the dead-letter sink rather than the process down.
+        const reason = `middle hook failed: ${reasonOf(err)}`;
+        for (const m of messages) dead.push({ reason, message: m, source });
+        messages = [];
       }
-      for (const stage of this.o.stages ?? []) {
-        const result = stage.process(messages);
-        const out = result instanceof Promise ? await result : result;
-        messages = out.pass;
-        if (out.dead) for (const d of out.dead) dead.push({ reason: `[${stage.name}] ${d.reason}`, message: d.message, source });
-      }
-    } catch (err) {
-      // A stage or hook that throws takes its batch to the dead-letter sink rather than the process down.
-      const reason = `processing failed: ${reasonOf(err)}`;
-      for (const m of messages) dead.push({ reason, message: m, source });
-      messages = [];
     }
-    if (messages.length > 0) {
-      const results = await Promise.all([
-        ...this.sinks.map((s) => this.deliverSerial(s, messages)),
-        ...this.storeSinks.map((s) => s.add(messages)),
-      ]);
-      let undelivered = false;
+    const staged = this.runStagesInOrder(messages, dead, source);
+    const { pass, commits } = staged instanceof Promise ? await staged : staged;
+    const ticket = commits.length > 0 ? this.commitTicket(commits) : undefined;
+    let delivered = true;
+    if (pass.length > 0) {
+      const results = await Promise.all([...this.sinks.map((s) => s.add(pass)), ...this.storeSinks.map((s) => s.add(pass))]);
       for (const failed of results) {
         for (const f of failed) {
-          if (f.undelivered) undelivered = true;
-          else dead.push({ ...f, source });
+          if (f.undelivered) delivered = false;
+          else dead.push({ reason: f.reason, message: f.message, source, ...this.origin(f.message) });
         }
       }
-      // A sink was down at shutdown: nothing of this batch may be acknowledged; it is delivered again later.
-      if (undelivered) return false;
     }
-    if (dead.length === 0) return true;
-    return this.deadLetter(dead);
+    // A sink was down at shutdown: nothing of this batch may be acknowledged; it is delivered again later.
+    if (delivered && dead.length > 0) delivered = await this.deadLetter(dead);
+    if (!ticket) return delivered;
+    ticket.settle(delivered);
+    return ticket.done;
   }
 
-  private filter(input: Message[]): Message[] {
+  /**
+   * Runs the stages over a batch. Batches enter the stages in the order they were received: while a stage
+   * is asynchronous, the next batch waits for the one before (a stateful stage must see earlier batches
+   * first). No await when every stage is synchronous.
+   */
+  private runStagesInOrder(messages: Message[], dead: Dead[], source: string): Staged | Promise<Staged> {
+    const stages = this.o.stages ?? [];
+    if (stages.length === 0) return { pass: messages, commits: [] };
+    const run = () => this.runStages(stages, messages, dead, source);
+    if (this.stageLane) {
+      const next = this.stageLane.then(run);
+      this.stageLane = next;
+      void next.then(() => {
+        if (this.stageLane === next) this.stageLane = undefined;
+      });
+      return next;
+    }
+    const result = run();
+    if (result instanceof Promise) {
+      this.stageLane = result;
+      void result.then(() => {
+        if (this.stageLane === result) this.stageLane = undefined;
+      });
+    }
+    return result;
+  }
+
+  private runStages(stages: Stage[], input: Message[], dead: Dead[], source: string): Staged | Promise<Staged> {
+    let messages = input;
+    const commits: Array<() => void | Promise<void>> = [];
+    for (let i = 0; i < stages.length; i++) {
+      const stage = stages[i]!;
+      let out: StageOutput | Promise<StageOutput>;
+      try {
+        out = stage.process(messages);
+      } catch (err) {
+        out = this.isolate(stage, messages, err);
+      }
+      if (out instanceof Promise) {
+        // Finish this stage asynchronously, then the rest.
+        return out
+          .catch((err: unknown) => this.isolate(stage, messages, err))
+          .then(async (o) => {
+            const rest = this.takeStageOutput(stage, o, dead, source, commits);
+            const tail = this.runStages(stages.slice(i + 1), rest, dead, source);
+            const t = tail instanceof Promise ? await tail : tail;
+            return { pass: t.pass, commits: [...commits, ...t.commits] };
+          });
+      }
+      messages = this.takeStageOutput(stage, out, dead, source, commits);
+    }
+    return { pass: messages, commits };
+  }
+
+  private takeStageOutput(stage: Stage, out: StageOutput, dead: Dead[], source: string, commits: Array<() => void | Promise<void>>): Message[] {
+    if (out.dead) for (const d of out.dead) dead.push({ reason: `[${stage.name}] ${d.reason}`, message: d.message, source, ...this.origin(d.message) });
+    if (out.commit) commits.push(out.commit);
+    return out.pass;
+  }
+
+  /**
+   * A stage threw on a batch: run it on each message alone, so only the messages it cannot take are
+   * dead-lettered (with the stage's reason) and the rest flows.
+   */
+  private isolate(stage: Stage, messages: Message[], err: unknown): StageOutput | Promise<StageOutput> {
+    this.log.warn("stage failed on a batch; retrying message by message", { broker: this.name, stage: stage.name, error: reasonOf(err) });
+    if (messages.length === 1) return { pass: [], dead: [{ message: messages[0]!, reason: `processing failed: ${describeUnencodable(messages[0]!.value, err)}` }] };
+    const out: Required<Pick<StageOutput, "pass" | "dead">> & { commits: Array<() => void | Promise<void>> } = { pass: [], dead: [], commits: [] };
+    const take = (r: StageOutput) => {
+      out.pass.push(...r.pass);
+      if (r.dead) out.dead.push(...r.dead);
+      if (r.commit) out.commits.push(r.commit);
+    };
+    const fail = (m: Message, e: unknown) => out.dead.push({ message: m, reason: `processing failed: ${describeUnencodable(m.value, e)}` });
+    const finish = (): StageOutput => {
+      const commits = out.commits;
+      return commits.length === 0 ? { pass: out.pass, dead: out.dead } : { pass: out.pass, dead: out.dead, commit: async () => { for (const c of commits) await c(); } };
+    };
+    const step = (k: number): StageOutput | Promise<StageOutput> => {
+      for (; k < messages.length; k++) {
+        const m = messages[k]!;
+        let r: StageOutput | Promise<StageOutput>;
+        try {
+          r = stage.process([m]);
+        } catch (e) {
+          fail(m, e);
+          continue;
+        }
+        if (r instanceof Promise) {
+          const next = k + 1;
+          return r.then(
+            (v) => (take(v), step(next)),
+            (e: unknown) => (fail(m, e), step(next)),
+          );
+        }
+        take(r);
+      }
+      return finish();
+    };
+    return step(0);
+  }
+
+  /** The source record of a decoded message, for dead letters. */
+  private origin(m: Message): { record?: InRecord } {
+    const r = this.recordOf.get(m);
+    return r ? { record: r } : {};
+  }
+
+  /**
+   * Queues a batch's stage commits behind the previous batch's. They run once this batch is delivered and
+   * every earlier batch's commits ran; after a batch that was not delivered, no later commit runs (its
+   * state was computed on top of state that is not persisted), so those batches stay unacknowledged too.
+   */
+  private commitTicket(commits: Array<() => void | Promise<void>>): CommitTicket {
+    let settle!: (delivered: boolean) => void;
+    const delivered = new Promise<boolean>((r) => (settle = r));
+    const done = this.commitTail.then(async (before) => {
+      const ok = (await delivered) && before;
+      if (!ok) return false;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for (const c of commits) await c();
+          return true;
+        } catch (err) {
+          // The state store is down: like a down sink, retried for the whole outage, then left unacknowledged at shutdown.
+          this.stats.errors++;
+          this.log.error("stage state not persisted; retrying", { broker: this.name, attempt, error: reasonOf(err) });
+          if (this.stopping && attempt >= (this.o.maxTries ?? 5)) return false;
+          await sleep(backoffMs(attempt, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000));
+        }
+      }
+    });
+    this.commitTail = done;
+    return { settle, done };
+  }
+
+  private filter(input: Message[], dead: Dead[], source: string): Message[] {
     let out = input;
     const fm = this.o.filterMetadata;
     if (fm) {
       const entries = Object.entries(fm);
       out = out.filter((m) => {
         const meta = m.metadata;
-        return entries.every(([field, allowed]) => meta !== undefined && allowed.includes(meta[field]));
+        return entries.every(([field, allowed]) => meta !== undefined && Object.hasOwn(meta, field) && allowed.includes(meta[field]));
       });
     }
-    if (this.o.deduplicate) out = out.filter((m) => this.firstSeen(m));
+    if (this.o.deduplicate) {
+      out = out.filter((m) => {
+        try {
+          return this.firstSeen(m);
+        } catch (err) {
+          dead.push({ reason: `deduplicate failed: ${describeUnencodable(m.value, err)}`, message: m, source, ...this.origin(m) });
+          return false;
+        }
+      });
+    }
     if (this.o.filterLastOne && out.length > 1) out = [out[out.length - 1]!];
     this.stats.filtered += input.length - out.length;
     return out;
@@ -470,209 +655,79 @@ export class Broker {
     return true;
   }
 
-  /** Sends to one sink after the previous batch for it, so a sink sees batches in order. */
-  private deliverSerial(sink: SinkState, messages: Message[]): Promise<Failure[]> {
-    const linger = sink.node.lingerMs ?? 0;
-    if (linger <= 0 && sink.busy === 0) return this.chain(sink, messages);
-    // Lingering, or a send is in flight: collect. Without linger, what arrives while the sink is busy goes
-    // out as one send when it is free (group commit), instead of one send per received batch, each waiting
-    // for the one before: small batches (a queue hands out what it has) otherwise cap the rate at one
-    // batch per send round trip.
-    return new Promise<Failure[]>((resolve) => {
-      const acc = (sink.lingering ??= { messages: [], waiters: [], timer: undefined });
-      for (const m of messages) acc.messages.push(m);
-      acc.waiters.push({ mine: new Set(messages), resolve });
-      if (acc.messages.length >= (sink.node.maxBatch ?? 500)) this.flushLingering(sink);
-      else if (linger > 0) acc.timer ??= setTimeout(() => this.flushLingering(sink), linger);
-    });
-  }
-
-  /** Sends after the previous send on this sink; when the sink falls idle, sends what collected meanwhile. */
-  private chain(sink: SinkState, messages: Message[]): Promise<Failure[]> {
-    sink.busy++;
-    const run = sink.tail.then(() => this.deliver(sink, messages));
-    sink.tail = run;
-    void run.then(() => {
-      if (--sink.busy === 0 && (sink.node.lingerMs ?? 0) <= 0) this.flushLingering(sink);
-    });
-    return run;
-  }
-
-  /** Sends what a lingering sink collected; each waiter gets the failures of its own messages. */
-  private flushLingering(sink: SinkState): void {
-    const acc = sink.lingering;
-    if (!acc) return;
-    sink.lingering = undefined;
-    clearTimeout(acc.timer);
-    void this.chain(sink, acc.messages).then((failed) => {
-      for (const w of acc.waiters) w.resolve(failed.filter((f) => f.message !== undefined && w.mine.has(f.message)));
-    });
-  }
-
   private flushAllSinks(): void {
     for (const s of this.storeSinks) s.flushAll();
-    for (const s of this.sinks) this.flushLingering(s);
+    for (const s of this.sinks) s.flush();
   }
 
-  /** Encodes and sends with retries; returns what could not be delivered. Never throws. */
-  private async deliver(sink: SinkState, messages: Message[]): Promise<Failure[]> {
-    const { node, codec } = sink;
-    const failed: Failure[] = [];
-    let records: OutRecord[] = [];
-    let owners: Message[] = [];
-    for (const m of messages) {
-      if (m.routes && !m.routes.includes(node.name)) continue;
-      let value;
-      try {
-        value = codec.encode(m.value);
-      } catch (err) {
-        failed.push({ reason: `[${node.name}] encode failed: ${reasonOf(err)}`, message: m });
-        continue;
-      }
-      const rec: OutRecord = { value, contentType: codec.contentType };
-      if (m.key !== undefined) rec.key = m.key;
-      if (m.headers !== undefined) rec.headers = m.headers;
-      if (m.metadata !== undefined) rec.metadata = m.metadata;
-      if (node.topic !== undefined) rec.topic = node.topic;
-      records.push(rec);
-      owners.push(m);
+  /** Builds one dead-letter record; whatever the message holds, this does not throw. */
+  private deadRecord(d: Dead): OutRecord {
+    const fields = {
+      reason: d.reason,
+      broker: this.name,
+      source: d.source,
+      at: new Date().toISOString(),
+      key: d.record?.key ?? d.message?.key,
+      topic: d.record?.topic ?? d.message?.topic,
+      position: d.record?.position ?? d.message?.position,
+      metadata: d.message?.metadata,
+      payload: deadPayload(d),
+    };
+    let { json, problem } = safeJson(fields);
+    if (problem !== undefined) {
+      // The decoded value cannot be written: keep what can be, and say why the rest is missing.
+      json = safeJson({ ...fields, metadata: undefined, payload: { unencodable: problem } }).json;
     }
-    const maxTries = node.maxTries ?? this.o.maxTries ?? 5;
-    const timeoutMs = node.timeoutMs ?? this.o.timeoutMs ?? 30_000;
-    const maxBatch = Math.min(node.producer.capabilities?.maxBatch ?? Infinity, node.maxBatch ?? Infinity);
-    const maxBytes = Math.min(node.producer.capabilities?.maxBatchBytes ?? Infinity, node.maxBatchBytes ?? Infinity);
-    // `tries` counts attempts in which the sink answered but failed some records (a message problem: after
-    // maxTries they are dead-lettered). An attempt in which nothing got through (the send threw or every
-    // record failed retryably) means the sink is down: that is retried with capped backoff for as long as it
-    // takes, since dead-lettering or acknowledging would lose messages in any outage longer than the retries.
-    // During shutdown a down sink gets maxTries more attempts, then the records stay unacknowledged.
-    let tries = 0;
-    let downStreak = 0;
-    let triesSinceStop = 0;
-    for (let attempt = 1; records.length > 0; attempt++) {
-      const attempted = records.length;
-      let rejected = 0;
-      let threw = false;
-      let connectionErrors = 0;
-      const retryRecords: OutRecord[] = [];
-      const retryOwners: Message[] = [];
-      let lastReason = "";
-      const started = performance.now();
-      for (let from = 0, to = 0; from < records.length; from = to) {
-        to = chunkEnd(records, from, maxBatch, maxBytes);
-        const chunk = from === 0 && to === records.length ? records : records.slice(from, to);
-        let results;
-        try {
-          results = await withTimeout(node.producer.send(chunk), timeoutMs, `send to "${node.name}"`, node.backend);
-          if (results.length !== chunk.length) {
-            throw new GeoWatchError("SEND", `"${node.name}" returned ${results.length} results for ${chunk.length} records`, { backend: node.backend });
-          }
-        } catch (err) {
-          threw = true;
-          lastReason = reasonOf(err);
-          for (let i = 0; i < chunk.length; i++) {
-            retryRecords.push(chunk[i]!);
-            retryOwners.push(owners[from + i]!);
-          }
-          continue;
-        }
-        let ok = 0;
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i]!;
-          if (r.ok) {
-            ok++;
-          } else if (r.retryable === false) {
-            rejected++;
-            failed.push({ reason: `[${node.name}] rejected: ${reasonOf(r.error)}`, message: owners[from + i]! });
-          } else {
-            lastReason = reasonOf(r.error);
-            if (isConnectionError(r.error)) connectionErrors++;
-            retryRecords.push(chunk[i]!);
-            retryOwners.push(owners[from + i]!);
-          }
-        }
-        if (ok > 0) {
-          this.stats.sent += ok;
-          this.o.observer?.sent?.(node.name, ok, performance.now() - started);
-        }
-      }
-      if (retryRecords.length === 0) break;
-      this.o.observer?.failed?.(node.name, retryRecords.length, lastReason);
-      // Down: nothing got through, and the send threw, or every failure is a connection-class error, or the
-      // backend's own health says its connection is lost.
-      const down =
-        retryRecords.length === attempted &&
-        rejected === 0 &&
-        (threw || connectionErrors === retryRecords.length || node.producer.health?.().ok === false);
-      if (down) {
-        downStreak++;
-        if (this.stopping && ++triesSinceStop >= maxTries) {
-          this.log.warn("sink down at shutdown: leaving messages unacknowledged", { broker: this.name, sink: node.name, records: retryRecords.length, error: lastReason });
-          for (const m of retryOwners) failed.push({ reason: `[${node.name}] sink down at shutdown: ${lastReason}`, message: m, undelivered: true });
-          break;
-        }
-      } else {
-        downStreak = 0;
-        if (++tries >= maxTries) {
-          this.log.warn("giving up on records", { broker: this.name, sink: node.name, records: retryRecords.length, attempts: tries, error: lastReason });
-          for (const m of retryOwners) failed.push({ reason: `[${node.name}] not delivered after ${tries} attempts: ${lastReason}`, message: m });
-          break;
-        }
-      }
-      this.stats.retries += retryRecords.length;
-      this.o.observer?.retried?.(node.name, retryRecords.length);
-      this.log.warn(down ? "sink down, retrying" : "retrying sink", { broker: this.name, sink: node.name, records: retryRecords.length, attempt, error: lastReason });
-      await sleep(backoffMs(down ? downStreak : tries, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000), this.stopping ? undefined : this.abort.signal);
-      records = retryRecords;
-      owners = retryOwners;
-    }
-    return failed;
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(d.record?.headers ?? d.message?.headers ?? {})) if (typeof v === "string") headers[k] = v;
+    headers["x-geowatch-reason"] = d.reason.slice(0, 512);
+    headers["x-geowatch-source"] = d.source;
+    const rec: OutRecord = { value: json, contentType: "application/json", headers };
+    if (this.dlq?.topic !== undefined) rec.topic = this.dlq.topic;
+    return rec;
   }
 
   /**
-   * Sends dead letters, retrying until accepted; during shutdown it gives up after maxTries and returns
-   * false so the source records stay unacknowledged. Without a dead-letter sink, the reason and payload
-   * are logged at error level and the records are acknowledged.
+   * Sends dead letters, retrying until accepted (each refusal logged at error level and counted); during
+   * shutdown it gives up after maxTries and returns false so the source records stay unacknowledged.
+   * Without a dead-letter sink, the reason and payload are logged at error level and the records are
+   * acknowledged.
    */
   private async deadLetter(dead: Dead[]): Promise<boolean> {
     this.stats.deadLettered += dead.length;
     const byReason = new Map<string, number>();
     for (const d of dead) byReason.set(d.reason, (byReason.get(d.reason) ?? 0) + 1);
-    for (const [reason, n] of byReason) this.o.observer?.deadLettered?.(n, reason);
+    for (const [reason, n] of byReason) this.observe("deadLettered", () => this.o.observer?.deadLettered?.(n, reason));
     if (!this.dlq) {
       for (const d of dead) {
-        this.log.error("dead letter (no dead-letter sink configured)", { broker: this.name, source: d.source, reason: d.reason, payload: deadPayload(d) });
+        this.log.error("dead letter (no dead-letter sink configured)", { broker: this.name, source: d.source, reason: d.reason, payload: safeJson(deadPayload(d)).json.slice(0, 4096) });
       }
       return true;
     }
-    const records: OutRecord[] = dead.map((d) => ({
-      value: JSON.stringify({
-        reason: d.reason,
-        broker: this.name,
-        source: d.source,
-        at: new Date().toISOString(),
-        key: d.record?.key ?? d.message?.key,
-        topic: d.record?.topic ?? d.message?.topic,
-        position: d.record?.position ?? d.message?.position,
-        metadata: d.message?.metadata,
-        payload: deadPayload(d),
-      }),
-      contentType: "application/json",
-      headers: { ...(d.record?.headers ?? d.message?.headers), "x-geowatch-reason": d.reason.slice(0, 512), "x-geowatch-source": d.source },
-      ...(this.dlq!.node.topic !== undefined ? { topic: this.dlq!.node.topic } : {}),
-    }));
-    const node = this.dlq.node;
-    let pendingRecs = records;
+    const node = this.dlq;
+    let pendingRecs = dead.map((d) => this.deadRecord(d));
     for (let attempt = 1; ; attempt++) {
+      let reason: string;
       try {
         const results = await withTimeout(node.producer.send(pendingRecs), node.timeoutMs ?? this.o.timeoutMs ?? 30_000, "dead-letter send", node.backend);
-        pendingRecs = pendingRecs.filter((_, i) => !results[i]?.ok);
-        if (pendingRecs.length === 0) return true;
+        const refused = results.length === pendingRecs.length ? results.map((r) => (r.ok ? undefined : reasonOf(r.error))) : pendingRecs.map(() => `returned ${results.length} results for ${pendingRecs.length} records`);
+        pendingRecs = pendingRecs.filter((_, i) => refused[i] !== undefined);
+        if (pendingRecs.length === 0) {
+          if (this.dlqProblem) this.log.info("dead-letter sink accepts again", { broker: this.name, sink: node.name });
+          this.dlqProblem = undefined;
+          return true;
+        }
+        reason = `refused ${pendingRecs.length} dead letter(s): ${refused.find((r) => r !== undefined)}`;
       } catch (err) {
-        this.log.error("dead-letter sink failed", { broker: this.name, sink: node.name, attempt, error: reasonOf(err) });
+        reason = reasonOf(err);
       }
+      this.stats.deadLetterFailures++;
+      this.dlqProblem ??= { reason, since: Date.now() };
+      this.dlqProblem.reason = reason;
+      this.observe("deadLetterFailed", () => this.o.observer?.deadLetterFailed?.(pendingRecs.length, reason));
+      this.log.error("dead-letter sink failed; retrying (the source is not acknowledged meanwhile)", { broker: this.name, sink: node.name, attempt, records: pendingRecs.length, error: reason });
       if (this.stopping && attempt >= (node.maxTries ?? this.o.maxTries ?? 5)) return false;
-      await sleep(backoffMs(attempt, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000));
+      await sleep(backoffMs(attempt, this.o.retryBaseMs ?? 100, this.o.retryMaxMs ?? 10_000), this.stopping ? undefined : this.abort.signal);
     }
   }
 
@@ -688,7 +743,7 @@ export class Broker {
         if (values.length === 0) continue;
         total += values.length;
         this.stats.received += values.length;
-        this.o.observer?.received?.(node.name, values.length);
+        this.observe("received", () => this.o.observer?.received?.(node.name, values.length));
         const messages = values.map((v) => this.toMessage(v, node.name));
         this.track(
           (async () => {
@@ -709,28 +764,22 @@ export class Broker {
   }
 }
 
-/** End (exclusive) of the chunk starting at `from` that stays within the count and byte limits. */
-function chunkEnd(records: OutRecord[], from: number, maxBatch: number, maxBytes: number): number {
-  const countEnd = Math.min(records.length, from + maxBatch);
-  if (maxBytes === Infinity) return countEnd;
-  let bytes = 0;
-  for (let i = from; i < countEnd; i++) {
-    bytes += payloadSize(records[i]!.value);
-    // A record bigger than the limit still goes alone, so the producer can reject just that one.
-    if (bytes > maxBytes && i > from) return i;
-  }
-  return countEnd;
+/** What the stages made of a batch: messages to deliver and the state commits to run after delivery. */
+interface Staged {
+  pass: Message[];
+  commits: Array<() => void | Promise<void>>;
+}
+
+/** A decode failure's reason, naming where the record sits when the source says. */
+function decodeReason(err: unknown, r: InRecord): string {
+  const where = r.position ? ` (${r.position.stream} at ${r.position.offset})` : "";
+  return `${reasonOf(err)}${where}`;
 }
 
 function notDelivered(broker: string): GeoWatchError {
   return new GeoWatchError("SEND", "not delivered (a sink was down at shutdown, or the dead-letter sink refused); left unacknowledged", {
     backend: broker,
   });
-}
-
-/** Errors that say the sink cannot be reached, as opposed to a problem with the record. */
-function isConnectionError(err: unknown): boolean {
-  return isGeoWatchError(err) && (err.code === "CONNECT" || err.code === "TIMEOUT" || err.code === "CLOSED");
 }
 
 function isMessage(v: unknown): v is Message {
@@ -748,7 +797,7 @@ export function envelopeMetadata(value: unknown): Metadata | undefined {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** The original payload: text when it is text (valid UTF-8), else `{ base64 }`. */
+/** The original payload: text when it is text (valid UTF-8), else `{ base64 }`; the decoded value when there is no record. */
 function deadPayload(d: Dead): unknown {
   if (!d.record) return d.message?.value;
   const v = d.record.value;
@@ -759,4 +808,3 @@ function deadPayload(d: Dead): unknown {
     return { base64: Buffer.from(v).toString("base64") };
   }
 }
-

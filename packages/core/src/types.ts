@@ -124,6 +124,12 @@ export interface Consumer {
   nack?(records: InRecord[], opts: { requeue: boolean; reason?: string }): Promise<void>;
   /** Persist positions for ordered sources; the core calls it with the highest safe `next` per stream. */
   commit?(positions: Position[]): Promise<void>;
+  /**
+   * True when nothing is left to read right now: no lag on any assigned stream (Kafka: every assigned
+   * partition's consumed position has reached its high watermark). `run({ untilIdle })` stops only when
+   * every consumer that has this says so; one that lacks it counts as caught up after an empty receive.
+   */
+  caughtUp?(): Promise<boolean>;
   /** Once connected: whether the connection still works (the runtime reports `reconnecting` and not ready when not). Cheap, synchronous. */
   health?(): BackendHealth;
   close?(): Promise<void>;
@@ -247,6 +253,17 @@ export interface DeadLetter {
 export interface StageOutput {
   pass: Message[];
   dead?: DeadLetter[];
+  /**
+   * Stateful stages: persists the state this batch produced. The broker calls it after every sink (or the
+   * dead-letter sink) accepted what the batch produced and before it acknowledges the batch's source
+   * records, one batch at a time in the order the stage processed them; never for a batch that was not
+   * delivered (and then for no later batch either). Until then the stage keeps the change in memory for
+   * the batches after it. A crash between this call and the source's acknowledgement replays input the
+   * state already covers: a stage that persists here stores the input position it covers
+   * (`Message.position`) and skips replayed messages at or before it, so results equal those of an
+   * uninterrupted run, apart from duplicates.
+   */
+  commit?: () => void | Promise<void>;
 }
 
 /**

@@ -79,12 +79,58 @@ export function stableStringify(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${stableStringify(obj[k])}`).join(",")}}`;
 }
 
-/** Reads a dotted path (`data.properties.id`) from a value. */
+/** Reads a dotted path (`data.properties.id`) from a value; own properties only. */
 export function getPath(value: unknown, path: string): unknown {
   let cur: unknown = value;
   for (const part of path.split(".")) {
-    if (cur === null || typeof cur !== "object") return undefined;
+    if (cur === null || typeof cur !== "object" || !Object.hasOwn(cur, part)) return undefined;
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
+}
+
+/** Deepest nesting that JSON texts GeoWatch writes may have; deeper values overflow recursive encoders. */
+export const MAX_NESTING = 1000;
+
+/**
+ * Where a value nests deeper than `limit` levels (iteratively, so it works on any depth): the path to the
+ * first such point (`properties.a.a[0]`), or undefined when it does not.
+ */
+export function tooDeep(value: unknown, limit = MAX_NESTING): string | undefined {
+  const stack: Array<{ v: unknown; depth: number; path: string }> = [{ v: value, depth: 0, path: "" }];
+  while (stack.length > 0) {
+    const { v, depth, path } = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= limit) return path || "(root)";
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ v: v[i], depth: depth + 1, path: `${path}[${i}]` });
+    } else {
+      for (const k of Object.keys(v)) stack.push({ v: (v as Record<string, unknown>)[k], depth: depth + 1, path: path ? `${path}.${k}` : k });
+    }
+  }
+  return undefined;
+}
+
+/** Why a value could not be encoded, in words a user can act on (not only "Maximum call stack size exceeded"). */
+export function describeUnencodable(value: unknown, err: unknown): string {
+  if (err instanceof RangeError) {
+    const at = tooDeep(value);
+    if (at !== undefined) return `value nests deeper than ${MAX_NESTING} levels (at ${shorten(at)})`;
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg;
+}
+
+/** A JSON text of `value`, or of what it is replaced with when it cannot be written (too deep, cyclic, BigInt). */
+export function safeJson(value: unknown): { json: string; problem?: string } {
+  try {
+    return { json: JSON.stringify(value) ?? "null" };
+  } catch (err) {
+    const problem = describeUnencodable(value, err);
+    return { json: JSON.stringify({ unencodable: problem }), problem };
+  }
+}
+
+function shorten(path: string): string {
+  return path.length > 120 ? `${path.slice(0, 60)}...${path.slice(-40)}` : path;
 }
