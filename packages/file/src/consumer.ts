@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
@@ -140,13 +141,19 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
         want *= 2; // a line longer than the chunk
         continue;
       }
+      // One UTF-8 check per chunk on the hot path: a newline byte never sits inside a multi-byte
+      // sequence, so a valid chunk has only valid lines; a chunk that fails is checked line by line.
+      const chunkValid = isUtf8(buf.subarray(0, buf.lastIndexOf(10, bytesRead - 1) + 1));
       while (nl !== -1 && nl < bytesRead && out.length < max) {
         const offset = readAt + start;
         const next = readAt + nl + 1;
-        let line = buf.toString("utf8", start, nl);
-        if (line.endsWith("\r")) line = line.slice(0, -1);
+        const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
         const position: Position = { stream: file, offset, next };
-        out.push({ value: fromLine(line), position });
+        // A line that is not UTF-8 goes on as its raw bytes (copied out of the chunk), so the codec
+        // refuses it with a DECODE error and the broker dead-letters it, instead of U+FFFD in its place.
+        const text = chunkValid || isUtf8(buf.subarray(start, end));
+        const value = text ? fromLine(buf.toString("utf8", start, end)) : new Uint8Array(buf.subarray(start, end));
+        out.push({ value, position });
         start = nl + 1;
         nl = buf.indexOf(10, start);
       }

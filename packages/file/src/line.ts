@@ -1,11 +1,14 @@
 import { GeoWatchError } from "@geowatch/core";
 import type { Payload } from "@geowatch/core";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading BOM is part of the value and is written, not dropped.
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** In `u` mode a surrogate pair is one code point, so this matches only unpaired surrogates. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * One record value as one NDJSON line (without its newline). The rule:
- * - the value is read as UTF-8 text (bytes that are not valid UTF-8 are refused);
+ * - the value is read as UTF-8 text (bytes that are not valid UTF-8, and strings with lone surrogates, are refused);
  * - text that is one line (no `\n` or `\r`) of valid JSON, and not itself a JSON string, is written as is;
  * - any other text (several lines, not JSON, or a JSON string) is written as a JSON string literal.
  * `fromLine` undoes it exactly: a line starting with `"` is a JSON string whose content is the value.
@@ -17,11 +20,15 @@ export function toLine(value: Payload): string {
   } catch (cause) {
     throw new GeoWatchError("ENCODE", "record value is not valid UTF-8 text", { backend: "file", cause });
   }
+  const lone = loneSurrogateAt(text);
+  if (lone >= 0) {
+    throw new GeoWatchError("ENCODE", `record value is not valid Unicode text (lone surrogate at index ${lone})`, { backend: "file", path: `index ${lone}` });
+  }
   if (!/[\n\r]/.test(text) && !text.trimStart().startsWith('"') && isJson(text)) return text;
   return JSON.stringify(text);
 }
 
-/** The record value a line holds (see `toLine`). */
+/** The record value a line holds (see `toLine`); the consumer hands lines that are not UTF-8 on as bytes. */
 export function fromLine(line: string): string {
   if (line.startsWith('"')) {
     try {
@@ -42,4 +49,12 @@ function isJson(text: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Index of the first unpaired surrogate in `text`, or -1. Such a string has no UTF-8 form: Node would
+ * write U+FFFD in its place, so writers refuse it instead.
+ */
+export function loneSurrogateAt(text: string): number {
+  return LONE_SURROGATE.exec(text)?.index ?? -1;
 }

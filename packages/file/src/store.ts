@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve, sep } from "node:path";
 import { GeoWatchError } from "@geowatch/core";
 import type { Payload, Store, StoreWrite } from "@geowatch/core";
 import { errnoOf, fsyncDir, writeAtomic } from "./fsutil.js";
+import { loneSurrogateAt } from "./line.js";
 import { fileStoreSchema, parseOptions } from "./options.js";
 import type { FileStoreOptions } from "./options.js";
 
@@ -34,6 +35,12 @@ export function fileStore(options: FileStoreOptions): Store {
     },
     async write(op: StoreWrite): Promise<void> {
       const file = fileOf(op.key);
+      if (typeof op.body === "string") {
+        const lone = loneSurrogateAt(op.body);
+        if (lone >= 0) {
+          throw new GeoWatchError("ENCODE", `body of key "${op.key}" is not valid Unicode text (lone surrogate at index ${lone})`, { backend: "file", path: op.key });
+        }
+      }
       const body = typeof op.body === "string" ? Buffer.from(op.body, "utf8") : op.body;
       try {
         await mkdir(dirname(file), { recursive: true });
