@@ -138,9 +138,52 @@ export function configJsonSchema(): Record<string, unknown> {
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 const FILE_REF = /^\$\{file:([^}]+)\}$/;
 
+/** Keys that would reach or replace an object's prototype; a config may not use them anywhere. */
+export const FORBIDDEN_CONFIG_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+function forbiddenKeyIssue(path: string, key: string): ConfigIssue {
+  return { path, message: `key "${key}" is not allowed (it names an object prototype member; a config holds own data only)` };
+}
+
+const childPath = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+
+/**
+ * Reports every `__proto__`, `constructor` or `prototype` key in `value`, at any depth, as an issue
+ * with its path, in document order. Iterative, and each object is visited once, so deep, shared
+ * (aliased) and cyclic values terminate. Returns the number of issues it added.
+ */
+export function checkForbiddenKeys(value: unknown, issues: ConfigIssue[], path = ""): number {
+  const before = issues.length;
+  const seen = new Set<object>();
+  // A string third element marks a forbidden key to report when its turn comes.
+  const todo: Array<[unknown, string, string?]> = [[value, path]];
+  while (todo.length > 0) {
+    const [v, at, forbidden] = todo.pop()!;
+    if (forbidden !== undefined) {
+      issues.push(forbiddenKeyIssue(at, forbidden));
+      continue;
+    }
+    if (v === null || typeof v !== "object" || seen.has(v)) continue;
+    seen.add(v);
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) todo.push([v[i], `${at}[${i}]`]);
+      continue;
+    }
+    const keys = Object.keys(v);
+    for (let i = keys.length - 1; i >= 0; i--) {
+      const k = keys[i]!;
+      todo.push(FORBIDDEN_CONFIG_KEYS.has(k) ? [undefined, childPath(at, k), k] : [(v as Record<string, unknown>)[k], childPath(at, k)]);
+    }
+  }
+  return issues.length - before;
+}
+
 /**
  * Replaces `${NAME}` (or `${NAME:-default}`) in every string with the environment variable, and a whole
  * string `${file:/path}` with the file's trimmed content. Missing variables are config issues.
+ * Only own enumerable keys are copied, each as an own data property; a forbidden key (see
+ * `FORBIDDEN_CONFIG_KEYS`) is reported with its path and left out, so the result never has a
+ * replaced prototype.
  */
 export function interpolate(
   value: unknown,
@@ -161,7 +204,7 @@ export function interpolate(
     }
     if (!value.includes("${")) return value;
     return value.replace(ENV_REF, (whole, name: string, fallback: string | undefined) => {
-      const v = env[name];
+      const v = Object.hasOwn(env, name) ? env[name] : undefined;
       if (v !== undefined && v !== "") return v;
       if (fallback !== undefined) return fallback;
       issues.push({ path, message: `environment variable ${name} is not set` });
@@ -171,7 +214,20 @@ export function interpolate(
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, env, readFile, issues, `${path}[${i}]`));
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, env, readFile, issues, path ? `${path}.${k}` : k);
+    for (const k of Object.keys(value)) {
+      const at = childPath(path, k);
+      if (FORBIDDEN_CONFIG_KEYS.has(k)) {
+        issues.push(forbiddenKeyIssue(at, k));
+        continue;
+      }
+      // defineProperty, not assignment: assignment to "__proto__" would call the prototype setter.
+      Object.defineProperty(out, k, {
+        value: interpolate((value as Record<string, unknown>)[k], env, readFile, issues, at),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
     return out;
   }
   return value;

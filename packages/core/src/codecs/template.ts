@@ -184,7 +184,7 @@ function readTemplatesFile(path: string): Record<string, string> {
 
 /** The metadata of a `{metadata, data}` envelope, if the value is one. */
 function metadataOf(value: unknown): Metadata | undefined {
-  if (value === null || typeof value !== "object" || Array.isArray(value) || !Object.hasOwn(value, "data")) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value) || !Object.hasOwn(value, "data") || !Object.hasOwn(value, "metadata")) return undefined;
   const meta = (value as { metadata?: unknown }).metadata;
   return meta !== null && typeof meta === "object" && !Array.isArray(meta) ? (meta as Metadata) : undefined;
 }
