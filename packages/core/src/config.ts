@@ -91,6 +91,16 @@ export const brokerSchema = z
   })
   .strict();
 
+/** A broker's own fields; its node lists are checked node by node, so one bad node hides nothing else. */
+export const brokerFieldsSchema = brokerSchema.extend({
+  consumers: z.array(z.unknown()).optional(),
+  producers: z.array(z.unknown()).optional(),
+  stores_in: z.array(z.unknown()).optional(),
+  stores_out: z.array(z.unknown()).optional(),
+  dead_letter: z.unknown().optional(),
+  stages: z.array(z.unknown()).optional(),
+});
+
 export const configSchema = z
   .object({
     $schema: z.string().optional(),
@@ -112,27 +122,68 @@ export function formatPath(path: ReadonlyArray<PropertyKey>, prefix = ""): strin
   return out;
 }
 
-/** Converts zod issues to config issues with paths. */
+/** Converts zod issues to config issues with paths; an unknown key is reported on its own path with the known ones. */
 export function zodIssues(error: z.ZodError, prefix = ""): ConfigIssue[] {
-  return error.issues.map((i) => ({ path: formatPath(i.path, prefix), message: i.message }));
-}
-
-/** Validates the config's shape; returns every problem (backend options are checked at provisioning). */
-export function checkConfigShape(value: unknown): { config?: GeoWatchConfig; issues: ConfigIssue[] } {
-  const r = configSchema.safeParse(value);
-  if (!r.success) return { issues: zodIssues(r.error) };
-  const issues: ConfigIssue[] = [];
-  const names = new Set<string>();
-  r.data.brokers.forEach((b, i) => {
-    if (names.has(b.name)) issues.push({ path: `brokers[${i}].name`, message: `duplicate broker name "${b.name}"` });
-    names.add(b.name);
+  return error.issues.flatMap((i) => {
+    if (i.code === "unrecognized_keys") {
+      const known = i.path.length === 0 ? KNOWN_KEYS.get(prefix === "" ? "top" : /^brokers\[\d+\]$/.test(prefix) ? "broker" : "") : undefined;
+      return i.keys.map((k) => ({ path: formatPath([...i.path, k], prefix), message: `unknown key${known ? ` (known: ${known})` : ""}` }));
+    }
+    return [{ path: formatPath(i.path, prefix), message: i.message }];
   });
-  return { config: r.data, issues };
 }
 
-/** The config schema as JSON Schema, for editors. */
-export function configJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(configSchema, { target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+const KNOWN_KEYS = new Map([
+  ["top", "$schema, defaults, brokers"],
+  ["broker", Object.keys(brokerSchema.shape).join(", ")],
+]);
+
+type BackendLike = { name: string; consumer?: { jsonSchema(): Record<string, unknown> }; producer?: { jsonSchema(): Record<string, unknown> }; store?: { jsonSchema(): Record<string, unknown> } };
+type StageLike = { name: string; description?: string; jsonSchema(): Record<string, unknown> };
+
+/**
+ * The config schema as JSON Schema, for editors; with the options of the given backends (per role, picked
+ * by `backend`) and stages (picked by `stage`), property names as config spells them.
+ */
+export function configJsonSchema(installed: { backends?: BackendLike[]; stages?: StageLike[] } = {}): Record<string, unknown> {
+  const js = z.toJSONSchema(configSchema, { target: "draft-2020-12", unrepresentable: "any" }) as Record<string, unknown>;
+  const broker = ((js.properties as Record<string, Record<string, unknown>>).brokers!.items ?? {}) as Record<string, unknown>;
+  const props = broker.properties as Record<string, Record<string, unknown>>;
+  const byBackend = (role: "consumer" | "producer" | "store") =>
+    (installed.backends ?? []).flatMap((b) => {
+      const r = b[role];
+      if (!r) return [];
+      const options = r.jsonSchema();
+      return [{ if: { properties: { backend: { const: b.name } }, required: ["backend"] }, then: { properties: options.properties ?? {}, ...(options.required ? { required: options.required } : {}) } }];
+    });
+  const withOptions = (node: Record<string, unknown> | undefined, role: "consumer" | "producer" | "store") => {
+    const rules = byBackend(role);
+    return node && rules.length > 0 ? { ...node, allOf: rules } : node;
+  };
+  const arr = (k: string, role: "consumer" | "producer" | "store") => {
+    const p = props[k];
+    if (p?.items) props[k] = { ...p, items: withOptions(p.items as Record<string, unknown>, role) };
+  };
+  arr("consumers", "consumer");
+  arr("producers", "producer");
+  arr("stores_in", "store");
+  arr("stores_out", "store");
+  if (props.dead_letter) props.dead_letter = withOptions(props.dead_letter, "producer")!;
+  const stages = installed.stages ?? [];
+  if (props.stages?.items && stages.length > 0) {
+    const item = props.stages.items as Record<string, unknown>;
+    props.stages = {
+      ...props.stages,
+      items: {
+        ...item,
+        allOf: stages.map((s) => {
+          const options = s.jsonSchema();
+          return { if: { properties: { stage: { const: s.name } }, required: ["stage"] }, then: { properties: options.properties ?? {}, ...(options.required ? { required: options.required } : {}) } };
+        }),
+      },
+    };
+  }
+  return js;
 }
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
@@ -231,13 +282,4 @@ export function interpolate(
     return out;
   }
   return value;
-}
-
-/** `topic_prefix` -> `topicPrefix`, applied to object keys at every depth. */
-export function camelKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(camelKeys);
-  if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = camelKeys(v);
-  return out;
 }

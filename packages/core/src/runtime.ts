@@ -1,61 +1,51 @@
 import { readFileSync } from "node:fs";
-import { Broker, type BrokerObserver, type BrokerStats, type ConsumerNode, type ProducerNode, type RunOptions } from "./broker.js";
+import { isAbsolute, resolve } from "node:path";
+import { z } from "zod";
+import { Broker, type BrokerObserver, type BrokerStats, type ConsumerNode, type RunOptions } from "./broker.js";
 import { getCodec } from "./codecs/index.js";
 import {
-  brokerSchema,
-  camelKeys,
-  checkConfigShape,
+  brokerFieldsSchema,
   ConfigError,
+  configJsonSchema,
   interpolate,
   NODE_KEYS,
+  nodeSchema,
+  stageSchema,
   STORE_KEYS,
-  type BrokerConfig,
+  storeSchema,
+  zodIssues,
   type ConfigIssue,
-  type GeoWatchConfig,
   type NodeConfig,
-  type StageConfig,
   type StoreConfig,
 } from "./config.js";
+import { toSnake, type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
 import { GeoWatchError, reasonOf } from "./errors.js";
 import { memoryBackend } from "./backends/memory.js";
 import { silentLogger } from "./logger.js";
 import { guardConsumer, guardProducer, guardStore, type Lifecycle } from "./managed.js";
+import type { ProducerNode } from "./producer-sink.js";
+import { Resolver, type GeoWatchPackage, type Importer } from "./resolve.js";
 import type { StoreOutNode } from "./store-sink.js";
 import type { StoreInNode } from "./store-source.js";
-import type { BackendContext, BackendDefinition, Codec, Logger, Stage } from "./types.js";
-
-/** Builds a stage from its config options. */
-export type StageFactory = (options: Record<string, unknown>, ctx: BackendContext) => Stage | Promise<Stage>;
-
-/** The package that holds each first-party backend, so config can name it by its short name. */
-export const BACKEND_PACKAGES: Readonly<Record<string, string>> = {
-  kafka: "@geowatch/kafka",
-  amqp: "@geowatch/amqp",
-  file: "@geowatch/file",
-  queue: "@geowatch/queue",
-  kinesis: "@geowatch/kinesis",
-  sqs: "@geowatch/sqs",
-  sns: "@geowatch/sns",
-  s3: "@geowatch/s3",
-  slack: "@geowatch/slack",
-  memcached: "@geowatch/memcached",
-  wfs: "@geowatch/wfs",
-  email: "@geowatch/email",
-};
-
-/** Packages whose `stages` export provides named stages. */
-export const STAGE_PACKAGES: readonly string[] = ["@geowatch/spatial"];
+import { checkKeyTemplate } from "./template.js";
+import type { BackendContext, Codec, Consumer, Logger, Producer, Stage, Store } from "./types.js";
 
 export interface RuntimeOptions {
   /** Backends available without importing a package. `memory` is always there. */
   backends?: BackendDefinition[];
-  /** Stages available by name. */
-  stages?: Record<string, StageFactory>;
+  /** Stages available without importing a package. */
+  stages?: StageDefinition[];
   /** Imports a package by name from the user's project (so third-party backends resolve there). */
-  importer?: (specifier: string) => Promise<Record<string, unknown>>;
+  importer?: Importer;
+  /** Lists installed packages that declare backends or stages in their package.json `geowatch` field. */
+  discover?: () => Promise<GeoWatchPackage[]>;
   logger?: Logger;
   /** Environment for `${VAR}` interpolation and secrets; default process.env. */
   env?: Record<string, string | undefined>;
+  /** The config file's folder: relative paths in options and `${file:...}` resolve against it. Default: the working directory. */
+  baseDir?: string;
+  /** Allow brokers without consumers or stores_in (an app that only pushes). Default false: that is a config error. */
+  pushOnly?: boolean;
   /** Metrics callbacks per broker. */
   observer?: (broker: string) => BrokerObserver | undefined;
 }
@@ -65,108 +55,83 @@ export interface NodeHealth {
   node: string;
   role: "consumer" | "producer" | "store" | "dead_letter";
   backend: string;
-  state: Lifecycle["state"];
+  /** `failing`: connected, but the dead-letter sink keeps refusing what it is sent. */
+  state: Lifecycle["state"] | "failing";
   error?: string;
 }
 
 /** Everything a config provisioned. */
 export interface Provisioned {
   readonly brokers: Broker[];
-  /** Connects every node (with retries) and runs `topic_check`. */
+  /** Connects every node (with retries), opens the stages and runs `topic_check`. */
   connect(): Promise<void>;
   /** Connects, then runs every broker until stopped (or until `opts` says). */
   run(opts?: RunOptions): Promise<BrokerStats[]>;
   /** Stops consuming, drains, flushes, acknowledges, closes every node. */
   stop(): Promise<void>;
   health(): NodeHealth[];
-  /** True when every node is connected. */
+  /** True when every node is connected and no dead-letter sink is failing. */
   ready(): boolean;
 }
 
-interface Planned<T> {
-  make: () => T;
+interface Part {
+  broker: Broker;
+  health: () => NodeHealth[];
+  nodes: Lifecycle[];
+  checks: Array<() => Promise<void>>;
 }
+
+type Make<T> = () => T;
+
+const CONSUMER_ONLY = ["count"] as const;
+const PRODUCER_ONLY = ["topic_check", "max_batch", "max_batch_bytes", "linger_ms", "timeout"] as const;
 
 /** Provisions brokers from config objects. */
 export class Runtime {
-  private readonly backends = new Map<string, BackendDefinition>();
-  private readonly stages = new Map<string, StageFactory>();
+  private readonly resolver: Resolver;
   private readonly log: Logger;
   private readonly env: Record<string, string | undefined>;
-  private stagesLoaded = false;
+  private readonly baseDir: string;
 
   constructor(private readonly opts: RuntimeOptions = {}) {
     this.log = opts.logger ?? silentLogger;
     this.env = opts.env ?? process.env;
-    this.register(memoryBackend);
-    for (const b of opts.backends ?? []) this.register(b);
-    for (const [k, f] of Object.entries(opts.stages ?? {})) this.stages.set(k, f);
+    this.baseDir = opts.baseDir ?? process.cwd();
+    this.resolver = new Resolver({
+      backends: [memoryBackend, ...(opts.backends ?? [])],
+      ...(opts.stages ? { stages: opts.stages } : {}),
+      ...(opts.importer ? { importer: opts.importer } : {}),
+      ...(opts.discover ? { discover: opts.discover } : {}),
+    });
   }
 
   register(def: BackendDefinition): this {
-    this.backends.set(def.name, def);
+    this.resolver.register(def);
     return this;
   }
 
-  /** Finds a backend by name, importing its package (first-party by short name, others by package name). */
-  async resolveBackend(name: string): Promise<BackendDefinition> {
-    const known = this.backends.get(name);
-    if (known) return known;
-    const pkg = BACKEND_PACKAGES[name] ?? name;
-    const mod = await this.importModule(pkg, `backend "${name}"`);
-    const defs = Object.values(mod).filter(isBackendDefinition);
-    const def = defs.find((d) => d.name === name) ?? (defs.length === 1 ? defs[0] : undefined) ?? (isBackendDefinition(mod.default) ? mod.default : undefined);
-    if (!def) throw new GeoWatchError("CONFIG", `package "${pkg}" exports no GeoWatch backend (an object with name and consumer/producer/store factories)`);
-    this.backends.set(name, def);
-    return def;
+  /** Finds a backend by name: registered, `@geowatch/<name>`, a package that declares it, or a package name. */
+  resolveBackend(name: string): Promise<BackendDefinition> {
+    return this.resolver.backend(name);
   }
 
-  /** Names of registered backends (after a load, including imported ones). */
-  listBackends(): BackendDefinition[] {
-    return [...this.backends.values()];
+  resolveStage(name: string): Promise<StageDefinition> {
+    return this.resolver.stage(name);
   }
 
-  private async importModule(specifier: string, what: string): Promise<Record<string, unknown>> {
-    const importer = this.opts.importer ?? ((s: string) => import(s) as Promise<Record<string, unknown>>);
-    try {
-      return await importer(specifier);
-    } catch (err) {
-      const missing = (err as { code?: string }).code === "ERR_MODULE_NOT_FOUND" || (err as { code?: string }).code === "MODULE_NOT_FOUND";
-      throw new GeoWatchError("CONFIG", missing ? `${what} is not installed: npm install ${specifier}` : `${what}: cannot load "${specifier}": ${reasonOf(err)}`, { cause: err });
-    }
+  /** Every installed backend and stage, loaded; `errors` lists packages that failed to load. */
+  async installed(): Promise<{ backends: BackendDefinition[]; stages: StageDefinition[]; errors: string[] }> {
+    const { errors } = await this.resolver.loadAll();
+    return { backends: this.resolver.loadedBackends(), stages: this.resolver.loadedStages(), errors };
   }
 
-  private async resolveStage(name: string): Promise<StageFactory> {
-    if (!this.stages.has(name) && !this.stagesLoaded) {
-      this.stagesLoaded = true;
-      for (const pkg of STAGE_PACKAGES) {
-        try {
-          const mod = await this.importModule(pkg, "stages");
-          const stages = (mod.stages ?? mod.spatialStages) as Record<string, StageFactory> | undefined;
-          const check = (mod.validateStage ?? mod.validateSpatialStage) as ((stage: string, o: Record<string, unknown>) => ConfigIssue[]) | undefined;
-          for (const [k, f] of Object.entries(stages ?? {})) {
-            if (this.stages.has(k)) continue;
-            const factory: StageFactory & { validate?: (o: Record<string, unknown>) => ConfigIssue[] } = (o, ctx) => f(o, ctx);
-            factory.validate = (o) => (f as { validate?: (o: Record<string, unknown>) => ConfigIssue[] }).validate?.(o) ?? check?.(k, o) ?? [];
-            this.stages.set(k, factory);
-          }
-        } catch {
-          // Optional: a project without @geowatch/spatial simply has fewer stages.
-        }
-      }
-    }
-    // Config is snake_case: `route_by_fence` names the `routeByFence` stage.
-    const f = this.stages.get(name) ?? this.stages.get(name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
-    if (f) return f;
-    if (name.startsWith("@") || name.startsWith(".") || name.includes("/")) {
-      const mod = await this.importModule(name, `stage "${name}"`);
-      const fn = (mod.default ?? mod.stage) as StageFactory | undefined;
-      if (typeof fn === "function") return fn;
-    }
-    throw new GeoWatchError("CONFIG", `unknown stage "${name}" (known: ${[...this.stages.keys()].sort().join(", ") || "none"})`);
+  /** The config JSON Schema, with the options of every installed backend and stage. */
+  async jsonSchema(): Promise<Record<string, unknown>> {
+    const { backends, stages } = await this.installed();
+    return configJsonSchema({ backends, stages });
   }
 
-  /** Checks a config completely (shape, backends, options, codecs, stages) and returns every problem. */
+  /** Checks a config completely (shape, roles, backends, options, codecs, stages) and returns every problem. No side effects. */
   async validate(raw: unknown): Promise<ConfigIssue[]> {
     try {
       const build = await this.plan(raw);
@@ -184,152 +149,166 @@ export class Runtime {
     return build();
   }
 
-  private async plan(raw: unknown, source = "config"): Promise<(() => Provisioned) & { dispose(): Promise<void> }> {
+  private async plan(raw: unknown, source = "config"): Promise<Make<Provisioned> & { dispose(): Promise<void> }> {
     const issues: ConfigIssue[] = [];
-    const interpolated = interpolate(raw, this.env, (p) => readFileSync(p, "utf8"), issues);
-    const shape = checkConfigShape(interpolated);
-    issues.push(...shape.issues);
-    if (!shape.config) {
-      // The whole config does not parse, but the brokers that do are still checked, so one run lists every problem.
-      const brokers = (interpolated as { brokers?: unknown } | null)?.brokers;
-      const cfg = { brokers: [], defaults: (interpolated as { defaults?: GeoWatchConfig["defaults"] }).defaults } as unknown as GeoWatchConfig;
-      const built: Stage[] = [];
-      for (const [bi, raw] of (Array.isArray(brokers) ? brokers : []).entries()) {
-        const b = brokerSchema.safeParse(raw);
-        if (b.success && b.data.enabled !== false) await this.planBroker(cfg, b.data, `brokers[${bi}]`, issues, built).catch(() => undefined);
-      }
-      for (const st of built) await st.close?.();
-      throw new ConfigError(issues, source);
-    }
-    const cfg = shape.config;
-    const builders: Array<() => { broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }> = [];
     const built: Stage[] = [];
-    for (const [bi, b] of cfg.brokers.entries()) {
-      if (b.enabled === false) continue;
-      builders.push(await this.planBroker(cfg, b, `brokers[${bi}]`, issues, built));
-    }
     const dispose = async () => {
       for (const s of built) await s.close?.();
     };
+    const cfg = interpolate(raw, this.env, (p) => readFileSync(this.path(p), "utf8"), issues);
+    const top = topSchema.safeParse(cfg);
+    if (!top.success) issues.push(...zodIssues(top.error));
+    const obj = isObject(cfg) ? cfg : {};
+    const defaults = isObject(obj.defaults) ? (obj.defaults as Record<string, Record<string, unknown>>) : {};
+    const brokers = Array.isArray(obj.brokers) ? (obj.brokers as unknown[]) : [];
+    const names = new Set<string>();
+    const parts: Array<Make<Part>> = [];
+    for (const [bi, b] of brokers.entries()) {
+      const at = `brokers[${bi}]`;
+      if (!isObject(b)) {
+        issues.push({ path: at, message: "must be a mapping with name, consumers, producers, ..." });
+        continue;
+      }
+      if (b.enabled === false) continue;
+      if (typeof b.name === "string") {
+        if (names.has(b.name)) issues.push({ path: `${at}.name`, message: `duplicate broker name "${b.name}"` });
+        names.add(b.name);
+      }
+      const make = await this.planBroker(b, defaults, at, issues, built);
+      if (make) parts.push(make);
+    }
     if (issues.length > 0) {
       await dispose();
       throw new ConfigError(issues, source);
     }
-    return Object.assign(() => this.assemble(builders.map((f) => f()), dispose), { dispose });
+    return Object.assign(() => this.assemble(parts.map((f) => f()), dispose), { dispose });
   }
 
-  private async planBroker(cfg: GeoWatchConfig, b: BrokerConfig, at: string, issues: ConfigIssue[], built: Stage[]) {
-    const consumers: Array<Planned<ConsumerNode & { life: Lifecycle; role: NodeHealth["role"] }>> = [];
-    const producers: Array<Planned<ProducerNode & { life: Lifecycle; check?: () => Promise<void> }>> = [];
-    const storesIn: Array<Planned<StoreInNode & { life: Lifecycle }>> = [];
-    const storesOut: Array<Planned<StoreOutNode & { life: Lifecycle }>> = [];
-    let deadLetter: Planned<ProducerNode & { life: Lifecycle }> | undefined;
-    const stages: Stage[] = [];
-    const maxTries = b.max_tries ?? 5;
-
-    const planNode = async (n: NodeConfig, path: string, role: "consumer" | "producer", index: number) => {
-      const def = await this.backendFor(n.backend, role, `${path}.backend`, issues);
-      const codec = this.codecFor(n.codec, `${path}.codec`, issues);
-      if (!def) return undefined;
-      const name = n.name ?? `${n.backend}-${role}-${index}`;
-      const options = this.nodeOptions(cfg, n, NODE_KEYS, def, path, issues);
-      const ctx = this.context(b.name, name);
-      const tries = n.max_tries ?? maxTries;
-      return { def, codec, name, options, ctx, tries };
+  /** Checks one broker's own fields and every node it has, even when some fail. */
+  private async planBroker(raw: Record<string, unknown>, defaults: Record<string, Record<string, unknown>>, at: string, issues: ConfigIssue[], built: Stage[]): Promise<Make<Part> | undefined> {
+    const before = issues.length;
+    const fields = brokerFieldsSchema.safeParse(raw);
+    if (!fields.success) issues.push(...zodIssues(fields.error, at));
+    const b = fields.success ? fields.data : undefined;
+    const maxTries = typeof raw.max_tries === "number" ? raw.max_tries : 5;
+    const list = (key: string): unknown[] => {
+      const v = raw[key];
+      if (v === undefined) return [];
+      return Array.isArray(v) ? v : [];
+    };
+    const nodeNames = new Map<string, string>();
+    const named = (name: string, path: string) => {
+      const seen = nodeNames.get(name);
+      if (seen) issues.push({ path: `${path}.name`, message: `duplicate node name "${name}" (also ${seen}): sinks and routes are named by it` });
+      else nodeNames.set(name, path);
     };
 
-    for (const [i, n] of (b.consumers ?? []).entries()) {
-      if (n.enabled === false) continue;
-      const p = await planNode(n, `${at}.consumers[${i}]`, "consumer", i);
+    const consumers: Array<Make<ConsumerNode & { life: Lifecycle }>> = [];
+    for (const [i, rawNode] of list("consumers").entries()) {
+      const path = `${at}.consumers[${i}]`;
+      const n = this.parseNode(nodeSchema, rawNode, path, issues);
+      if (!n || n.enabled === false) continue;
+      this.roleKeys(n, path, "consumer", issues);
+      const p = await this.planRole(n, defaults, path, { role: "consumer" }, NODE_KEYS, issues);
       if (!p) continue;
-      consumers.push({
-        make: () => {
-          const consumer = guardConsumer(p.def.consumer!(p.options, p.ctx), { name: p.name, backend: p.def.name, logger: this.log, connectTries: p.tries });
-          return { name: p.name, consumer, codec: p.codec, backend: p.def.name, life: consumer, role: "consumer", ...(n.count ? { count: n.count } : {}) };
-        },
+      const name = n.name ?? `${n.backend}-consumer-${i}`;
+      named(name, path);
+      const ctx = this.context(name);
+      consumers.push(() => {
+        const consumer = guardConsumer(p.def.create(p.options, ctx), { name, backend: p.backend, logger: this.log, connectTries: n.max_tries ?? maxTries });
+        return { name, consumer, codec: p.codec, backend: p.backend, life: consumer, ...(n.count ? { count: n.count } : {}) } as ConsumerNode & { life: Lifecycle };
       });
     }
-    const planProducer = async (n: NodeConfig, path: string, i: number) => {
-      const p = await planNode(n, path, "producer", i);
-      if (!p) return undefined;
-      return {
-        make: () => {
-          const producer = guardProducer(p.def.producer!(p.options, p.ctx), { name: p.name, backend: p.def.name, logger: this.log, connectTries: p.tries });
-          const topic = n.topic;
-          const tc = n.topic_check;
-          const check =
-            tc && topic
-              ? async () => {
-                  if (!producer.ensureTopic) throw new GeoWatchError("UNSUPPORTED", `"${p.name}": topic_check is not supported by this backend`, { backend: p.def.name });
-                  await producer.ensureTopic(topic, { create: typeof tc === "object" ? (tc.create ?? false) : false, ...(typeof tc === "object" && tc.partitions ? { partitions: tc.partitions } : {}) });
-                }
-              : undefined;
-          const node: ProducerNode & { life: Lifecycle; check?: () => Promise<void> } = { name: p.name, producer, codec: p.codec, backend: p.def.name, life: producer, maxTries: p.tries };
-          if (n.timeout !== undefined) node.timeoutMs = n.timeout * 1000;
-          if (n.max_batch !== undefined) node.maxBatch = n.max_batch;
-          if (n.max_batch_bytes !== undefined) node.maxBatchBytes = n.max_batch_bytes;
-          if (n.linger_ms !== undefined) node.lingerMs = n.linger_ms;
-          if (check) node.check = check;
-          return node;
-        },
-      };
-    };
-    for (const [i, n] of (b.producers ?? []).entries()) {
-      if (n.enabled === false) continue;
-      const planned = await planProducer(n, `${at}.producers[${i}]`, i);
-      if (planned) producers.push(planned);
-    }
-    if (b.dead_letter && b.dead_letter.enabled !== false) deadLetter = await planProducer({ name: "dead-letter", ...b.dead_letter }, `${at}.dead_letter`, 0);
 
-    const planStore = async (s: StoreConfig, path: string, role: "in" | "out", i: number) => {
-      const def = await this.backendFor(s.backend, "store", `${path}.backend`, issues);
-      const codec = this.codecFor(s.codec, `${path}.codec`, issues);
-      if (!def) return undefined;
-      const name = s.name ?? `${s.backend}-store-${role}-${i}`;
-      const options = this.nodeOptions(cfg, s as NodeConfig, STORE_KEYS, def, path, issues);
-      const ctx = this.context(b.name, name);
-      return () => {
-        const store = guardStore(def.store!(options, ctx), { name, backend: def.name, logger: this.log, connectTries: s.max_tries ?? maxTries });
-        return { name, store, codec, key: s.key, backend: def.name, life: store, ...(s.which ? { which: s.which } : {}), ...(s.which_index !== undefined ? { whichIndex: s.which_index } : {}) };
+    const planProducer = async (rawNode: unknown, path: string, i: number, deadLetter: boolean) => {
+      const n = this.parseNode(nodeSchema, rawNode, path, issues);
+      if (!n || n.enabled === false) return undefined;
+      this.roleKeys(n, path, "producer", issues);
+      const p = await this.planRole(n, defaults, path, { role: "producer", deadLetter }, NODE_KEYS, issues);
+      if (!p) return undefined;
+      const name = n.name ?? (deadLetter ? "dead-letter" : `${n.backend}-producer-${i}`);
+      named(name, path);
+      const ctx = this.context(name);
+      return (): ProducerNode & { life: Lifecycle; check?: () => Promise<void> } => {
+        const producer = guardProducer(p.def.create(p.options, ctx), { name, backend: p.backend, logger: this.log, connectTries: n.max_tries ?? maxTries });
+        const node: ProducerNode & { life: Lifecycle; check?: () => Promise<void> } = { name, producer, backend: p.backend, life: producer, maxTries: n.max_tries ?? maxTries };
+        if (p.codec) node.codec = p.codec;
+        if (n.timeout !== undefined) node.timeoutMs = n.timeout * 1000;
+        if (n.max_batch !== undefined) node.maxBatch = n.max_batch;
+        if (n.max_batch_bytes !== undefined) node.maxBatchBytes = n.max_batch_bytes;
+        if (n.linger_ms !== undefined) node.lingerMs = n.linger_ms;
+        const topic = n.topic;
+        const tc = n.topic_check;
+        if (tc && topic) {
+          node.check = async () => {
+            if (!producer.ensureTopic) throw new GeoWatchError("UNSUPPORTED", `"${name}": topic_check is not supported by this backend`, { backend: p.backend });
+            await producer.ensureTopic(topic, { create: typeof tc === "object" ? (tc.create ?? false) : false, ...(typeof tc === "object" && tc.partitions ? { partitions: tc.partitions } : {}) });
+          };
+        }
+        return node;
       };
     };
-    for (const [i, s] of (b.stores_in ?? []).entries()) {
-      if (s.enabled === false) continue;
-      const make = await planStore(s, `${at}.stores_in[${i}]`, "in", i);
-      if (make) storesIn.push({ make: () => ({ ...make(), ...(s.poll_ms ? { pollMs: s.poll_ms } : {}) }) });
+    const producers: Array<Make<ProducerNode & { life: Lifecycle; check?: () => Promise<void> }>> = [];
+    for (const [i, rawNode] of list("producers").entries()) {
+      const made = await planProducer(rawNode, `${at}.producers[${i}]`, i, false);
+      if (made) producers.push(made);
     }
-    for (const [i, s] of (b.stores_out ?? []).entries()) {
-      if (s.enabled === false) continue;
-      const make = await planStore(s, `${at}.stores_out[${i}]`, "out", i);
-      if (make)
-        storesOut.push({
-          make: () => ({
-            ...make(),
-            ...(s.mode ? { mode: s.mode } : {}),
-            ...(s.flush_count ? { flushCount: s.flush_count } : {}),
-            ...(s.flush_ms !== undefined ? { flushMs: s.flush_ms } : {}),
-          }),
-        });
+    const deadLetter = raw.dead_letter !== undefined ? await planProducer(raw.dead_letter, `${at}.dead_letter`, 0, true) : undefined;
+
+    const planStore = async (rawNode: unknown, path: string, dir: "in" | "out", i: number) => {
+      const s = this.parseNode(storeSchema, rawNode, path, issues);
+      if (!s || s.enabled === false) return undefined;
+      for (const problem of checkKeyTemplate(s.key)) issues.push({ path: `${path}.key`, message: problem });
+      const p = await this.planRole(s, defaults, path, { role: "store" }, STORE_KEYS, issues);
+      if (!p) return undefined;
+      const name = s.name ?? `${s.backend}-store-${dir}-${i}`;
+      named(name, path);
+      const ctx = this.context(name);
+      return { s, make: () => {
+        const store = guardStore(p.def.create(p.options, ctx), { name, backend: p.backend, logger: this.log, connectTries: s.max_tries ?? maxTries });
+        return { name, store, codec: p.codec, key: s.key, backend: p.backend, life: store, ...(s.which ? { which: s.which } : {}), ...(s.which_index !== undefined ? { whichIndex: s.which_index } : {}) };
+      } };
+    };
+    const storesIn: Array<Make<StoreInNode & { life: Lifecycle }>> = [];
+    for (const [i, rawNode] of list("stores_in").entries()) {
+      const planned = await planStore(rawNode, `${at}.stores_in[${i}]`, "in", i);
+      if (planned) storesIn.push(() => ({ ...planned.make(), ...(planned.s.poll_ms ? { pollMs: planned.s.poll_ms } : {}) }) as StoreInNode & { life: Lifecycle });
     }
-    for (const [i, st] of (b.stages ?? []).entries()) {
-      if (st.enabled === false) continue;
-      const planned = await this.planStage(st, `${at}.stages[${i}]`, b.name, issues);
-      if (planned) {
-        stages.push(planned);
-        built.push(planned);
+    const storesOut: Array<Make<StoreOutNode & { life: Lifecycle }>> = [];
+    for (const [i, rawNode] of list("stores_out").entries()) {
+      const planned = await planStore(rawNode, `${at}.stores_out[${i}]`, "out", i);
+      if (!planned) continue;
+      const s = planned.s;
+      storesOut.push(() => ({
+        ...planned.make(),
+        ...(s.mode ? { mode: s.mode } : {}),
+        ...(s.flush_count ? { flushCount: s.flush_count } : {}),
+        ...(s.flush_ms !== undefined ? { flushMs: s.flush_ms } : {}),
+      }) as StoreOutNode & { life: Lifecycle });
+    }
+
+    const stages: Stage[] = [];
+    for (const [i, rawStage] of list("stages").entries()) {
+      const stage = await this.planStage(rawStage, `${at}.stages[${i}]`, issues);
+      if (stage) {
+        stages.push(stage);
+        built.push(stage);
       }
     }
-    if ((b.consumers ?? []).length + (b.stores_in ?? []).length === 0) {
-      this.log.info("broker has no consumers or stores_in: it only takes pushed messages", { broker: b.name });
+    if (!this.opts.pushOnly && list("consumers").length + list("stores_in").length === 0 && !issues.some((x) => x.path.startsWith(`${at}.consumers`))) {
+      issues.push({ path: `${at}.consumers`, message: "a broker needs at least one consumer or stores_in: without one it never receives anything" });
     }
+    if (issues.length > before || !b) return undefined;
 
+    const opts = this.opts;
+    const log = this.log;
     return () => {
-      const cs = consumers.map((c) => c.make());
-      const ps = producers.map((p) => p.make());
-      const si = storesIn.map((s) => s.make());
-      const so = storesOut.map((s) => s.make());
-      const dl = deadLetter?.make();
-      const observer = this.opts.observer?.(b.name);
+      const cs = consumers.map((c) => c());
+      const ps = producers.map((p) => p());
+      const si = storesIn.map((s) => s());
+      const so = storesOut.map((s) => s());
+      const dl = deadLetter?.();
+      const observer = opts.observer?.(b.name);
       const broker = new Broker({
         name: b.name,
         consumers: cs,
@@ -338,7 +317,7 @@ export class Runtime {
         storesOut: so,
         ...(dl ? { deadLetter: dl } : {}),
         stages,
-        logger: this.log,
+        logger: log,
         ...(observer ? { observer } : {}),
         ...(b.count ? { count: b.count } : {}),
         ...(b.sleep_period !== undefined ? { sleepPeriodMs: b.sleep_period * 1000 } : {}),
@@ -360,6 +339,11 @@ export class Runtime {
         entries.map(({ role, node }) => {
           const h: NodeHealth = { broker: b.name, node: node.name, role, backend: node.backend ?? "?", state: node.life.state };
           if (node.life.lastError) h.error = node.life.lastError.message;
+          const refused = role === "dead_letter" ? broker.deadLetterProblem() : undefined;
+          if (refused !== undefined && h.state === "ready") {
+            h.state = "failing";
+            h.error = refused;
+          }
           return h;
         });
       const checks: Array<() => Promise<void>> = [
@@ -372,46 +356,91 @@ export class Runtime {
     };
   }
 
-  /**
-   * Builds a stage at plan time, so a problem only building reveals (a fence file that does not parse)
-   * is a config issue with its path, for `validate` and `run` alike.
-   */
-  private async planStage(st: StageConfig, path: string, broker: string, issues: ConfigIssue[]): Promise<Stage | undefined> {
-    let factory: StageFactory;
+  private parseNode<T>(schema: z.ZodType<T>, raw: unknown, path: string, issues: ConfigIssue[]): T | undefined {
+    const r = schema.safeParse(raw);
+    if (r.success) return r.data;
+    issues.push(...zodIssues(r.error, path));
+    return undefined;
+  }
+
+  /** A node-level key that only the other role uses is a mistake worth naming. */
+  private roleKeys(n: NodeConfig, path: string, role: "consumer" | "producer", issues: ConfigIssue[]): void {
+    const wrong = role === "consumer" ? PRODUCER_ONLY : CONSUMER_ONLY;
+    for (const k of wrong) if (n[k] !== undefined) issues.push({ path: `${path}.${k}`, message: `a ${role === "consumer" ? "producer" : "consumer"} setting; this node is a ${role}` });
+  }
+
+  /** Resolves the backend for a role, its codec, and parses its options (defaults as fallback). */
+  private async planRole<R extends "consumer" | "producer" | "store">(
+    n: NodeConfig | StoreConfig,
+    defaults: Record<string, Record<string, unknown>>,
+    path: string,
+    use: NodeUse & { role: R },
+    own: readonly string[],
+    issues: ConfigIssue[],
+  ) {
+    const codec = this.codecFor(n.codec, `${path}.codec`, issues);
+    let backend: BackendDefinition;
     try {
-      factory = await this.resolveStage(st.stage);
+      backend = await this.resolver.backend(n.backend);
     } catch (err) {
-      issues.push({ path: `${path}.stage`, message: reasonOf(err).replace(/^\[geowatch\] /, "") });
+      issues.push({ path: `${path}.backend`, message: clean(err) });
+      return undefined;
+    }
+    const def = backend[use.role] as RoleDefinition<unknown> | undefined;
+    if (!def) {
+      const roles = (["consumer", "producer", "store"] as const).filter((r) => backend[r]);
+      const as = use.deadLetter ? "a dead-letter sink (a producer)" : `a ${use.role}`;
+      issues.push({ path: `${path}.backend`, message: `backend "${n.backend}" cannot be ${as} (it offers: ${roles.join(", ") || "nothing"})` });
+      return undefined;
+    }
+    const inline: Record<string, unknown> = {};
+    for (const k of Object.keys(n)) if (!own.includes(k)) inline[k] = (n as Record<string, unknown>)[k];
+    for (const k of ["topic", "topics", "topic_prefix"] as const) if ((n as NodeConfig)[k] !== undefined) inline[k] = (n as NodeConfig)[k];
+    // Defaults are a per-backend fallback for every node: keys this role does not know are not its problem.
+    const shape = def.schema.shape;
+    const fallback: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(defaults[n.backend] ?? {})) if (k in shape || camel(k) in shape) fallback[k] = v;
+    const merged = { ...fallback, ...inline, ...((n as NodeConfig).options ?? {}) };
+    const parsed = def.parse(merged, use, { baseDir: this.baseDir });
+    if (!parsed.ok) {
+      for (const p of parsed.problems) issues.push({ path: p.path ? joinPath(path, p.path) : path, message: p.message });
+      return undefined;
+    }
+    return { def: def as RoleDefinition<R extends "consumer" ? Consumer : R extends "producer" ? Producer : Store>, options: parsed.options, codec, backend: backend.name };
+  }
+
+  /**
+   * Builds a stage at plan time, so a problem only building reveals (a fence file that does not parse) is
+   * a config issue with its path, for `validate` and `run` alike. Stages open their state in `open()`.
+   */
+  private async planStage(raw: unknown, path: string, issues: ConfigIssue[]): Promise<Stage | undefined> {
+    const r = stageSchema.safeParse(raw);
+    if (!r.success) {
+      issues.push(...zodIssues(r.error, path));
+      return undefined;
+    }
+    const st = r.data;
+    if (st.enabled === false) return undefined;
+    let def: StageDefinition;
+    try {
+      def = await this.resolver.stage(st.stage);
+    } catch (err) {
+      issues.push({ path: `${path}.stage`, message: clean(err) });
       return undefined;
     }
     const { stage: _s, enabled: _e, name, ...rest } = st;
-    const options = camelKeys(rest) as Record<string, unknown>;
-    const validate = (factory as StageFactory & { validate?: (o: Record<string, unknown>) => ConfigIssue[] }).validate;
-    const problems = validate?.(options) ?? [];
-    for (const i of problems) issues.push({ path: i.path ? `${path}.${snake(i.path)}` : path, message: i.message });
-    if (problems.length > 0) return undefined;
+    const parsed = def.parse(rest, { baseDir: this.baseDir });
+    if (!parsed.ok) {
+      for (const p of parsed.problems) issues.push({ path: p.path ? joinPath(path, p.path) : path, message: p.message });
+      return undefined;
+    }
     try {
-      return await factory(options, this.context(broker, name ?? st.stage));
+      return await def.create(parsed.options, this.context(name ?? def.name));
     } catch (err) {
-      issues.push({ path, message: reasonOf(err).replace(/^\[geowatch\] /, "") });
+      const at = (err as { path?: unknown }).path;
+      issues.push({ path: typeof at === "string" && at ? joinPath(path, toSnake(at)) : path, message: clean(err) });
       return undefined;
     }
-  }
-
-  private async backendFor(name: string, role: "consumer" | "producer" | "store", path: string, issues: ConfigIssue[]) {
-    let def: BackendDefinition;
-    try {
-      def = await this.resolveBackend(name);
-    } catch (err) {
-      issues.push({ path, message: reasonOf(err).replace(/^\[geowatch\] /, "") });
-      return undefined;
-    }
-    if (!def[role]) {
-      const roles = (["consumer", "producer", "store"] as const).filter((r) => def[r]);
-      issues.push({ path, message: `backend "${name}" cannot be a ${role} (it offers: ${roles.join(", ") || "nothing"})` });
-      return undefined;
-    }
-    return def;
   }
 
   private codecFor(ref: NodeConfig["codec"], path: string, issues: ConfigIssue[]): Codec | undefined {
@@ -420,45 +449,28 @@ export class Runtime {
     try {
       return getCodec(name, options);
     } catch (err) {
-      issues.push({ path, message: reasonOf(err).replace(/^\[geowatch\] /, "") });
+      issues.push({ path, message: clean(err) });
       return undefined;
     }
   }
 
-  /** Merges defaults (fallback) under the node's inline options and `options`, validating them. */
-  private nodeOptions(
-    cfg: GeoWatchConfig,
-    n: NodeConfig,
-    own: readonly string[],
-    def: BackendDefinition,
-    path: string,
-    issues: ConfigIssue[],
-  ): Record<string, unknown> {
-    const inline: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(n)) if (!own.includes(k)) inline[k] = v;
-    for (const k of ["topic", "topics", "topic_prefix"] as const) if (n[k] !== undefined) inline[k] = n[k];
-    const merged = camelKeys({ ...(cfg.defaults?.[n.backend] ?? {}), ...inline, ...(n.options ?? {}) }) as Record<string, unknown>;
-    for (const i of def.validate?.(merged) ?? []) {
-      issues.push({ path: i.path ? `${path}.${snake(i.path)}` : path, message: i.message });
-    }
-    return merged;
+  private path(p: string): string {
+    return isAbsolute(p) ? p : resolve(this.baseDir, p);
   }
 
-  private context(broker: string, name: string): BackendContext {
+  private context(name: string): BackendContext {
     return {
       name,
       logger: this.log,
+      baseDir: this.baseDir,
       secret: (ref) => {
-        if (ref.startsWith("file:")) return readFileSync(ref.slice(5), "utf8").trim();
-        return this.env[ref];
+        if (ref.startsWith("file:")) return readFileSync(this.path(ref.slice(5)), "utf8").trim();
+        return Object.hasOwn(this.env, ref) ? this.env[ref] : undefined;
       },
     };
   }
 
-  private assemble(
-    parts: Array<{ broker: Broker; health: () => NodeHealth[]; nodes: Lifecycle[]; checks: Array<() => Promise<void>> }>,
-    closeStages: () => Promise<void>,
-  ): Provisioned {
+  private assemble(parts: Part[], closeStages: () => Promise<void>): Provisioned {
     const log = this.log;
     let connected: Promise<void> | undefined;
     let stopped: Promise<void> | undefined;
@@ -488,7 +500,7 @@ export class Runtime {
           throw new GeoWatchError("CONNECT", `could not start:\n${errors.map((e) => `  - ${e}`).join("\n")}`);
         }
       })());
-    const provisioned: Provisioned = {
+    return {
       brokers: parts.map((p) => p.broker),
       connect,
       async run(opts) {
@@ -506,19 +518,31 @@ export class Runtime {
           await closeStages().catch((err: unknown) => log.warn("stage close failed", { error: reasonOf(err) }));
         })()),
       health: () => parts.flatMap((p) => p.health()),
-      ready: () => parts.every((p) => p.nodes.every((n) => n.state === "ready")),
+      ready: () => parts.every((p) => p.nodes.every((n) => n.state === "ready") && p.broker.deadLetterProblem() === undefined),
     };
-    return provisioned;
   }
 }
 
-function isBackendDefinition(v: unknown): v is BackendDefinition {
-  if (v === null || typeof v !== "object") return false;
-  const d = v as BackendDefinition;
-  return typeof d.name === "string" && (typeof d.consumer === "function" || typeof d.producer === "function" || typeof d.store === "function");
+/** The top level: `brokers` (each checked on its own) and `defaults`. */
+const topSchema = z
+  .object({
+    $schema: z.string().optional(),
+    defaults: z.record(z.string(), z.record(z.string(), z.unknown())).optional(),
+    brokers: z.array(z.unknown()).min(1, "must list at least one broker"),
+  })
+  .strict();
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** `topicPrefix` -> `topic_prefix`, to show option paths the way the config spells them. */
-function snake(path: string): string {
-  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+function joinPath(base: string, rel: string): string {
+  return rel.startsWith("[") ? `${base}${rel}` : `${base}.${rel}`;
+}
+
+/** An error's message for a config issue, without the `[geowatch]` prefix the issue list already implies. */
+function clean(err: unknown): string {
+  return reasonOf(err).replace(/^\[geowatch\] /, "");
 }

@@ -228,19 +228,8 @@ export interface BackendContext {
   name: string;
   /** Reads a secret from env or file; never log what it returns. */
   secret(ref: string): string | undefined;
-}
-
-/** A backend module: factories per role, each taking its options object. */
-export interface BackendDefinition {
-  /** Backend name used in config (`backend: kafka`). */
-  name: string;
-  consumer?: (options: Record<string, unknown>, ctx: BackendContext) => Consumer;
-  producer?: (options: Record<string, unknown>, ctx: BackendContext) => Producer;
-  store?: (options: Record<string, unknown>, ctx: BackendContext) => Store;
-  /** Option descriptions for `geowatch backends` and docs. */
-  options?: Record<string, { type: string; description: string; default?: unknown; env?: string; required?: boolean }>;
-  /** Validates options; returns every problem with its path (relative to the options object). */
-  validate?: (options: Record<string, unknown>) => Array<{ path: string; message: string }>;
+  /** The config file's folder: relative paths resolve against it (options marked `path` already are). */
+  baseDir: string;
 }
 
 /** A message a stage could not process, with why. */

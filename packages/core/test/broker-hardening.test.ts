@@ -34,7 +34,7 @@ function deepFeature(depth: number): string {
 }
 
 /** An ordered source over fixed lines, committing `next` positions like the file channel does. */
-function orderedSource(lines: string[]): Consumer & { committed: number } {
+function orderedSource(lines: string[]): Consumer & { committed: number; commit(ps: Position[]): Promise<void> } {
   let at = 0;
   const src = {
     committed: 0,

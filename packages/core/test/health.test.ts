@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { guardConsumer } from "../src/managed.js";
 import { Runtime } from "../src/runtime.js";
-import type { BackendHealth, BackendDefinition } from "../src/types.js";
+import { z } from "zod";
+import { defineBackend } from "../src/define.js";
+import type { BackendHealth } from "../src/types.js";
 
 describe("backend health hook", () => {
   it("a ready backend whose health() is not ok is `reconnecting`, with its error, until it recovers", async () => {
@@ -44,20 +46,21 @@ describe("backend health hook", () => {
 
   it("Provisioned.ready() and health() consult it", async () => {
     const state: BackendHealth = { ok: true };
-    const probe: BackendDefinition = {
+    const probe = defineBackend({
       name: "probe",
-      producer: () => ({ send: async (rs) => rs.map(() => ({ ok: true as const })), health: () => ({ ...state }) }),
-    };
-    const app = await new Runtime({ backends: [probe] }).load({ brokers: [{ name: "b", producers: [{ name: "out", backend: "probe" }] }] });
+      description: "test producer",
+      producer: { options: z.strictObject({}), create: () => ({ send: async (rs) => rs.map(() => ({ ok: true as const })), health: () => ({ ...state }) }) },
+    });
+    const app = await new Runtime({ backends: [probe] }).load({ brokers: [{ name: "b", consumers: [{ backend: "memory", topic: "health-in" }], producers: [{ name: "out", backend: "probe" }] }] });
     await app.connect();
     expect(app.ready()).toBe(true);
     Object.assign(state, { ok: false, error: "broker 127.0.0.1:9 unreachable" });
     expect(app.ready()).toBe(false);
-    expect(app.health()[0]).toMatchObject({ node: "out", state: "reconnecting", error: "broker 127.0.0.1:9 unreachable" });
+    expect(app.health().find((h) => h.node === "out")).toMatchObject({ node: "out", state: "reconnecting", error: "broker 127.0.0.1:9 unreachable" });
     Object.assign(state, { ok: true, error: undefined });
     expect(app.ready()).toBe(true);
-    expect(app.health()[0]).toMatchObject({ node: "out", state: "ready" });
-    expect(app.health()[0]!.error).toBeUndefined();
+    expect(app.health().find((h) => h.node === "out")).toMatchObject({ node: "out", state: "ready" });
+    expect(app.health().find((h) => h.node === "out")!.error).toBeUndefined();
     await app.stop();
   });
 });

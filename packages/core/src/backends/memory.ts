@@ -1,6 +1,8 @@
 import { GeoWatchError } from "../errors.js";
 import { waitForWake } from "../util.js";
-import type { BackendDefinition, Consumer, InRecord, OutRecord, Producer, ReceiveOptions, SendResult } from "../types.js";
+import { z } from "zod";
+import { defineBackend, type BackendDefinition } from "../define.js";
+import type { Consumer, InRecord, OutRecord, Producer, ReceiveOptions, SendResult } from "../types.js";
 
 export interface MemoryChannelOptions {
   /** Largest number of queued records; `send` reports a retryable failure above it. Default: unbounded. */
@@ -142,10 +144,14 @@ export function namedMemoryChannel(name: string): MemoryChannel {
   return ch;
 }
 
+const memoryOptions = z.strictObject({
+  topic: z.string().min(1).default("default").describe("Channel name shared within the process."),
+});
+
 /** `backend: memory`: in-process channels shared by topic name within one process. */
-export const memoryBackend: BackendDefinition = {
+export const memoryBackend: BackendDefinition = defineBackend({
   name: "memory",
-  consumer: (o) => namedMemoryChannel(String(o.topic ?? "default")).consumer(),
-  producer: (o) => namedMemoryChannel(String(o.topic ?? "default")).producer(),
-  options: { topic: { type: "string", description: "Channel name shared within the process.", default: "default" } },
-};
+  description: "in-process channels shared by topic name (tests, wiring brokers in one process)",
+  consumer: { options: memoryOptions, create: (o) => namedMemoryChannel(o.topic).consumer() },
+  producer: { options: memoryOptions, create: (o) => namedMemoryChannel(o.topic).producer() },
+});
