@@ -1,19 +1,17 @@
-import type { BackendDefinition } from "@geowatch/core";
+import { defineBackend } from "@geowatch/core";
 import { fileConsumer } from "./consumer.js";
 import { fileProducer } from "./producer.js";
 import { fileStore } from "./store.js";
-import { fileAnySchema, fileOptionDocs, problemsOf } from "./options.js";
-import type { FileConsumerOptions, FileProducerOptions, FileStoreOptions } from "./options.js";
+import { fileConsumerSchema, fileProducerSchema, fileStoreSchema } from "./options.js";
 
 /** The file backend: `backend: file` in config. */
-export const fileBackend: BackendDefinition = {
+export const fileBackend = defineBackend({
   name: "file",
-  consumer: (options, ctx) => fileConsumer(options as unknown as FileConsumerOptions, { logger: ctx.logger }),
-  producer: (options) => fileProducer(options as unknown as FileProducerOptions),
-  store: (options) => fileStore(options as unknown as FileStoreOptions),
-  options: fileOptionDocs,
-  validate: (options) => problemsOf(fileAnySchema, options),
-};
+  description: "an NDJSON file channel (append, follow with committed offsets) and a directory store",
+  consumer: { options: fileConsumerSchema, create: (o, ctx) => fileConsumer(o, { logger: ctx.logger }) },
+  producer: { options: fileProducerSchema, create: (o) => fileProducer(o) },
+  store: { options: fileStoreSchema, create: (o) => fileStore(o) },
+});
 
 export { fileConsumer } from "./consumer.js";
 export { fileProducer } from "./producer.js";

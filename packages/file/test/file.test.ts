@@ -218,14 +218,23 @@ describe("fileStore", () => {
 });
 
 describe("fileBackend", () => {
-  it("validates options and reports every problem with its path", () => {
+  it("validates options by role and reports every problem with its path, as config spells it", () => {
     expect(fileBackend.name).toBe("file");
-    expect(fileBackend.validate?.({ path: "/tmp/x", startAt: "end" })).toEqual([]);
-    const problems = fileBackend.validate?.({ path: 3, startAt: "middle", pollMs: -1, nope: 1 }) ?? [];
-    expect(problems.map((p) => p.path).sort()).toEqual(["nope", "path", "pollMs", "startAt"]);
+    const consumer = fileBackend.consumer!;
+    expect(consumer.parse({ path: "/tmp/x", start_at: "end" }, { role: "consumer" })).toEqual({ ok: true, options: { path: "/tmp/x", startAt: "end" } });
+    const bad = consumer.parse({ path: 3, start_at: "middle", poll_ms: -1, nope: 1 }, { role: "consumer" });
+    expect(bad.ok ? [] : bad.problems.map((p) => p.path).sort()).toEqual(["nope", "path", "poll_ms", "start_at"]);
+    // A store takes `dir`, not `path`.
+    const store = fileBackend.store!.parse({ path: "/tmp/x" }, { role: "store" });
+    expect(store.ok ? [] : store.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([expect.stringMatching(/^dir: /), expect.stringMatching(/^path: unknown option \(known: dir, fsync\)/)]);
     expect(() => fileConsumer({ path: "" })).toThrow(/CONFIG|path/);
     expect(() => fileProducer({ path: "x", rotateBytes: 0 } as never)).toThrow(/rotateBytes/);
-    expect(fileBackend.validate?.({})[0]?.path).toBe("path");
-    expect(Object.keys(fileBackend.options ?? {})).toContain("offsetPath");
+    expect(consumer.docs().map((d) => d.name)).toContain("offset_path");
+    expect(consumer.docs().find((d) => d.name === "poll_ms")).toMatchObject({ type: "integer", default: 200, required: false });
+  });
+
+  it("resolves relative paths against the config file's folder", () => {
+    const r = fileBackend.producer!.parse({ path: "out/events.ndjson" }, { role: "producer" }, { baseDir: "/srv/geowatch" });
+    expect(r).toEqual({ ok: true, options: { path: "/srv/geowatch/out/events.ndjson" } });
   });
 });
