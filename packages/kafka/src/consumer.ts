@@ -1,6 +1,6 @@
 import { GeoWatchError, waitForWake } from "@geowatch/core";
 import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
-import type { Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import type { Admin, Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import { createKafka, isRebalanceError, kafkaError } from "./client.js";
 import { parseOptions, topicName } from "./options.js";
 import type { KafkaOptions } from "./options.js";
@@ -50,6 +50,9 @@ function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
   return rec;
 }
 
+/** The record after which a batch's trailing control records (transaction markers) are skipped too. */
+const skipTo = new WeakMap<InRecord, string>();
+
 /**
  * A Kafka consumer-group member. kafkajs pushes batches; they land in a bounded buffer that `receive`
  * pulls from. A batch is always taken whole; once the buffer reaches its limit, the partitions that
@@ -77,6 +80,15 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   const paused = new Set<string>();
   /** Per owned partition, the offset after the last record handed to `receive`'s caller. */
   const delivered = new Map<string, string>();
+  /** A join, then a fetch after it: until both, the consumer's positions are not known. */
+  let joined = false;
+  let fetchedSinceJoin = false;
+  /** Where each owned partition starts (its committed offset, else earliest/latest), looked up once per assignment. */
+  let starts: Map<string, bigint | "latest"> | undefined;
+  /** One admin client for `caughtUp`, connected on first use and kept until close. */
+  let admin: Admin | undefined;
+  let checking: Promise<boolean> | undefined;
+  let adminFailing = false;
   const waiters = new Set<() => void>();
   const wake = () => {
     for (const w of [...waiters]) w();
@@ -120,6 +132,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     }
     const revoked = [...owned].filter((s) => !next.has(s));
     owned = next;
+    starts = undefined;
     logger?.info("kafka: joined group", { groupId: opts.groupId, partitions: [...next], revoked });
   };
 
@@ -133,9 +146,30 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     // `limit` plus one fetched batch per partition.
     for (const m of batch.messages) buffer.push(toRecord(topic, partition, m));
     // lastOffset also covers trailing control records that kafkajs filtered out.
-    resolveOffset(batch.lastOffset());
+    const last = batch.lastOffset();
+    const tail = buffer[buffer.length - 1];
+    if (tail && batch.messages.length > 0 && BigInt(tail.position!.next) <= BigInt(last)) skipTo.set(tail, (BigInt(last) + 1n).toString());
+    resolveOffset(last);
     if (buffer.length >= limit) pausePartition(stream);
     if (batch.messages.length > 0) wake();
+  };
+
+  /**
+   * A batch of only control records or aborted messages never reaches eachBatch (kafkajs resolves it
+   * itself), so the consumer moves past offsets it never hands out: record that as delivered.
+   */
+  const onFilteredBatch = (topic: string, partition: number, lastOffset: string) => {
+    const stream = streamOf(topic, partition);
+    if (rebalancing || !owned.has(stream) || closed) return;
+    const end = (BigInt(lastOffset) + 1n).toString();
+    for (let i = buffer.length - 1; i >= 0; i--) {
+      const r = buffer[i]!;
+      if (r.position!.stream !== stream) continue;
+      // Records of this partition still wait in the buffer: skip past the markers once the last one is taken.
+      skipTo.set(r, end);
+      return;
+    }
+    if (BigInt(delivered.get(stream) ?? "-1") < BigInt(end)) delivered.set(stream, end);
   };
 
   const resolveTopics = async (): Promise<string[]> => {
@@ -187,6 +221,8 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       lost = undefined;
       onJoin(e.payload.memberAssignment);
       joinedOnce = true;
+      joined = true;
+      fetchedSinceJoin = false;
       if (!waitFetch || owned.size === 0) ready();
     });
     c.on(c.events.REBALANCING, () => {
@@ -196,7 +232,12 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     });
     c.on(c.events.FETCH, () => {
       lost = undefined;
-      if (joinedOnce) ready();
+      if (!joinedOnce) return;
+      fetchedSinceJoin = true;
+      ready();
+    });
+    c.on(c.events.END_BATCH_PROCESS, (e) => {
+      if (e.payload.batchSize === 0) onFilteredBatch(e.payload.topic, e.payload.partition, e.payload.lastOffset);
     });
     c.on(c.events.CRASH, (e) => {
       const err = e.payload.error;
@@ -234,10 +275,87 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
   const take = (max: number): InRecord[] => {
     if (rebalancing) return [];
     const out = buffer.splice(0, Math.max(0, max));
-    for (const r of out) delivered.set(r.position!.stream, String(r.position!.next));
+    for (const r of out) delivered.set(r.position!.stream, skipTo.get(r) ?? String(r.position!.next));
     // Resume once half the buffer is free, so fetches stay ahead without thrashing pause/resume.
     if (buffer.length <= limit / 2) resumeAll();
     return out;
+  };
+
+  const adminClient = async (): Promise<Admin> => {
+    if (admin) return admin;
+    const a = kafka.admin();
+    await a.connect();
+    if (closed) {
+      await a.disconnect().catch(() => undefined);
+      throw new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" });
+    }
+    admin = a;
+    return a;
+  };
+
+  /** Start offsets of owned partitions without a delivered record: committed, else earliest or latest. */
+  const startsOf = async (a: Admin, streams: string[], lows: Map<string, bigint>): Promise<Map<string, bigint | "latest">> => {
+    const out = new Map<string, bigint | "latest">();
+    const topics = [...new Set(streams.map((s) => parseStream(s)!.topic))];
+    const res = await a.fetchOffsets({ groupId: opts.groupId!, topics });
+    const committedAt = new Map<string, bigint>();
+    for (const t of res) for (const p of t.partitions) committedAt.set(streamOf(t.topic, p.partition), BigInt(p.offset));
+    for (const s of streams) {
+      const c = committedAt.get(s) ?? -1n;
+      // No commit (or one the log no longer holds): kafkajs starts where `fromBeginning` says.
+      if (c >= 0n && c >= (lows.get(s) ?? 0n)) out.set(s, c);
+      else out.set(s, opts.fromBeginning ? (lows.get(s) ?? 0n) : "latest");
+    }
+    return out;
+  };
+
+  const checkCaughtUp = async (): Promise<boolean> => {
+    if (!consumer || !joined || rebalancing || lost !== undefined || buffer.length > 0) return false;
+    const streams = [...owned];
+    // A member without partitions (more members than partitions) has nothing to read.
+    if (streams.length === 0) return true;
+    // Before the first fetch after a join kafkajs has not resolved where it reads from.
+    if (!fetchedSinceJoin) return false;
+    const generation = owned;
+    try {
+      const a = await adminClient();
+      const topics = [...new Set(streams.map((s) => parseStream(s)!.topic))];
+      const high = new Map<string, bigint>();
+      const low = new Map<string, bigint>();
+      for (const [i, offsets] of (await Promise.all(topics.map((t) => a.fetchTopicOffsets(t)))).entries()) {
+        for (const p of offsets) {
+          high.set(streamOf(topics[i]!, p.partition), BigInt(p.high));
+          low.set(streamOf(topics[i]!, p.partition), BigInt(p.low));
+        }
+      }
+      adminFailing = false;
+      const unknown = streams.filter((s) => !delivered.has(s) && !starts?.has(s));
+      if (unknown.length > 0) {
+        const found = await startsOf(a, unknown, low);
+        // A rebalance while we looked: the answer belongs to the old assignment.
+        if (owned !== generation) return false;
+        starts = new Map([...(starts ?? []), ...found]);
+      }
+      if (owned !== generation || rebalancing || buffer.length > 0) return false;
+      for (const s of streams) {
+        const hw = high.get(s);
+        if (hw === undefined) return false;
+        const d = delivered.get(s);
+        const start = starts?.get(s);
+        // With `fromBeginning: false` and no commit the start is the end: nothing was there to read.
+        const at = d !== undefined ? BigInt(d) : start === "latest" ? hw : start;
+        if (at === undefined || at < hw) return false;
+      }
+      return true;
+    } catch (err) {
+      // Not known to be caught up; the next check asks again with a fresh admin client. Logged once per outage.
+      if (!adminFailing) logger?.warn("kafka: could not read the partitions' end offsets", { error: kafkaError(err, "checking lag", brokers).message });
+      adminFailing = true;
+      const stale = admin;
+      admin = undefined;
+      await stale?.disconnect().catch(() => undefined);
+      return false;
+    }
   };
 
   return {
@@ -256,6 +374,17 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       await waitForWake(o.waitMs, o.signal, waiters);
       if (failure) throw failure;
       return take(max);
+    },
+    /**
+     * True when the group has assigned this member its partitions (or none), nothing is buffered, and every
+     * assigned partition's next offset to consume has reached its high watermark. One admin offsets lookup per
+     * assigned topic per call (plus one committed-offsets lookup after each join), on one kept admin client.
+     */
+    async caughtUp(): Promise<boolean> {
+      if (closed) throw new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" });
+      if (failure) throw failure;
+      checking ??= checkCaughtUp().finally(() => (checking = undefined));
+      return checking;
     },
     async commit(positions: Position[]): Promise<void> {
       if (!consumer || positions.length === 0) return;
@@ -290,7 +419,10 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       const c = consumer;
       consumer = undefined;
       owned = new Set();
-      await c?.disconnect().catch(() => undefined);
+      await checking?.catch(() => undefined);
+      const a = admin;
+      admin = undefined;
+      await Promise.all([c?.disconnect().catch(() => undefined), a?.disconnect().catch(() => undefined)]);
     },
   };
 }

@@ -1,5 +1,6 @@
 // Regression tests against a real Kafka (`bash .ci/servers/kafka.sh start`).
 import { afterAll, describe, expect, it } from "vitest";
+import kafkajs from "kafkajs";
 import { GeoWatchError, isGeoWatchError } from "@geowatch/core";
 import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
 import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
@@ -285,6 +286,114 @@ describe("kafka producer and consumer", () => {
     expect(await committed(groupId, t)).toEqual(before);
     expect(new Set([...fromC1, ...fromC2].map(text)).size).toBe(20);
   }, 90_000);
+
+  it("caughtUp: false before the join and while records remain, true once everything was read", async () => {
+    // Regression (issue 7, defect 4): `--until-idle` stopped after one empty receive with most of a topic
+    // unread; the broker now asks `caughtUp`, which must see lag on every assigned partition.
+    const t = await topic("caught-up", 3);
+    const p = producer({ topic: t });
+    const n = 300;
+    // One key: every record lands in one partition, so the other two are empty (start = end = 0).
+    await p.send(Array.from({ length: n }, (_, i) => ({ value: `m${i}`, key: "one" })));
+    const c = consumer({ groupId: `g-${t}`, topics: [t], maxBufferedRecords: 20 });
+    expect(await c.caughtUp!(), "not connected, not joined: not caught up").toBe(false);
+    await c.connect!();
+    const first = await receiveN(c, 50, 15_000, 50);
+    expect(first.length).toBe(50);
+    expect(await c.caughtUp!(), "250 records remain").toBe(false);
+    const rest = await receiveN(c, n - 50);
+    expect(rest.length).toBe(n - 50);
+    expect(new Set([...first, ...rest].map(text)).size).toBe(n);
+    expect(await c.caughtUp!(), "every record read").toBe(true);
+
+    // New records move the high watermark: lag again until they are read.
+    await p.send([{ value: "late-1", key: "one" }, { value: "late-2", key: "other" }]);
+    expect(await c.caughtUp!()).toBe(false);
+    const late = await receiveN(c, 2);
+    expect(late.map(text).sort()).toEqual(["late-1", "late-2"]);
+    expect(await c.caughtUp!()).toBe(true);
+    await c.close!();
+    await expect(c.caughtUp!()).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
+  it("caughtUp: a restarted member counts from the committed offsets, before it receives anything", async () => {
+    const t = await topic("caught-up-commit", 2);
+    const groupId = `g-${t}`;
+    const p = producer({ topic: t });
+    await p.send(Array.from({ length: 40 }, (_, i) => ({ value: `v${i}`, key: `k${i}` })));
+    const c1 = consumer({ groupId, topics: [t] });
+    const got = await receiveN(c1, 40);
+    expect(got.length).toBe(40);
+    // Commit everything on every partition but leave 3 records of one partition uncommitted.
+    const last = new Map<string, Position>();
+    for (const r of got) last.set(r.position!.stream, r.position!);
+    const [held, ...others] = [...last.values()];
+    const heldBack = { ...held!, next: String(Number(held!.next) - 3) };
+    await c1.commit!([heldBack, ...others]);
+    await c1.close!();
+
+    const c2 = consumer({ groupId, topics: [t] });
+    await c2.connect!();
+    // Until its first fetch the member does not know its positions; poll briefly, it must never say true.
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) expect(await c2.caughtUp!(), "3 uncommitted records remain").toBe(false);
+    const again = await receiveN(c2, 3);
+    expect(again.map((r) => r.position!.stream)).toEqual([held!.stream, held!.stream, held!.stream]);
+    expect(await c2.caughtUp!()).toBe(true);
+    await c2.commit!([again[2]!.position!]);
+    await c2.close!();
+
+    // Everything committed: a new member is caught up without receiving a record.
+    const c3 = consumer({ groupId, topics: [t] });
+    await c3.connect!();
+    expect(await c3.receive(10, { waitMs: 1500 })).toEqual([]);
+    expect(await c3.caughtUp!()).toBe(true);
+  });
+
+  it("caughtUp: fromBeginning false with no commit starts at the end, so it is caught up", async () => {
+    const t = await topic("caught-up-latest");
+    const p = producer({ topic: t });
+    await p.send(Array.from({ length: 20 }, (_, i) => ({ value: `old${i}` })));
+    const c = consumer({ groupId: `g-${t}`, topics: [t], fromBeginning: false });
+    await c.connect!();
+    expect(await c.caughtUp!()).toBe(true);
+    await p.send([{ value: "new" }]);
+    expect(await c.caughtUp!()).toBe(false);
+    expect((await receiveN(c, 1)).map(text)).toEqual(["new"]);
+    expect(await c.caughtUp!()).toBe(true);
+  });
+
+  it("caughtUp: transaction markers and aborted records are passed, not counted as lag", async () => {
+    // A committed transaction ends with a control record and an aborted one is filtered out by kafkajs: the
+    // consumer never hands those offsets out, yet must count itself past them or `--until-idle` never ends.
+    const t = await topic("caught-up-txn");
+    const k = new kafkajs.Kafka({ brokers: brokers().split(","), logLevel: kafkajs.logLevel.NOTHING });
+    const tp = k.producer({ transactionalId: `tx-${t}`, idempotent: true, maxInFlightRequests: 1 });
+    await tp.connect();
+    try {
+      const c = consumer({ groupId: `g-${t}`, topics: [t] });
+      await c.connect!();
+      const committedTx = await tp.transaction();
+      await committedTx.send({ topic: t, messages: [{ value: "tx-1" }, { value: "tx-2" }] });
+      await committedTx.commit();
+      expect((await receiveN(c, 2)).map(text)).toEqual(["tx-1", "tx-2"]);
+      // Offsets 0-1 are the records, 2 the commit marker: the high watermark is 3.
+      expect(await c.caughtUp!(), "past the commit marker").toBe(true);
+
+      const aborted = await tp.transaction();
+      await aborted.send({ topic: t, messages: [{ value: "gone-1" }, { value: "gone-2" }] });
+      await aborted.abort();
+      const deadline = Date.now() + 15_000;
+      let up = false;
+      while (!up && Date.now() < deadline) {
+        expect(await c.receive(10, { waitMs: 200 }), "aborted records are never handed out").toEqual([]);
+        up = await c.caughtUp!();
+      }
+      expect(up, "caught up once kafkajs skipped the aborted batch").toBe(true);
+    } finally {
+      await tp.disconnect();
+    }
+  });
 
   it("options: every problem is reported with its path", () => {
     const problems = kafkaBackend.validate!({ brokers: [], compression: "zstd", partitions: 0, nope: 1, sasl: { mechanism: "x" } });
