@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { GeoWatchError } from "@geowatch/core";
-import type { Consumer, ConsumerCapabilities, InRecord, ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, LeaseKeeper, jsonLogger, reasonOf } from "@geowatch/core";
+import type { Consumer, ConsumerCapabilities, InRecord, Logger, ReceiveOptions } from "@geowatch/core";
 import { parseOptions, queueConsumerSchema, resolvePath } from "./options.js";
 import type { QueueConsumerOptions } from "./options.js";
 import { acquireStore, releaseStore } from "./store.js";
@@ -28,8 +28,11 @@ export interface QueueConsumer extends Consumer {
   close(): Promise<void>;
 }
 
-/** Consumes a SQLite-backed queue with leases: unacked messages come back after `visibilityTimeoutMs`. */
-export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
+/**
+ * Consumes a SQLite-backed queue with leases. The leases of received messages are extended while they are
+ * in flight (see `extendLeases`); a message whose consumer died comes back after `visibilityTimeoutMs`.
+ */
+export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Logger } = {}): QueueConsumer {
   const o = parseOptions<QueueConsumerOptions>(queueConsumerSchema, options, "queue consumer");
   const path = resolvePath(o.path);
   const queue = o.queue;
@@ -37,15 +40,31 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
   const pollMs = o.pollIntervalMs ?? 50;
   const retryDelayMs = o.retryDelayMs ?? 0;
   const isDeadQueue = queue.endsWith(".dead");
+  const maxLeased = o.maxLeased ?? 1000;
+  const log = ctx.logger ?? jsonLogger();
   const waits = new Set<() => void>();
-  // Leases this instance holds and has not settled, handed back on close so they need not wait for expiry.
-  const held = new Map<number, string>();
+  let store: QueueStore | undefined;
+  // Leases this instance holds and has not settled: extended while in flight, handed back on close so
+  // they need not wait for expiry.
+  const held = new LeaseKeeper<Lease>({
+    intervalMs: o.extendLeases === false ? 0 : Math.max(1, Math.floor(visibilityMs / 3)),
+    key: (l) => `${l.id}:${l.lease}`,
+    maxHoldMs: o.maxLeaseMs ?? 3_600_000,
+    extend: (leases) => {
+      if (!store) return;
+      const live = new Set(store.extend(leases, Date.now() + visibilityMs, true));
+      return leases.filter((l) => !live.has(l.id));
+    },
+    onError: (err) => log.warn("lease extension failed; trying again", { backend: "queue", queue, error: reasonOf(err) }),
+  });
   const settle = (records: InRecord[]): Lease[] => {
     const leases = leasesOf(records);
-    for (const l of leases) if (held.get(l.id) === l.lease) held.delete(l.id);
+    const wasFull = held.size >= maxLeased;
+    held.forget(leases);
+    // A receive waiting for room can lease again.
+    if (wasFull && held.size < maxLeased) for (const stop of [...waits]) stop();
     return leases;
   };
-  let store: QueueStore | undefined;
   let closed = false;
 
   const open = (): QueueStore => {
@@ -93,12 +112,15 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
       if (max <= 0 || opts.signal?.aborted) return [];
       const deadline = Date.now() + Math.max(0, opts.waitMs);
       for (;;) {
-        const now = Date.now();
-        const lease = randomUUID();
-        const rows = s.claim(queue, Math.floor(max), now, now + visibilityMs, lease, o.maxReceives);
-        if (rows.length > 0) {
-          for (const r of rows) held.set(Number(r.id), lease);
-          return rows.map((r) => toRecord(r, lease));
+        const room = Math.min(Math.floor(max), maxLeased - held.size);
+        if (room > 0) {
+          const now = Date.now();
+          const lease = randomUUID();
+          const rows = s.claim(queue, room, now, now + visibilityMs, lease, o.maxReceives);
+          if (rows.length > 0) {
+            held.track(rows.map((r) => ({ id: Number(r.id), lease })));
+            return rows.map((r) => toRecord(r, lease));
+          }
         }
         const left = deadline - Date.now();
         if (left <= 0 || opts.signal?.aborted) return [];
@@ -121,22 +143,22 @@ export function queueConsumer(options: QueueConsumerOptions): QueueConsumer {
     async extend(records: InRecord[], ms: number = visibilityMs) {
       const s = open();
       if (records.length === 0) return 0;
-      return s.extend(leasesOf(records), Date.now() + ms);
+      return s.extend(leasesOf(records), Date.now() + ms).length;
     },
     /** Hands back the leases this instance never acked or nacked (visible again now), then lets go of the database. */
     async close() {
       if (closed) return;
       closed = true;
       for (const stop of [...waits]) stop();
+      const left = held.stop();
       if (!store) return;
       try {
-        if (held.size > 0) {
+        if (left.length > 0) {
           const s = store;
-          s.giveBack([...held].map(([id, lease]) => ({ id, lease })), Date.now());
+          s.giveBack(left, Date.now());
           s.notify(queue);
         }
       } finally {
-        held.clear();
         releaseStore(store);
         store = undefined;
       }

@@ -21,7 +21,7 @@ export type { QueueConsumerOptions, QueueProducerOptions } from "./options.js";
 /** The queue backend, as the runtime provisions it from config (`backend: queue`). */
 export const queueBackend: BackendDefinition = {
   name: "queue",
-  consumer: (options) => queueConsumer(options as unknown as QueueConsumerOptions),
+  consumer: (options, ctx) => queueConsumer(options as unknown as QueueConsumerOptions, { logger: ctx.logger }),
   producer: (options) => queueProducer(options as unknown as QueueProducerOptions),
   options: queueOptionDocs,
   validate: (options) => problemsOf(queueAnySchema, options),

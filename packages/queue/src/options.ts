@@ -29,6 +29,23 @@ export interface QueueConsumerOptions {
   maxReceives?: number;
   /** A message nacked with `requeue` becomes visible again after this many ms. Default `0`. Env: none. */
   retryDelayMs?: number;
+  /**
+   * Keep extending the leases of received messages not yet acked or nacked, every third of
+   * `visibilityTimeoutMs` (one SQL statement for all of them), so a slow batch is not redelivered while
+   * this process lives; a killed process stops extending and its messages come back after the timeout.
+   * `false`: a lease ends after `visibilityTimeoutMs` unless `extend` is called. Default `true`. Env: none.
+   */
+  extendLeases?: boolean;
+  /**
+   * Stop extending a message's lease this many ms after it was received, so a process stuck on a message
+   * does not hold it for ever (it is redelivered one `visibilityTimeoutMs` later). Default `3600000`. Env: none.
+   */
+  maxLeaseMs?: number;
+  /**
+   * Most messages this consumer holds leased (received, not yet acked or nacked); `receive` returns fewer,
+   * or waits, rather than lease more than can be finished. Default `1000`. Env: none.
+   */
+  maxLeased?: number;
 }
 
 /** Default database path when neither the option nor `GEOWATCH_QUEUE_PATH` is set. */
@@ -56,6 +73,9 @@ export const queueConsumerSchema = z.strictObject({
   pollIntervalMs: positiveMs.optional(),
   maxReceives: positiveMs.optional(),
   retryDelayMs: ms.optional(),
+  extendLeases: z.boolean().optional(),
+  maxLeaseMs: positiveMs.optional(),
+  maxLeased: positiveMs.optional(),
 });
 
 /** Either role's options: the backend validates before it knows which role a node takes. */
@@ -83,4 +103,7 @@ export const queueOptionDocs: OptionDocs = {
   pollIntervalMs: { type: "integer", default: 50, description: "consumer: polling interval while receive waits" },
   maxReceives: { type: "integer", description: "consumer: deliveries before a message moves to `<queue>.dead` (default unlimited)" },
   retryDelayMs: { type: "integer", default: 0, description: "consumer: delay before a message nacked with requeue is visible again" },
+  extendLeases: { type: "boolean", default: true, description: "consumer: extend the leases of messages not yet acked or nacked every visibilityTimeoutMs/3 while the process lives" },
+  maxLeaseMs: { type: "integer", default: 3600000, description: "consumer: stop extending a message's lease this long after it was received" },
+  maxLeased: { type: "integer", default: 1000, description: "consumer: most messages held leased at once; receive leases no more" },
 };

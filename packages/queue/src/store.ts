@@ -87,7 +87,16 @@ const SQL = {
            reason = :reason
          WHERE id = :id AND lease_token = :lease`,
   giveBack: `UPDATE queue_messages SET visible_at = :now, lease_token = NULL WHERE id = :id AND lease_token = :lease`,
-  extend: `UPDATE queue_messages SET visible_at = :until WHERE id = :id AND lease_token = :lease`,
+  // One statement for any number of leases (:leases is a JSON array of [id, lease] pairs); RETURNING
+  // names the ids whose lease still matched. `keep` never moves a lease earlier (an explicit longer extend wins).
+  extend: `UPDATE queue_messages SET visible_at = :until
+           FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease FROM json_each(:leases)) AS l
+           WHERE queue_messages.id = l.id AND queue_messages.lease_token = l.lease
+           RETURNING queue_messages.id AS id`,
+  keep: `UPDATE queue_messages SET visible_at = max(visible_at, :until)
+         FROM (SELECT value ->> 0 AS id, value ->> 1 AS lease FROM json_each(:leases)) AS l
+         WHERE queue_messages.id = l.id AND queue_messages.lease_token = l.lease
+         RETURNING queue_messages.id AS id`,
   stats: `SELECT
             coalesce(sum(queue = :queue AND visible_at <= :now), 0) AS ready,
             coalesce(sum(queue = :queue AND visible_at > :now AND lease_token IS NOT NULL), 0) AS inFlight,
@@ -206,9 +215,14 @@ export class QueueStore {
     return this.tx("close", () => leases.reduce((n, l) => n + Number(back.run({ ...l, now }).changes), 0));
   }
 
-  extend(leases: Lease[], until: number): number {
-    const ext = this.stmt(SQL.extend);
-    return this.tx("extend", () => leases.reduce((n, l) => n + Number(ext.run({ ...l, until }).changes), 0));
+  /**
+   * Sets the leases' visibility to `until` in one statement (`keep`: only ever later); returns the ids
+   * whose lease still matched, the others were lost (expired and claimed again, acked, or nacked).
+   */
+  extend(leases: Lease[], until: number, keep = false): number[] {
+    const ext = this.stmt(keep ? SQL.keep : SQL.extend);
+    const pairs = JSON.stringify(leases.map((l) => [l.id, l.lease]));
+    return this.tx("extend", () => (ext.all({ leases: pairs, until }) as Array<{ id: number }>).map((r) => Number(r.id)));
   }
 
   stats(queue: string, now: number): QueueStats {

@@ -118,7 +118,8 @@ describe("queue producer and consumer", () => {
 
   it("an unacked message is redelivered after the visibility timeout, counting redeliveries", async () => {
     await send("vt", ["job"]);
-    await withConsumer({ queue: "vt", visibilityTimeoutMs: 200 }, async (c) => {
+    // extendLeases: false stands for a consumer that stopped extending (lease-keeping: test/lease.test.ts).
+    await withConsumer({ queue: "vt", visibilityTimeoutMs: 200, extendLeases: false }, async (c) => {
       const first = await c.receive(1, { waitMs: 500 });
       expect(first[0]!.redeliveries).toBe(0);
       expect(await c.receive(1, { waitMs: 50 }), "not visible while the lease is live").toEqual([]);
@@ -172,7 +173,7 @@ describe("queue producer and consumer", () => {
 
   it("maxReceives dead-letters after that many deliveries, by expiry or by requeue", async () => {
     await send("mr", ["expires", "requeued", "fine"]);
-    await withConsumer({ queue: "mr", visibilityTimeoutMs: 100, maxReceives: 2 }, async (c) => {
+    await withConsumer({ queue: "mr", visibilityTimeoutMs: 100, maxReceives: 2, extendLeases: false }, async (c) => {
       const first = await c.receive(3, { waitMs: 1000 });
       expect(first.map(text)).toEqual(["expires", "requeued", "fine"]);
       await c.ack([first[2]!]);
@@ -200,7 +201,7 @@ describe("queue producer and consumer", () => {
 
   it("a stale ack (or nack) after the lease moved on does not touch the new claim", async () => {
     await send("stale", ["job"]);
-    const a = queueConsumer({ path, queue: "stale", visibilityTimeoutMs: 100, pollIntervalMs: 10 });
+    const a = queueConsumer({ path, queue: "stale", visibilityTimeoutMs: 100, pollIntervalMs: 10, extendLeases: false });
     const b = queueConsumer({ path, queue: "stale", visibilityTimeoutMs: 60_000, pollIntervalMs: 10 });
     try {
       const fromA = await a.receive(1, { waitMs: 500 });
@@ -221,7 +222,7 @@ describe("queue producer and consumer", () => {
 
   it("extend keeps a lease alive past the visibility timeout", async () => {
     await send("ext", ["long job"]);
-    await withConsumer({ queue: "ext", visibilityTimeoutMs: 150 }, async (c) => {
+    await withConsumer({ queue: "ext", visibilityTimeoutMs: 150, extendLeases: false }, async (c) => {
       const got = await c.receive(1, { waitMs: 500 });
       for (let i = 0; i < 3; i++) {
         await sleep(100);
