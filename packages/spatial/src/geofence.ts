@@ -1,9 +1,15 @@
 /**
  * `geofence`: turns positions of tracks into enter/exit/inside/outside/cross events against indexed fences,
  * keeping per track the fences it is inside in a `GeofenceState`.
+ *
+ * State follows delivery: a batch's changes go to an in-memory overlay that later batches read, and reach
+ * the durable state only in the batch's `commit` (after its events were delivered, before its input is
+ * acknowledged). Each track state records the input position it covers, so input replayed after a crash
+ * between that write and the acknowledgement is skipped instead of compared with newer state.
  */
 import { resolve } from "node:path";
-import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatch/core";
+import { GeoWatchError } from "@geowatch/core";
+import type { DeadLetter, Message, Metadata, Position as StreamPosition, Stage, StageOutput } from "@geowatch/core";
 import { resolveFences } from "./fence-index.js";
 import type { FenceIndex } from "./fence-index.js";
 import { isValidPoint } from "./geojson.js";
@@ -13,12 +19,64 @@ import type { Located } from "./message.js";
 import { geofenceSchema, parseOptions } from "./options.js";
 import type { GeofenceEvent, GeofenceOptions, SpatialStageContext } from "./options.js";
 import { memoryGeofenceState, sqliteGeofenceState } from "./state.js";
-import type { GeofenceState, TrackState } from "./state.js";
+import type { CoveredPositions, GeofenceState, TrackState } from "./state.js";
 
 const NONE: string[] = [];
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === "function";
+}
+
+const DIGITS = /^[0-9]+$/;
+
+/** An offset as a digit string without leading zeros, or undefined when it is not a non-negative integer. */
+function digitsOf(v: string | number): string | undefined {
+  if (typeof v === "number") return Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
+  if (!DIGITS.test(v)) return undefined;
+  return v.length > 1 && v.charCodeAt(0) === 48 ? v.replace(/^0+(?=[0-9])/, "") : v;
+}
+
+/**
+ * Orders two offsets of one stream: numbers numerically; digit strings (Kafka offsets, 56-digit Kinesis
+ * sequence numbers) by length, then lexicographically. Undefined when they are not comparable.
+ */
+export function compareOffsets(a: string | number, b: string | number): number | undefined {
+  if (typeof a === "number" && typeof b === "number") {
+    return Number.isNaN(a) || Number.isNaN(b) ? undefined : a < b ? -1 : a > b ? 1 : 0;
+  }
+  const da = digitsOf(a), db = digitsOf(b);
+  if (da === undefined || db === undefined) return undefined;
+  if (da.length !== db.length) return da.length < db.length ? -1 : 1;
+  return da < db ? -1 : da > db ? 1 : 0;
+}
+
+/** Whether a state already includes the input at `p` (only when the offsets are comparable). */
+function covers(covered: CoveredPositions, p: StreamPosition): boolean {
+  if (!Object.hasOwn(covered, p.stream)) return false;
+  const c = compareOffsets(p.offset, covered[p.stream]!);
+  return c !== undefined && c <= 0;
+}
+
+/** `covered` advanced to `p` on its stream (a new object: states are shared, never mutated). */
+function cover(covered: CoveredPositions | undefined, p: StreamPosition): CoveredPositions {
+  // One stream (a file, a partition) is the usual case: a one-key literal stays a fast-mode object, where a
+  // null-prototype copy would be a dictionary. A computed key is an own property, even "__proto__".
+  let others = false;
+  if (covered !== undefined) for (const k in covered) if (k !== p.stream) others = true;
+  if (!others) return { [p.stream]: p.offset };
+  const next: Record<string, string | number> = {};
+  const put = (k: string, v: string | number): void => {
+    Object.defineProperty(next, k, { value: v, enumerable: true, writable: true, configurable: true });
+  };
+  for (const k of Object.keys(covered!)) put(k, covered![k]!);
+  put(p.stream, p.offset);
+  return next;
+}
+
+/** A change a batch made to one track, not yet durable; `seq` is the batch that made it. */
+interface Pending {
+  state: TrackState;
+  seq: number;
 }
 
 /** A representative point of a geometry for `cross` (its first position). */
@@ -39,12 +97,20 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   const wantEnter = events.has("enter"), wantExit = events.has("exit"), wantInside = events.has("inside");
   const wantOutside = events.has("outside"), wantCross = events.has("cross");
   const trackOf = o.trackId === undefined ? undefined : compilePath(o.trackId);
-  const ownsState = o.state === undefined || typeof o.state === "string" || "sqlite" in o.state;
-  const state: GeofenceState = o.state === undefined || o.state === "memory"
-    ? memoryGeofenceState()
-    : "sqlite" in o.state
-      ? sqliteGeofenceState(resolve(ctx.baseDir ?? process.cwd(), o.state.sqlite))
-      : o.state;
+  // A SQLite file named in options is opened in open(), not here: building a stage (`geowatch validate`)
+  // has no side effects.
+  const sqlitePath = typeof o.state === "object" && "sqlite" in o.state ? resolve(ctx.baseDir ?? process.cwd(), o.state.sqlite) : undefined;
+  const ownsState = o.state === undefined || typeof o.state === "string" || sqlitePath !== undefined;
+  let state: GeofenceState | undefined = sqlitePath !== undefined
+    ? undefined
+    : o.state === undefined || o.state === "memory" ? memoryGeofenceState() : (o.state as GeofenceState);
+  let closed = false;
+  // Changes of batches not yet committed, newest per track; later batches read them before the durable state.
+  const overlay = new Map<string, Pending>();
+  let seq = 0;
+  // Set while an async (state read) batch runs: the next batch waits for it, as it must see its changes.
+  let busy: Promise<unknown> | undefined;
+
   const ids = index.fences.map((f) => f.id);
   // One shared array per fence: most points are in at most one fence, so this spares an allocation and
   // lets "same fences as before" be an identity check.
@@ -64,119 +130,192 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     return m.length === 0 ? NONE : m.map((i) => ids[i]!).sort();
   };
 
-  return {
-    name,
-    process(batch: Message[]): StageOutput | Promise<StageOutput> {
-      const dead: DeadLetter[] = [];
-      const msgs: Message[] = [];
-      const geoms: Geometry[] = [];
-      // null: the value is a bare Feature (the common case, spared an allocation); else where locate found it.
-      const locs: Array<Located | null> = [];
-      // Tracks get a slot each per batch, so the hot loop indexes arrays instead of maps.
-      const slotOf = new Map<string, number>();
-      const unique: string[] = [];
-      const slots: number[] = [];
-      for (const message of batch) {
-        const v = message.value as { type?: unknown; geometry?: unknown } | null;
-        let geometry: Geometry;
-        let loc: Located | null = null;
-        if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
-        else {
-          const r = locate(v);
-          if (!r.ok) {
-            dead.push({ message, reason: problemReason(name, r.problem) });
-            continue;
-          }
-          geometry = r.geometry;
-          loc = r;
-        }
-        const t = trackOf === undefined ? message.key : trackOf(message.value);
-        if (typeof t !== "string" && typeof t !== "number") {
-          const where = o.trackId === undefined ? "the message key" : `value.${o.trackId}`;
-          dead.push({ message, reason: `[geowatch] [spatial] ${name}: no track id (string or number) at ${where}` });
+  const run = (batch: Message[], durable: GeofenceState): StageOutput | Promise<StageOutput> => {
+    const dead: DeadLetter[] = [];
+    const msgs: Message[] = [];
+    const geoms: Geometry[] = [];
+    // null: the value is a bare Feature (the common case, spared an allocation); else where locate found it.
+    const locs: Array<Located | null> = [];
+    // Tracks get a slot each per batch, so the hot loop indexes arrays instead of maps.
+    const slotOf = new Map<string, number>();
+    const unique: string[] = [];
+    const slots: number[] = [];
+    for (const message of batch) {
+      const v = message.value as { type?: unknown; geometry?: unknown } | null;
+      let geometry: Geometry;
+      let loc: Located | null = null;
+      if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
+      else {
+        const r = locate(v);
+        if (!r.ok) {
+          dead.push({ message, reason: problemReason(name, r.problem) });
           continue;
         }
-        const track = typeof t === "string" ? t : String(t);
-        let slot = slotOf.get(track);
-        if (slot === undefined) {
-          slot = unique.length;
-          slotOf.set(track, slot);
-          unique.push(track);
-        }
-        msgs.push(message);
-        geoms.push(geometry);
-        locs.push(loc);
-        slots.push(slot);
+        geometry = r.geometry;
+        loc = r;
       }
+      const t = trackOf === undefined ? message.key : trackOf(message.value);
+      if (typeof t !== "string" && typeof t !== "number") {
+        const where = o.trackId === undefined ? "the message key" : `value.${o.trackId}`;
+        dead.push({ message, reason: `[geowatch] [spatial] ${name}: no track id (string or number) at ${where}` });
+        continue;
+      }
+      const track = typeof t === "string" ? t : String(t);
+      let slot = slotOf.get(track);
+      if (slot === undefined) {
+        slot = unique.length;
+        slotOf.set(track, slot);
+        unique.push(track);
+      }
+      msgs.push(message);
+      geoms.push(geometry);
+      locs.push(loc);
+      slots.push(slot);
+    }
 
-      const pass: Message[] = [];
-      const finish = (): StageOutput => (dead.length > 0 ? { pass, dead } : { pass });
-      let now: string | undefined;
-      const dateFor = (msg: Message, loc: Located | null): string => {
-        const d = loc?.metadata?.date ?? msg.metadata?.date;
-        if (typeof d === "string") return d;
-        if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
-        return (now ??= new Date().toISOString());
-      };
-      const event = (msg: Message, loc: Located | null, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
-        const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
-        const out: Message = { value: { metadata, data: loc === null ? msg.value : loc.feature }, metadata, key: track };
-        if (msg.headers !== undefined) out.headers = msg.headers;
-        if (msg.source !== undefined) out.source = msg.source;
-        if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
-        return out;
-      };
+    const pass: Message[] = [];
+    let now: string | undefined;
+    const dateFor = (msg: Message, loc: Located | null): string => {
+      const d = loc?.metadata?.date ?? msg.metadata?.date;
+      if (typeof d === "string") return d;
+      if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
+      return (now ??= new Date().toISOString());
+    };
+    const event = (msg: Message, loc: Located | null, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
+      const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
+      const out: Message = { value: { metadata, data: loc === null ? msg.value : loc.feature }, metadata, key: track };
+      if (msg.headers !== undefined) out.headers = msg.headers;
+      if (msg.source !== undefined) out.source = msg.source;
+      if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
+      return out;
+    };
 
-      const compute = (prior: ReadonlyArray<TrackState | undefined>): StageOutput | Promise<StageOutput> => {
-        const current = prior.slice();
-        const changed = new Uint8Array(unique.length);
-        let nChanged = 0;
-        for (let k = 0; k < msgs.length; k++) {
-          const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, slot = slots[k]!;
-          const track = unique[slot]!;
-          const prev = current[slot];
-          const before = prev?.fences ?? NONE;
-          const inNow = fencesOf(geometry);
-          let same = before === inNow || before.length === inNow.length;
-          for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
-          if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
-          let pos: [number, number] | undefined;
-          if (wantCross) {
-            pos = firstPosition(geometry);
-            if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
-              const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
-              const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
-                .map((i) => ids[i]!).filter((f) => !before.includes(f) && !inNow.includes(f)).sort();
-              for (const f of hit) {
-                if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
-              }
-            }
-          }
-          if (!same && wantEnter) for (const f of inNow) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
-          if (wantInside) for (const f of inNow) pass.push(event(msg, loc, "inside", f, track));
-          if (wantOutside && inNow.length === 0) pass.push(event(msg, loc, "outside", null, track));
-          if (o.passThrough) pass.push(msg);
-          if (!same || pos !== undefined) {
-            current[slot] = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN };
-            if (changed[slot] === 0) {
-              changed[slot] = 1;
-              nChanged++;
+    /** `current`: the batch's own copy of its tracks' states, advanced message by message. */
+    const compute = (current: Array<TrackState | undefined>): StageOutput => {
+      const changed = new Uint8Array(unique.length);
+      let nChanged = 0;
+      for (let k = 0; k < msgs.length; k++) {
+        const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, slot = slots[k]!;
+        const track = unique[slot]!;
+        const prev = current[slot];
+        const at = msg.position;
+        // Replayed input the state already includes: its events went out before the state was stored.
+        if (at !== undefined && prev?.covered !== undefined && covers(prev.covered, at)) continue;
+        const before = prev?.fences ?? NONE;
+        const inNow = fencesOf(geometry);
+        let same = before === inNow || before.length === inNow.length;
+        for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
+        if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
+        let pos: [number, number] | undefined;
+        if (wantCross) {
+          pos = firstPosition(geometry);
+          if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
+            const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
+            const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
+              .map((i) => ids[i]!).filter((f) => !before.includes(f) && !inNow.includes(f)).sort();
+            for (const f of hit) {
+              if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
             }
           }
         }
-        if (nChanged === 0) return finish();
-        const entries: Array<readonly [string, TrackState]> = [];
-        for (let s = 0; s < unique.length; s++) if (changed[s] === 1) entries.push([unique[s]!, current[s]!]);
-        const wrote = state.set(entries);
-        return isPromise(wrote) ? wrote.then(finish) : finish();
+        if (!same && wantEnter) for (const f of inNow) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
+        if (wantInside) for (const f of inNow) pass.push(event(msg, loc, "inside", f, track));
+        if (wantOutside && inNow.length === 0) pass.push(event(msg, loc, "outside", null, track));
+        if (o.passThrough) pass.push(msg);
+        if (!same || pos !== undefined) {
+          // Always the same four keys: one object shape on the hot path.
+          const covered = at === undefined ? prev?.covered : cover(prev?.covered, at);
+          current[slot] = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
+          if (changed[slot] === 0) {
+            changed[slot] = 1;
+            nChanged++;
+          }
+        }
+      }
+      const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
+      if (nChanged === 0) return out;
+      const mine = ++seq;
+      const entries: Array<readonly [string, TrackState]> = [];
+      for (let s = 0; s < unique.length; s++) {
+        if (changed[s] === 0) continue;
+        const track = unique[s]!, st = current[s]!;
+        entries.push([track, st]);
+        overlay.set(track, { state: st, seq: mine });
+      }
+      const settle = (): void => {
+        // Entries a later batch changed again stay: that batch's commit writes them.
+        for (const [track] of entries) if (overlay.get(track)?.seq === mine) overlay.delete(track);
       };
+      out.commit = () => {
+        const wrote = durable.set(entries);
+        if (isPromise(wrote)) return wrote.then(settle);
+        settle();
+      };
+      return out;
+    };
 
-      if (msgs.length === 0) return finish();
-      const got = state.get(unique);
-      return isPromise(got) ? got.then(compute) : compute(got);
+    if (msgs.length === 0) return dead.length > 0 ? { pass: [], dead } : { pass: [] };
+    if (overlay.size === 0) {
+      const got = durable.get(unique);
+      return isPromise(got) ? got.then((g) => compute(g.slice())) : compute(got.slice());
+    }
+    // The overlay holds the newest state of tracks changed by batches not committed yet; read the rest.
+    const prior: Array<TrackState | undefined> = [];
+    const missing: string[] = [];
+    const missingSlots: number[] = [];
+    for (let s = 0; s < unique.length; s++) {
+      const p = overlay.get(unique[s]!);
+      prior.push(p?.state);
+      if (p === undefined) {
+        missing.push(unique[s]!);
+        missingSlots.push(s);
+      }
+    }
+    if (missing.length === 0) return compute(prior);
+    const fill = (got: ReadonlyArray<TrackState | undefined>): StageOutput => {
+      for (let k = 0; k < missingSlots.length; k++) prior[missingSlots[k]!] = got[k];
+      return compute(prior);
+    };
+    const got = durable.get(missing);
+    return isPromise(got) ? got.then(fill) : fill(got);
+  };
+
+  return {
+    name,
+    async open() {
+      if (closed) throw new GeoWatchError("CLOSED", `${name}: stage is closed`, { backend: "spatial" });
+      if (state === undefined && sqlitePath !== undefined) state = sqliteGeofenceState(sqlitePath);
+    },
+    process(batch: Message[]): StageOutput | Promise<StageOutput> {
+      const durable = state;
+      if (durable === undefined || closed) {
+        throw new GeoWatchError(
+          "CLOSED",
+          closed ? `${name}: stage is closed` : `${name}: state ${JSON.stringify(sqlitePath)} is not open (call open() before process())`,
+          { backend: "spatial" },
+        );
+      }
+      if (busy !== undefined) return serialize(busy.then(() => run(batch, durable), () => run(batch, durable)));
+      const r = run(batch, durable);
+      return isPromise(r) ? serialize(r) : r;
     },
     async close() {
-      if (ownsState) await state.close?.();
+      if (closed) return;
+      closed = true;
+      overlay.clear();
+      const s = state;
+      state = undefined;
+      if (ownsState) await s?.close?.();
     },
   };
+
+  /** Makes the next batch wait for this one (its changes must be in the overlay before the next reads it). */
+  function serialize<T>(p: Promise<T>): Promise<T> {
+    busy = p;
+    const clear = (): void => {
+      if (busy === p) busy = undefined;
+    };
+    void p.then(clear, clear);
+    return p;
+  }
 }

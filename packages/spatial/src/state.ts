@@ -1,8 +1,14 @@
-/** Per-track geofence state: which fences each track is inside, and where it was last seen. */
+/** Per-track geofence state: which fences each track is inside, where it was last seen, what input it covers. */
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { GeoWatchError } from "@geowatch/core";
+
+/**
+ * Per input stream (`Message.position.stream`), the offset of the last input a track state includes. Own
+ * properties only: a stream may be named anything, `__proto__` included.
+ */
+export type CoveredPositions = Readonly<Record<string, string | number>>;
 
 /** What the geofence stage remembers about one track. */
 export interface TrackState {
@@ -11,16 +17,22 @@ export interface TrackState {
   /** Last position seen (used by `cross` events). */
   x: number;
   y: number;
+  /**
+   * The input this state includes, per stream: a replayed message at or before it is skipped (its events
+   * were delivered before this state was stored). Absent for states of inputs without a position.
+   */
+  covered?: CoveredPositions;
 }
 
 /**
- * Where per-track state lives. The stage reads the tracks of a whole batch in one `get` and writes the
- * changed ones in one `set`, so a store can batch its I/O. Either method may return a promise.
+ * Where per-track state lives. The stage reads the tracks of a batch it does not hold in memory in one
+ * `get` and writes a delivered batch's changed tracks in one `set`, so a store can batch its I/O. Either
+ * method may return a promise.
  */
 export interface GeofenceState {
   /** States of the given tracks, in the same order; `undefined` for a track never seen. */
   get(tracks: readonly string[]): ReadonlyArray<TrackState | undefined> | Promise<ReadonlyArray<TrackState | undefined>>;
-  /** Stores the states of the given tracks (replacing what was there). */
+  /** Stores the states of the given tracks (replacing what was there), all or nothing. */
   set(entries: ReadonlyArray<readonly [track: string, state: TrackState]>): void | Promise<void>;
   /** Forgets a track. */
   delete?(track: string): void | Promise<void>;
@@ -46,6 +58,7 @@ export function memoryGeofenceState(): GeofenceState & { readonly size: number }
 
 interface SqliteStatement {
   get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
   run(...params: unknown[]): unknown;
 }
 interface SqliteDb {
@@ -54,9 +67,20 @@ interface SqliteDb {
   close(): void;
 }
 
+/** Parses a stored `covered` column (JSON.parse makes every key, "__proto__" too, an own property). */
+function parseCovered(text: string | null): CoveredPositions | undefined {
+  if (text === null) return undefined;
+  const raw = JSON.parse(text) as unknown;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return undefined;
+  for (const v of Object.values(raw)) if (typeof v !== "string" && typeof v !== "number") return undefined;
+  return raw as CoveredPositions;
+}
+
 /**
  * State in a SQLite file (`node:sqlite`, WAL mode): survives restarts. Each `set` is one transaction.
- * Loads `node:sqlite` only when called, so the memory state never pays for it.
+ * Opens (and creates) the file when called; loads `node:sqlite` only then, so the memory state never pays
+ * for it. Databases written before the `covered` column existed get it added (their states are never
+ * skipped on until rewritten).
  */
 export function sqliteGeofenceState(path: string): GeofenceState {
   const require = createRequire(import.meta.url);
@@ -66,12 +90,14 @@ export function sqliteGeofenceState(path: string): GeofenceState {
     const { DatabaseSync } = require("node:sqlite") as { DatabaseSync: new (p: string) => SqliteDb };
     db = new DatabaseSync(path);
     db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-    db.exec("CREATE TABLE IF NOT EXISTS geofence_state (track TEXT PRIMARY KEY, fences TEXT NOT NULL, x REAL, y REAL) WITHOUT ROWID");
+    db.exec("CREATE TABLE IF NOT EXISTS geofence_state (track TEXT PRIMARY KEY, fences TEXT NOT NULL, x REAL, y REAL, covered TEXT) WITHOUT ROWID");
+    const columns = db.prepare("PRAGMA table_info(geofence_state)").all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === "covered")) db.exec("ALTER TABLE geofence_state ADD COLUMN covered TEXT");
   } catch (err) {
     throw new GeoWatchError("STORE", `cannot open geofence state ${JSON.stringify(path)}`, { backend: "spatial", cause: err });
   }
-  const select = db.prepare("SELECT fences, x, y FROM geofence_state WHERE track = ?");
-  const upsert = db.prepare("INSERT OR REPLACE INTO geofence_state (track, fences, x, y) VALUES (?, ?, ?, ?)");
+  const select = db.prepare("SELECT fences, x, y, covered FROM geofence_state WHERE track = ?");
+  const upsert = db.prepare("INSERT OR REPLACE INTO geofence_state (track, fences, x, y, covered) VALUES (?, ?, ?, ?, ?)");
   const remove = db.prepare("DELETE FROM geofence_state WHERE track = ?");
   let closed = false;
   const check = (): void => {
@@ -81,15 +107,24 @@ export function sqliteGeofenceState(path: string): GeofenceState {
     get: (tracks) => {
       check();
       return tracks.map((t) => {
-        const row = select.get(t) as { fences: string; x: number | null; y: number | null } | undefined;
-        return row === undefined ? undefined : { fences: JSON.parse(row.fences) as string[], x: row.x ?? NaN, y: row.y ?? NaN };
+        const row = select.get(t) as { fences: string; x: number | null; y: number | null; covered: string | null } | undefined;
+        if (row === undefined) return undefined;
+        return { fences: JSON.parse(row.fences) as string[], x: row.x ?? NaN, y: row.y ?? NaN, covered: parseCovered(row.covered) };
       });
     },
     set: (entries) => {
       check();
       db.exec("BEGIN");
       try {
-        for (const [t, s] of entries) upsert.run(t, JSON.stringify(s.fences), Number.isFinite(s.x) ? s.x : null, Number.isFinite(s.y) ? s.y : null);
+        for (const [t, s] of entries) {
+          upsert.run(
+            t,
+            JSON.stringify(s.fences),
+            Number.isFinite(s.x) ? s.x : null,
+            Number.isFinite(s.y) ? s.y : null,
+            s.covered === undefined ? null : JSON.stringify(s.covered),
+          );
+        }
         db.exec("COMMIT");
       } catch (err) {
         db.exec("ROLLBACK");
