@@ -12,6 +12,8 @@ import {
   tsvCodec,
   validateGeoJSON,
 } from "../src/codecs/index.js";
+import type { GeoJSONObject } from "../src/codecs/index.js";
+import { isValidatedGeoJSON } from "../src/geojson/validate.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (p: Uint8Array | string) => (typeof p === "string" ? p : new TextDecoder().decode(p));
@@ -129,96 +131,6 @@ describe("ndjson", () => {
   });
 });
 
-describe("validateGeoJSON", () => {
-  const valid: unknown[] = [
-    { type: "Point", coordinates: [180, -90] },
-    { type: "Point", coordinates: [1, 2, 300] },
-    { type: "MultiPoint", coordinates: [] },
-    { type: "LineString", coordinates: [[0, 0], [1, 1]] },
-    { type: "MultiLineString", coordinates: [[[0, 0], [1, 1]]] },
-    { type: "Polygon", coordinates: square, bbox: [0, 0, 1, 1] },
-    { type: "MultiPolygon", coordinates: [square, square] },
-    { type: "GeometryCollection", geometries: [{ type: "Point", coordinates: [0, 0] }, { type: "GeometryCollection", geometries: [] }] },
-    { type: "Feature", geometry: null, properties: null, id: 7 },
-    { type: "FeatureCollection", features: [point(1, 2), point(3, 4, null)], bbox: [170, -10, -170, 10] },
-    { metadata: { actiontype: "create" }, data: point(5, 6) },
-  ];
-  test.each(valid.map((v) => [JSON.stringify(v).slice(0, 60), v]))("valid: %s", (_, v) => {
-    expect(validateGeoJSON(v)).toEqual([]);
-  });
-
-  const invalid: Array<[string, unknown, Array<{ path: string; message: string | RegExp }>]> = [
-    ["not an object", 42, [{ path: "", message: /expected a GeoJSON object or a \{metadata, data\} envelope, got number 42/ }]],
-    ["unknown type", { type: "Circle" }, [{ path: "type", message: 'unknown GeoJSON type "Circle"' }]],
-    ["missing type", { coordinates: [0, 0] }, [{ path: "type", message: "member is missing" }]],
-    ["non-string type", { type: 3 }, [{ path: "type", message: "expected a string, got number 3" }]],
-    ["missing coordinates", { type: "Point" }, [{ path: "coordinates", message: "member is missing" }]],
-    ["too few numbers", { type: "Point", coordinates: [1] }, [{ path: "coordinates", message: "a position has 2 or 3 numbers, got 1" }]],
-    ["too many numbers", { type: "Point", coordinates: [1, 2, 3, 4] }, [{ path: "coordinates", message: "a position has 2 or 3 numbers, got 4" }]],
-    ["string number", { type: "Point", coordinates: ["1", 2] }, [{ path: "coordinates[0]", message: 'expected a finite number, got string "1"' }]],
-    ["non-finite", { type: "Point", coordinates: [0, Number.NaN] }, [{ path: "coordinates[1]", message: "expected a finite number, got number NaN" }]],
-    ["longitude", { type: "Point", coordinates: [180.5, 0] }, [{ path: "coordinates[0]", message: "longitude 180.5 is outside [-180, 180]" }]],
-    ["latitude", { type: "Point", coordinates: [0, -91] }, [{ path: "coordinates[1]", message: "latitude -91 is outside [-90, 90]" }]],
-    ["short line", { type: "LineString", coordinates: [[0, 0]] }, [{ path: "coordinates", message: "a LineString needs at least 2 positions, got 1" }]],
-    ["short line in multi", { type: "MultiLineString", coordinates: [[[0, 0], [1, 1]], [[0, 0]]] }, [{ path: "coordinates[1]", message: "a LineString needs at least 2 positions, got 1" }]],
-    ["open ring", { type: "Polygon", coordinates: [[[0, 0], [1, 0], [1, 1], [0, 1]]] }, [{ path: "coordinates[0]", message: /^ring is not closed/ }]],
-    ["short ring", { type: "Polygon", coordinates: [[[0, 0], [1, 0], [0, 0]]] }, [{ path: "coordinates[0]", message: "a linear ring needs at least 4 positions, got 3" }]],
-    ["no rings", { type: "Polygon", coordinates: [] }, [{ path: "coordinates", message: "a Polygon needs at least one linear ring" }]],
-    ["multipolygon too shallow", { type: "MultiPolygon", coordinates: square }, [{ path: "coordinates", message: "MultiPolygon coordinates must be an array of polygons (arrays of linear rings), nested 4 deep; got 3 deep" }]],
-    ["point too deep", { type: "Point", coordinates: [[0, 0]] }, [{ path: "coordinates", message: /^Point coordinates must be a position .*got 2 deep$/ }]],
-    ["multipoint not array", { type: "MultiPoint", coordinates: "x" }, [{ path: "coordinates", message: /nested 2 deep; got string "x"$/ }]],
-    ["uneven nesting", { type: "MultiPoint", coordinates: [[0, 0], 5] }, [{ path: "coordinates[1]", message: "expected a position [longitude, latitude], got number 5" }]],
-    ["collection without geometries", { type: "GeometryCollection" }, [{ path: "geometries", message: "member is missing" }]],
-    ["feature as geometry", { type: "GeometryCollection", geometries: [point(0, 0)] }, [{ path: "geometries[0].type", message: /^expected a geometry type \(Point, .*\), got "Feature"$/ }]],
-    ["feature without geometry", { type: "Feature", properties: {} }, [{ path: "geometry", message: /^member is missing/ }]],
-    ["feature without properties", { type: "Feature", geometry: null }, [{ path: "properties", message: /^member is missing/ }]],
-    ["properties array", { type: "Feature", geometry: null, properties: [] }, [{ path: "properties", message: "expected an object or null, got an array" }]],
-    ["bad id", { type: "Feature", geometry: null, properties: null, id: {} }, [{ path: "id", message: "expected a string or number, got object" }]],
-    ["features not array", { type: "FeatureCollection", features: {} }, [{ path: "features", message: "expected an array of features, got object" }]],
-    ["non-feature in collection", { type: "FeatureCollection", features: [{ type: "Point", coordinates: [0, 0] }, null] }, [
-      { path: "features[0].type", message: 'expected "Feature", got "Point"' },
-      { path: "features[1]", message: "expected a Feature, got null" },
-    ]],
-    ["bbox length", { type: "Point", coordinates: [0, 0], bbox: [0, 0, 1] }, [{ path: "bbox", message: "expected 4 or 6 numbers (2 per dimension), got 3" }]],
-    ["bbox values", { type: "Point", coordinates: [0, 0], bbox: [0, "a", 1, 1] }, [{ path: "bbox[1]", message: 'expected a finite number, got string "a"' }]],
-    ["bbox south above north", { type: "Point", coordinates: [0, 0], bbox: [0, 5, 1, 1] }, [{ path: "bbox", message: "south latitude 5 is greater than north latitude 1" }]],
-    ["envelope metadata", { metadata: "x", data: point(0, 0) }, [{ path: "metadata", message: 'expected an object, got string "x"' }]],
-    ["envelope data", { metadata: {}, data: [] }, [{ path: "data", message: "expected a GeoJSON object, got an array" }]],
-  ];
-  test.each(invalid)("invalid: %s", (_, value, expected) => {
-    const problems = validateGeoJSON(value);
-    expect(problems).toHaveLength(expected.length);
-    expected.forEach((e, i) => {
-      expect(problems[i]!.path).toBe(e.path);
-      if (typeof e.message === "string") expect(problems[i]!.message).toBe(e.message);
-      else expect(problems[i]!.message).toMatch(e.message);
-    });
-  });
-
-  test("reports every problem with its full path", () => {
-    const openRing = { type: "Polygon", coordinates: [[[0, 0], [1, 0], [1, 1], [0, 1]]] };
-    const value = {
-      metadata: { featuretype: "zone" },
-      data: {
-        type: "FeatureCollection",
-        features: [
-          point(0, 0),
-          point(200, 0),
-          { type: "Feature", geometry: { type: "Point", coordinates: [0, 0] }, properties: 1 },
-          { type: "Feature", geometry: openRing, properties: null },
-        ],
-      },
-    };
-    expect(validateGeoJSON(value)).toEqual([
-      { path: "data.features[1].geometry.coordinates[0]", message: "longitude 200 is outside [-180, 180]" },
-      { path: "data.features[2].properties", message: "expected an object or null, got number 1" },
-      { path: "data.features[3].geometry.coordinates[0]", message: "ring is not closed (its first and last positions differ)" },
-    ]);
-    // The walk leaves no state behind.
-    expect(validateGeoJSON(point(1, 1))).toEqual([]);
-  });
-});
-
 describe("geojson", () => {
   test("round trips features, collections, envelopes and unicode", () => {
     const values = [
@@ -244,15 +156,15 @@ describe("geojson", () => {
       "[geowatch] [geojson] invalid GeoJSON: data.features[3].geometry.coordinates[0]: ring is not closed (its first and last positions differ)",
     );
     expect(err.path).toBe("data.features[3].geometry.coordinates[0]");
-    const two = decodeError(geojsonCodec, '{"type":"Point","coordinates":[500,100]}');
+    const two = decodeError(geojsonCodec, '{"type":"Point","coordinates":["500",null]}');
     expect(two.message).toBe(
-      "[geowatch] [geojson] invalid GeoJSON (2 problems): coordinates[0]: longitude 500 is outside [-180, 180]; coordinates[1]: latitude 100 is outside [-90, 90]",
+      '[geowatch] [geojson] invalid GeoJSON (2 problems): coordinates[0]: expected a finite number, got string "500"; coordinates[1]: expected a finite number, got null',
     );
     expect(decodeError(geojsonCodec, "[]").message).toContain("(root): expected a GeoJSON object or a {metadata, data} envelope, got an array");
     expect(decodeError(geojsonCodec, '{"type":"Point",').message).toMatch(/invalid JSON: .*line 1 column 17/);
   });
   test("a long list of problems is capped in the message", () => {
-    const features = Array.from({ length: 30 }, () => point(999, 0));
+    const features = Array.from({ length: 30 }, () => point(Number.NaN, 0));
     const err = decodeError(geojsonCodec, JSON.stringify({ type: "FeatureCollection", features }));
     expect(err.message).toContain("(30 problems)");
     expect(err.message).toContain("... and 10 more");
@@ -273,6 +185,37 @@ describe("geojson", () => {
     const bad = caught(() => geojsonCodec.pack!([a, { type: "Point", coordinates: [0] }]));
     expect(bad.code).toBe("ENCODE");
     expect(bad.message).toContain("value 1: invalid GeoJSON: coordinates: a position has 2 or 3 numbers, got 1");
+  });
+  test("marks what it decoded, so stages after it skip validating again", () => {
+    const fc = { type: "FeatureCollection", features: [point(1, 1), point(2, 2)] };
+    const decoded = geojsonCodec.decode(JSON.stringify(fc));
+    expect(isValidatedGeoJSON(decoded)).toBe(true);
+    // Points are not marked: checking one again costs less than marking it.
+    expect(isValidatedGeoJSON(geojsonCodec.decode(JSON.stringify(point(1, 1))))).toBe(false);
+    expect(isValidatedGeoJSON(geojsonCodec.decode(JSON.stringify({ metadata: {}, data: point(1, 1) })))).toBe(false);
+    expect(isValidatedGeoJSON(geojsonCodec.decode(JSON.stringify({ ...point(1, 1), bbox: [1, 1, 1, 1] })))).toBe(true);
+    expect(isValidatedGeoJSON(JSON.parse(JSON.stringify(fc)))).toBe(false);
+    expect(isValidatedGeoJSON({ ...decoded })).toBe(false);
+    const unpacked = geojsonCodec.unpack!(JSON.stringify({ metadata: {}, data: fc }));
+    expect(unpacked).toEqual(fc.features);
+    expect(unpacked.map((f) => isValidatedGeoJSON(f))).toEqual([true, true]);
+    // Nothing invalid is marked.
+    expect(() => geojsonCodec.decode('{"type":"Point","coordinates":[1]}')).toThrow(/a position has 2 or 3 numbers/);
+  });
+  test("pack validates what the codec did not decode and trusts what it did", () => {
+    const polygon = { type: "Feature", geometry: { type: "Polygon", coordinates: square }, properties: {} };
+    const decoded = geojsonCodec.decode(JSON.stringify(polygon)) as GeoJSONObject;
+    const copy = { ...decoded };
+    // Changed after decoding: pack trusts the decoded object, but the unmarked copy is checked.
+    decoded.properties = 7;
+    copy.properties = 7;
+    expect(JSON.parse(text(geojsonCodec.pack!([decoded]))).features[0].properties).toBe(7);
+    expect(caught(() => geojsonCodec.pack!([copy])).message).toContain("value 0: invalid GeoJSON: properties: expected an object or null, got number 7");
+  });
+  test("projected coordinates (outside lon/lat ranges) decode and pack", () => {
+    const mercator = { type: "Feature", geometry: { type: "Point", coordinates: [1_113_194.9, 6_446_275.8] }, properties: null };
+    expect(geojsonCodec.decode(JSON.stringify(mercator))).toEqual(mercator);
+    expect(JSON.parse(text(geojsonCodec.pack!([{ ...mercator }]))).features).toEqual([mercator]);
   });
   test("metadataOf returns envelope metadata only", () => {
     const metadata = { actiontype: "delete", featuretype: "vehicle" };

@@ -1,4 +1,9 @@
-/** Minimal GeoJSON types and a validator that names the path of the first problem it finds. */
+/**
+ * GeoJSON types for the spatial stages, path-prefixing adapters over core's `validateGeoJSON` (the one set of
+ * rules, shared with the geojson codec), and walks over valid geometries.
+ */
+import { isValidatedGeoJSON, validateGeoJSON } from "@geowatch/core";
+import type { GeoJSONProblem } from "@geowatch/core";
 
 export type Position = number[];
 
@@ -25,122 +30,53 @@ export interface FeatureCollection {
 }
 
 /** A problem in a GeoJSON value: where it is and what is wrong. */
-export interface GeoProblem {
-  path: string;
-  message: string;
+export type GeoProblem = GeoJSONProblem;
+
+const GEOMETRY_TYPES = new Set(["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** Nesting depth of `coordinates` per geometry type: 0 = a position. */
-const DEPTH: Record<string, number> = {
-  Point: 0,
-  MultiPoint: 1,
-  LineString: 1,
-  MultiLineString: 2,
-  Polygon: 2,
-  MultiPolygon: 3,
-};
-
-function checkPosition(p: unknown, path: string): GeoProblem | null {
-  if (!Array.isArray(p)) return { path, message: "position must be an array of numbers" };
-  if (p.length < 2) return { path, message: `position needs at least 2 numbers, got ${p.length}` };
-  for (let i = 0; i < p.length; i++) {
-    const v: unknown = p[i];
-    if (typeof v !== "number" || !Number.isFinite(v)) {
-      return { path: `${path}[${i}]`, message: `coordinate must be a finite number, got ${JSON.stringify(v) ?? String(v)}` };
-    }
-  }
-  return null;
+/** `prefix` joined with a path relative to it (`""`, `coordinates[0]`). */
+function under(prefix: string, path: string): string {
+  if (path === "") return prefix;
+  if (prefix === "") return path;
+  return path.charCodeAt(0) === 91 /* [ */ ? `${prefix}${path}` : `${prefix}.${path}`;
 }
 
-function checkArray(a: unknown, depth: number, path: string): GeoProblem | null {
-  if (depth === 0) return checkPosition(a, path);
-  if (!Array.isArray(a)) return { path, message: `expected an array nested ${depth + 1} deep` };
-  for (let i = 0; i < a.length; i++) {
-    const p = checkArray(a[i], depth - 1, `${path}[${i}]`);
-    if (p) return p;
-  }
-  return null;
+/**
+ * The first of `problems` with its path under `prefix`, saying how many more there are; null for none.
+ * Stages report one problem per message, the codec lists them all.
+ */
+export function firstProblem(problems: readonly GeoProblem[], prefix: string): GeoProblem | null {
+  const p = problems[0];
+  if (p === undefined) return null;
+  const more = problems.length - 1;
+  const tail = more === 0 ? "" : ` (and ${more} more problem${more === 1 ? "" : "s"})`;
+  return { path: under(prefix, p.path), message: `${p.message}${tail}` };
 }
 
-function checkRing(ring: Position[], path: string): GeoProblem | null {
-  if (ring.length < 4) return { path, message: `linear ring needs at least 4 positions, got ${ring.length}` };
-  const a = ring[0]!;
-  const b = ring[ring.length - 1]!;
-  if (a[0] !== b[0] || a[1] !== b[1]) return { path, message: "linear ring is not closed (first and last positions differ)" };
-  return null;
-}
-
-/** Validates a geometry object; returns the first problem or null. */
+/** Validates a geometry object; returns the first problem (path under `path`) or null. */
 export function geometryProblem(g: unknown, path: string): GeoProblem | null {
-  if (g === null || typeof g !== "object" || Array.isArray(g)) return { path, message: "geometry must be an object" };
-  const geom = g as { type?: unknown; coordinates?: unknown; geometries?: unknown };
-  if (geom.type === "GeometryCollection") {
-    if (!Array.isArray(geom.geometries)) return { path: `${path}.geometries`, message: "must be an array" };
-    for (let i = 0; i < geom.geometries.length; i++) {
-      const p = geometryProblem(geom.geometries[i], `${path}.geometries[${i}]`);
-      if (p) return p;
-    }
-    return null;
+  if (!isObject(g)) return { path, message: "expected a geometry object" };
+  if (typeof g.type !== "string" || !GEOMETRY_TYPES.has(g.type)) {
+    return { path: under(path, "type"), message: `expected a geometry type, got ${JSON.stringify(g.type) ?? "nothing"}` };
   }
-  const depth = typeof geom.type === "string" ? DEPTH[geom.type] : undefined;
-  if (depth === undefined) return { path: `${path}.type`, message: `unknown geometry type ${JSON.stringify(geom.type)}` };
-  const cpath = `${path}.coordinates`;
-  if (geom.coordinates === undefined) return { path: cpath, message: "missing" };
-  const shape = checkArray(geom.coordinates, depth, cpath);
-  if (shape) return shape;
-  const c = geom.coordinates as unknown[];
-  switch (geom.type) {
-    case "LineString":
-      return c.length < 2 ? { path: cpath, message: `line needs at least 2 positions, got ${c.length}` } : null;
-    case "MultiLineString":
-      for (let i = 0; i < c.length; i++) {
-        const n = (c[i] as unknown[]).length;
-        if (n < 2) return { path: `${cpath}[${i}]`, message: `line needs at least 2 positions, got ${n}` };
-      }
-      return null;
-    case "Polygon":
-      return polygonProblem(c as Position[][], cpath);
-    case "MultiPolygon":
-      for (let i = 0; i < c.length; i++) {
-        const p = polygonProblem(c[i] as Position[][], `${cpath}[${i}]`);
-        if (p) return p;
-      }
-      return null;
-    default:
-      return null;
-  }
+  return isValidatedGeoJSON(g) ? null : firstProblem(validateGeoJSON(g), path);
 }
 
-function polygonProblem(rings: Position[][], path: string): GeoProblem | null {
-  if (rings.length === 0) return { path, message: "polygon needs at least one ring" };
-  for (let i = 0; i < rings.length; i++) {
-    const p = checkRing(rings[i]!, `${path}[${i}]`);
-    if (p) return p;
-  }
-  return null;
-}
-
-/** True for a valid Point geometry (the hot path; anything else goes through `geometryProblem`). */
-export function isValidPoint(g: unknown): g is Extract<Geometry, { type: "Point" }> {
-  if (g === null || typeof g !== "object") return false;
-  const p = g as { type?: unknown; coordinates?: unknown };
-  if (p.type !== "Point") return false;
-  const c = p.coordinates;
-  if (!Array.isArray(c) || c.length < 2) return false;
-  for (let i = 0; i < c.length; i++) {
-    const n: unknown = c[i];
-    if (typeof n !== "number" || !Number.isFinite(n)) return false;
-  }
-  return true;
-}
-
-/** Validates a Feature; returns the first problem or null. */
+/** Validates a Feature; returns the first problem (path under `path`) or null. */
 export function featureProblem(f: unknown, path: string): GeoProblem | null {
-  if (f === null || typeof f !== "object" || Array.isArray(f)) return { path, message: "feature must be an object" };
-  const feat = f as { type?: unknown; geometry?: unknown };
-  if (feat.type !== "Feature") return { path: `${path}.type`, message: `expected "Feature", got ${JSON.stringify(feat.type)}` };
-  if (feat.geometry === null) return null;
-  return geometryProblem(feat.geometry, `${path}.geometry`);
+  if (!isObject(f)) return { path, message: "expected a Feature object" };
+  if (f.type !== "Feature") return { path: under(path, "type"), message: `expected "Feature", got ${JSON.stringify(f.type) ?? "nothing"}` };
+  return isValidatedGeoJSON(f) ? null : firstProblem(validateGeoJSON(f), path);
+}
+
+/** True for a valid Point geometry: the hot path of the stages, by the same rules as everything else. */
+export function isValidPoint(g: unknown): g is Extract<Geometry, { type: "Point" }> {
+  // A point is cheaper to check (core's fast path) than to look up among the marked values.
+  return isObject(g) && g.type === "Point" && validateGeoJSON(g).length === 0;
 }
 
 /** Bounding box [minX, minY, maxX, maxY] of a valid geometry (Infinity box when empty). */
@@ -158,7 +94,10 @@ export function geometryBBox(g: Geometry, out: number[] = [Infinity, Infinity, -
   return out;
 }
 
-/** Calls `fn` for every position of a geometry (not for GeometryCollection members). */
+/**
+ * Calls `fn` for every position of a valid geometry (not for GeometryCollection members). Recursion is
+ * bounded: validation fixes coordinate nesting per type (at most 4) and collection nesting.
+ */
 export function visitPositions(g: Geometry, fn: (x: number, y: number) => void): void {
   const walk = (a: unknown): void => {
     const arr = a as unknown[];

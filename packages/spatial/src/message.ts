@@ -1,6 +1,10 @@
-/** Finding the GeoJSON in a broker message: a Feature, a bare geometry, or a `{metadata, data}` envelope. */
+/**
+ * Finding the GeoJSON in a broker message: a Feature, a bare geometry, or a `{metadata, data}` envelope.
+ * Validation is core's `validateGeoJSON`, skipped for values the geojson codec already validated.
+ */
+import { isValidatedGeoJSON, validateGeoJSON } from "@geowatch/core";
 import type { DeadLetter, Message, Metadata, Stage, StageOutput } from "@geowatch/core";
-import { featureProblem, geometryProblem } from "./geojson.js";
+import { firstProblem } from "./geojson.js";
 import type { GeoProblem, Geometry } from "./geojson.js";
 
 /** Where a message's geometry sits and what it is. */
@@ -14,35 +18,43 @@ export interface Located {
 
 export type LocateResult = ({ ok: true } & Located) | { ok: false; problem: GeoProblem };
 
-const GEOMETRY_TYPES = new Set(["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"]);
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
-/** The geometry of a Feature or bare geometry at `path`, or the problem with it. */
-function geometryAt(v: unknown, path: string): Geometry | GeoProblem {
-  if (!isObject(v)) return { path, message: "expected a GeoJSON Feature or geometry" };
-  if (v.type === "Feature") {
-    const p = featureProblem(v, path);
-    if (p) return p;
-    if (v.geometry === null) return { path: `${path}.geometry`, message: "feature has no geometry" };
-    return v.geometry as Geometry;
-  }
-  if (typeof v.type === "string" && GEOMETRY_TYPES.has(v.type)) return geometryProblem(v, path) ?? (v as unknown as Geometry);
-  return { path: `${path}.type`, message: `expected a GeoJSON Feature or geometry, got type ${JSON.stringify(v.type)}` };
-}
-
-/** Finds and validates the geometry of a message value; problems carry a path like `value.data.geometry.coordinates[0]`. */
+/**
+ * Finds the geometry of a message value, validating the value first unless the geojson codec did; problems
+ * carry a path under `value` (`value.data.geometry.coordinates[0]`).
+ */
 export function locate(value: unknown): LocateResult {
-  if (isObject(value) && value.type === undefined && "data" in value && isObject(value.metadata)) {
-    const g = geometryAt(value.data, "value.data");
-    if ("path" in g) return { ok: false, problem: g };
-    return { ok: true, geometry: g, feature: value.data, metadata: value.metadata as Metadata };
+  if (!isValidatedGeoJSON(value)) {
+    const problem = firstProblem(validateGeoJSON(value), "value");
+    if (problem !== null) return { ok: false, problem };
   }
-  const g = geometryAt(value, "value");
-  if ("path" in g) return { ok: false, problem: g };
-  return { ok: true, geometry: g, feature: value, metadata: undefined };
+  // Valid GeoJSON from here on: an object with a type, or an envelope (no type) with object metadata.
+  const v = value as Record<string, unknown>;
+  const envelope = v.type === undefined;
+  const data = (envelope ? v.data : v) as Record<string, unknown>;
+  const at = envelope ? "value.data" : "value";
+  const metadata = envelope ? (v.metadata as Metadata) : undefined;
+  if (data.type === "Feature") {
+    if (data.geometry === null) return { ok: false, problem: { path: `${at}.geometry`, message: "feature has no geometry" } };
+    return { ok: true, geometry: data.geometry as Geometry, feature: data, metadata };
+  }
+  if (data.type === "FeatureCollection") {
+    return { ok: false, problem: { path: `${at}.type`, message: "expected a Feature or a geometry (one per message), got a FeatureCollection" } };
+  }
+  return { ok: true, geometry: data as unknown as Geometry, feature: data, metadata };
+}
+
+/**
+ * The Point geometry of a value that is a valid Feature with a Point geometry, else undefined (then use
+ * `locate`, which says what is wrong). The stages' hot path: core's fast path checks such a Feature in less
+ * time than a lookup among the values the codec marked, so it is not looked up.
+ */
+export function pointOfFeature(value: unknown): Extract<Geometry, { type: "Point" }> | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const f = value as { type?: unknown; geometry?: unknown };
+  if (f.type !== "Feature") return undefined;
+  const g = f.geometry as { type?: unknown } | null;
+  if (typeof g !== "object" || g === null || g.type !== "Point") return undefined;
+  return validateGeoJSON(value).length === 0 ? (g as Extract<Geometry, { type: "Point" }>) : undefined;
 }
 
 /** A reason string for dead letters: `invalid GeoJSON at value.data.geometry.coordinates[0]: ...`. */
@@ -88,13 +100,17 @@ export function geometryStage(name: string, fn: (message: Message, geometry: Geo
       const pass: Message[] = [];
       const dead: DeadLetter[] = [];
       for (const message of batch) {
-        const r = locate(message.value);
-        if (!r.ok) {
-          dead.push({ message, reason: problemReason(name, r.problem) });
-          continue;
+        let geometry: Geometry | undefined = pointOfFeature(message.value);
+        if (geometry === undefined) {
+          const r = locate(message.value);
+          if (!r.ok) {
+            dead.push({ message, reason: problemReason(name, r.problem) });
+            continue;
+          }
+          geometry = r.geometry;
         }
         try {
-          const out = fn(message, r.geometry);
+          const out = fn(message, geometry);
           if (out) pass.push(out);
         } catch (err) {
           if (!(err instanceof Reject)) throw err;

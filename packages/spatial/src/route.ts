@@ -9,7 +9,7 @@ import type { RouteByFenceOptions, SpatialStageContext } from "./options.js";
 function fenceOfMetadata(message: Message): { found: boolean; fence: unknown } {
   const v = message.value as { metadata?: Record<string, unknown> } | null;
   const meta = message.metadata ?? (v !== null && typeof v === "object" ? v.metadata : undefined);
-  if (meta !== undefined && meta !== null && "fence" in meta) return { found: true, fence: meta.fence };
+  if (typeof meta === "object" && meta !== null && "fence" in meta) return { found: true, fence: meta.fence };
   return { found: false, fence: undefined };
 }
 

@@ -1,5 +1,5 @@
 import type { Codec, Envelope, Metadata, Payload } from "../types.js";
-import { validateGeoJSON, type GeoJSONProblem } from "./geojson-validate.js";
+import { isValidatedGeoJSON, markValidated, validateForCodec, validateGeoJSON, type GeoJSONProblem } from "../geojson/validate.js";
 import { decodeError, encodeError, parseJson, payloadText, stringifyJson } from "./text.js";
 
 const NAME = "geojson";
@@ -28,9 +28,12 @@ function isEnvelope(value: GeoJSONValue): value is Envelope<GeoJSONObject> {
   return (value as { type?: unknown }).type === undefined && (value as { data?: unknown }).data !== undefined;
 }
 
-/** Throws a DECODE error listing every problem when `value` is not valid GeoJSON. */
+/**
+ * Throws a DECODE error listing every problem when `value` is not valid GeoJSON. A valid value that took
+ * the full walk is marked (`isValidatedGeoJSON`) so the stages after the codec do not walk it again.
+ */
 function check(value: unknown): GeoJSONValue {
-  const problems = validateGeoJSON(value);
+  const problems = validateForCodec(value);
   if (problems.length > 0) throw decodeError(NAME, describe(problems, "invalid GeoJSON"), problems[0]!.path);
   return value as GeoJSONValue;
 }
@@ -71,8 +74,8 @@ export const geojsonCodec: Codec<GeoJSONValue> = {
     const features: GeoJSONObject[] = [];
     for (let i = 0; i < values.length; i++) {
       const value = values[i];
-      // A store body outlives the batch, so it must be valid as a whole.
-      const problems = validateGeoJSON(value);
+      // A store body outlives the batch, so it must be valid as a whole; what this codec decoded already is.
+      const problems = isValidatedGeoJSON(value) ? [] : validateGeoJSON(value);
       if (problems.length > 0) throw encodeError(NAME, describe(problems, `value ${i}: invalid GeoJSON`));
       featuresOf(value!, features);
     }
@@ -82,7 +85,10 @@ export const geojsonCodec: Codec<GeoJSONValue> = {
     const text = payloadText(payload, NAME);
     if (text.trim() === "") return [];
     const features: GeoJSONObject[] = [];
-    featuresOf(check(parseJson(text, NAME)), features);
+    const body = check(parseJson(text, NAME));
+    featuresOf(body, features);
+    // Each feature was validated as part of the body; the stages that read them one by one need not again.
+    for (const f of features) if (f !== body) markValidated(f);
     return features;
   },
   metadataOf(value: GeoJSONValue): Metadata | undefined {
