@@ -3,19 +3,19 @@ import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
   ConfigError,
-  configJsonSchema,
   isGeoWatchError,
   jsonLogger,
   reasonOf,
   Runtime,
   type BackendDefinition,
   type LogLevel,
+  type OptionDoc,
   type Provisioned,
 } from "@geowatch/core";
 import { fileBackend } from "@geowatch/file";
 import { queueBackend } from "@geowatch/queue";
 import { consoleBackend } from "./console.js";
-import { projectImporter } from "./importer.js";
+import { discoverPackages, projectImporter } from "./importer.js";
 import { loadConfigFile } from "./load.js";
 import { Metrics, startHttp } from "./metrics.js";
 import { runConfigTests } from "./config-test.js";
@@ -58,10 +58,13 @@ function version(): string {
 
 /** Makes the runtime the CLI uses: built-in backends plus whatever the user's project installed. */
 export function makeRuntime(configPath: string | undefined, level: LogLevel, metrics?: Metrics): Runtime {
-  const env = { ...process.env, GEOWATCH_CONFIG_DIR: configPath ? dirname(resolve(configPath)) : process.cwd() };
+  const baseDir = configPath ? dirname(resolve(configPath)) : process.cwd();
+  const env = { ...process.env, GEOWATCH_CONFIG_DIR: baseDir };
   return new Runtime({
     backends: BUILTIN,
     importer: projectImporter(),
+    discover: discoverPackages(),
+    baseDir,
     logger: jsonLogger({ level }),
     env,
     ...(metrics ? { observer: (b: string) => metrics.observer(b) } : {}),
@@ -119,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case "schema":
-      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + "\n");
+      process.stdout.write(JSON.stringify(await makeRuntime(undefined, "silent").jsonSchema(), null, 2) + "\n");
       return EXIT.ok;
     case "backends":
       return listBackends();
@@ -161,21 +164,34 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `geowatch backends`: the installed backends and stages, with their options as config spells them. */
 async function listBackends(): Promise<number> {
-  const rt = makeRuntime(undefined, "silent");
-  const { BACKEND_PACKAGES } = await import("@geowatch/core");
-  for (const name of Object.keys(BACKEND_PACKAGES)) await rt.resolveBackend(name).catch(() => undefined);
-  const lines: string[] = [];
-  for (const def of rt.listBackends().sort((a, b) => a.name.localeCompare(b.name))) {
-    const roles = (["consumer", "producer", "store"] as const).filter((r) => def[r]);
-    lines.push(`${def.name}  (${roles.join(", ")})`);
-    for (const [k, v] of Object.entries(def.options ?? {})) {
-      const extra = [v.default !== undefined ? `default ${JSON.stringify(v.default)}` : "", v.env ? `env ${v.env}` : "", v.required ? "required" : ""].filter(Boolean).join(", ");
-      lines.push(`    ${k}: ${v.type}${extra ? ` (${extra})` : ""} - ${v.description}`);
+  const { backends, stages, errors } = await makeRuntime(undefined, "silent").installed();
+  const lines: string[] = ["Backends (name in config: `backend: <name>`):"];
+  const options = (docs: OptionDoc[]) => {
+    for (const d of docs) {
+      const extra = [d.required ? "required" : "", d.default !== undefined ? `default ${JSON.stringify(d.default)}` : "", d.env ? `env ${d.env}` : ""].filter(Boolean).join(", ");
+      lines.push(`      ${d.name}: ${d.type}${extra ? ` (${extra})` : ""}${d.description ? ` - ${d.description}` : ""}`);
+    }
+  };
+  for (const def of [...backends].sort((a, b) => a.name.localeCompare(b.name))) {
+    lines.push("", `  ${def.name} - ${def.description}`);
+    for (const role of ["consumer", "producer", "store"] as const) {
+      const r = def[role];
+      if (!r) continue;
+      lines.push(`    as ${role}:`);
+      options(r.docs());
     }
   }
-  const missing = Object.entries(BACKEND_PACKAGES).filter(([n]) => !rt.listBackends().some((d) => d.name === n));
-  if (missing.length) lines.push("", "Not installed:", ...missing.map(([n, p]) => `  ${n}: npm install ${p}`));
+  if (stages.length > 0) {
+    lines.push("", "Stages (`stage: <name>`):");
+    for (const s of [...stages].sort((a, b) => a.name.localeCompare(b.name))) {
+      lines.push("", `  ${s.name} - ${s.description}`);
+      options(s.docs());
+    }
+  }
+  if (errors.length > 0) lines.push("", "Installed but failed to load:", ...errors.map((e) => `  ${e}`));
+  lines.push("", "Another backend: install its package in your project and name it in config by its package name.");
   process.stdout.write(lines.join("\n") + "\n");
   return EXIT.ok;
 }

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
-import { ConfigError, namedMemoryChannel, payloadText, type BackendDefinition, type Runtime, type Store } from "@geowatch/core";
+import { ConfigError, defineBackend, namedMemoryChannel, payloadText, type Runtime, type Store } from "@geowatch/core";
+import { z } from "zod";
 import { loadConfigFile } from "./load.js";
 
 /**
@@ -69,21 +70,28 @@ async function runOne(
     if (!list) captured.set(name, (list = []));
     return list;
   };
-  const captureBackend: BackendDefinition = {
+  const captureBackend = defineBackend({
     name: CAPTURE,
-    producer: (_o, ctx) => ({
-      async send(records) {
-        for (const r of records) capture(ctx.name).push(parse(payloadText(r.value)));
-        return records.map(() => ({ ok: true as const }));
-      },
-    }),
-    store: (_o, ctx): Store => ({
-      capabilities: { append: true, read: false },
-      async write(op) {
-        capture(ctx.name).push(parse(payloadText(op.body)));
-      },
-    }),
-  };
+    description: "captures what a sink would get (geowatch test)",
+    producer: {
+      options: z.strictObject({}),
+      create: (_o, ctx) => ({
+        async send(records) {
+          for (const r of records) capture(ctx.name).push(parse(payloadText(r.value)));
+          return records.map(() => ({ ok: true as const }));
+        },
+      }),
+    },
+    store: {
+      options: z.strictObject({}),
+      create: (_o, ctx): Store => ({
+        capabilities: { append: true, read: false },
+        async write(op) {
+          capture(ctx.name).push(parse(payloadText(op.body)));
+        },
+      }),
+    },
+  });
   const swapNode = (n: Record<string, unknown>, i: number, role: string) => ({
     name: n.name ?? `${String(n.backend)}-${role}-${i}`,
     backend: CAPTURE,
@@ -121,6 +129,12 @@ async function runOne(
     for (const want of e.contains ?? []) {
       if (!got.some((g) => matches(g, want))) problems.push(`${sink}: no message matches ${JSON.stringify(want)} (got ${JSON.stringify(got).slice(0, 400)})`);
     }
+  }
+  // A message that went to the dead-letter sink instead says why it did not arrive.
+  const dead = captured.get("dead-letter") ?? [];
+  if (problems.length > 0 && dead.length > 0 && t.expect?.["dead-letter"] === undefined) {
+    const reasons = [...new Set(dead.map((d) => String((d as { reason?: unknown }).reason ?? JSON.stringify(d))))];
+    problems.push(`dead-letter got ${dead.length} message(s): ${reasons.slice(0, 5).join("; ")}`);
   }
   return problems;
 }

@@ -1,12 +1,14 @@
-import type { BackendDefinition, Producer } from "@geowatch/core";
-import { payloadText } from "@geowatch/core";
+import type { Producer } from "@geowatch/core";
+import { defineBackend, payloadText } from "@geowatch/core";
+import { z } from "zod";
 
-export interface ConsoleOptions {
-  /** `stdout` (default) or `stderr`. */
-  stream?: "stdout" | "stderr";
-  /** Text put before each line. Default "". */
-  prefix?: string;
-}
+const consoleSchema = z.strictObject({
+  stream: z.enum(["stdout", "stderr"]).optional().meta({ default: "stdout" }).describe("Where lines go."),
+  prefix: z.string().optional().meta({ default: "" }).describe("Text put before each line."),
+});
+
+/** Options of `consoleProducer`. */
+export type ConsoleOptions = z.input<typeof consoleSchema>;
 
 /** Prints each record as one line; a producer for trying configs out and for the quickstart. */
 export function consoleProducer(options: ConsoleOptions = {}): Producer {
@@ -22,17 +24,8 @@ export function consoleProducer(options: ConsoleOptions = {}): Producer {
   };
 }
 
-export const consoleBackend: BackendDefinition = {
+export const consoleBackend = defineBackend({
   name: "console",
-  producer: (o) => consoleProducer(o as ConsoleOptions),
-  options: {
-    stream: { type: '"stdout" | "stderr"', description: "Where lines go.", default: "stdout" },
-    prefix: { type: "string", description: "Text before each line.", default: "" },
-  },
-  validate: (o) => {
-    const issues = [];
-    for (const k of Object.keys(o)) if (k !== "stream" && k !== "prefix") issues.push({ path: k, message: `unknown option "${k}" (known: stream, prefix)` });
-    if (o.stream !== undefined && o.stream !== "stdout" && o.stream !== "stderr") issues.push({ path: "stream", message: 'must be "stdout" or "stderr"' });
-    return issues;
-  },
-};
+  description: "prints each record as one line (trying configs out, the quickstart)",
+  producer: { options: consoleSchema, create: (o) => consoleProducer(o) },
+});

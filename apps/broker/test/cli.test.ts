@@ -45,9 +45,9 @@ describe("geowatch CLI", () => {
     const r = run(["validate", cfg]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[0\]\.codec: unknown codec "geojsonx"/);
-    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[0\]\.path/);
-    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[1\]\.backend: backend "no-such-backend" is not installed/);
-    expect(r.stderr).toMatch(/brokers\[0\]\.producers\[0\]\.colour: unknown option "colour"/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[0\]\.path: required/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.consumers\[1\]\.backend: unknown backend "no-such-backend": no installed package provides it/);
+    expect(r.stderr).toMatch(/brokers\[0\]\.producers\[0\]\.colour: unknown option \(known: stream, prefix\)/);
     expect(r.stderr).toMatch(/brokers\[0\]\.stores_out\[0\]\.backend: backend "console" cannot be a store/);
   });
 

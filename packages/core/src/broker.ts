@@ -673,11 +673,9 @@ export class Broker {
       metadata: d.message?.metadata,
       payload: deadPayload(d),
     };
-    let { json, problem } = safeJson(fields);
-    if (problem !== undefined) {
-      // The decoded value cannot be written: keep what can be, and say why the rest is missing.
-      json = safeJson({ ...fields, metadata: undefined, payload: { unencodable: problem } }).json;
-    }
+    const first = safeJson(fields);
+    // The decoded value cannot be written: keep what can be, and say why the rest is missing.
+    const json = first.problem === undefined ? first.json : safeJson({ ...fields, metadata: undefined, payload: { unencodable: first.problem } }).json;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(d.record?.headers ?? d.message?.headers ?? {})) if (typeof v === "string") headers[k] = v;
     headers["x-geowatch-reason"] = d.reason.slice(0, 512);

@@ -129,7 +129,7 @@ export function zodIssues(error: z.ZodError, prefix = ""): ConfigIssue[] {
       const known = i.path.length === 0 ? KNOWN_KEYS.get(prefix === "" ? "top" : /^brokers\[\d+\]$/.test(prefix) ? "broker" : "") : undefined;
       return i.keys.map((k) => ({ path: formatPath([...i.path, k], prefix), message: `unknown key${known ? ` (known: ${known})` : ""}` }));
     }
-    return [{ path: formatPath(i.path, prefix), message: i.message }];
+    return [{ path: formatPath(i.path, prefix), message: i.code === "invalid_type" && / received undefined$/.test(i.message) ? "required" : i.message }];
   });
 }
 

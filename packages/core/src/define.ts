@@ -193,6 +193,10 @@ export const toSnake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCa
  * resolve against `baseDir`.
  */
 function configToOptions(value: unknown, schema: z.ZodType, baseDir: string | undefined): unknown {
+  if (typeof value === "string") {
+    const relative = value !== "" && !isAbsolute(value) && !value.includes("://") && value !== ":memory:";
+    return baseDir !== undefined && relative && metaOf(schema).path === true ? resolve(baseDir, value) : value;
+  }
   const u = unwrap(schema);
   const d = defOf(u);
   if (d.type === "union" && d.options) {
@@ -201,12 +205,7 @@ function configToOptions(value: unknown, schema: z.ZodType, baseDir: string | un
     return value;
   }
   if (d.type === "array" && d.element && Array.isArray(value)) return value.map((v) => configToOptions(v, d.element!, baseDir));
-  if (d.type !== "object" || !isPlainObject(value)) {
-    if (baseDir !== undefined && typeof value === "string" && metaOf(schema).path === true && value !== "" && !isAbsolute(value) && !value.includes("://")) {
-      return resolve(baseDir, value);
-    }
-    return value;
-  }
+  if (d.type !== "object" || !isPlainObject(value)) return value;
   const shape = (u as z.ZodObject).shape;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
@@ -249,7 +248,7 @@ function parseWith(schema: OptionsSchema, raw: Record<string, unknown>, baseDir:
         const known = Object.keys(shape).map(toSnake).join(", ") || "none";
         return issue.keys.map((k) => ({ path: snakePath([...issue.path, k]), message: `unknown option (known: ${known})` }));
       }
-      return [{ path: snakePath(issue.path), message: issue.message }];
+      return [{ path: snakePath(issue.path), message: issue.code === "invalid_type" && / received undefined$/.test(issue.message) ? "required" : issue.message }];
     });
     // Role rules too, so one pass lists every problem; they see the input as far as it goes.
     if (check) for (const p of safeCheck(check, input as Record<string, unknown>)) problems.push({ ...p, path: snakePath(p.path.split(".")) });

@@ -162,6 +162,7 @@ export function guardConsumer(c: Consumer, opts: ManagedOptions): ManagedConsume
   if (c.ack) m.ack = g.call(c.ack.bind(c));
   if (c.nack) m.nack = g.call(c.nack.bind(c));
   if (c.commit) m.commit = g.call(c.commit.bind(c));
+  if (c.caughtUp) m.caughtUp = g.call(c.caughtUp.bind(c));
   return m;
 }
 

@@ -1,6 +1,6 @@
 import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 import type { Codec, Logger, Message, OutRecord, Producer } from "./types.js";
-import { backoffMs, describeUnencodable, payloadSize, payloadText, sleep, withTimeout } from "./util.js";
+import { backoffMs, describeUnencodable, payloadSize, sleep, withTimeout } from "./util.js";
 
 export interface ProducerNode {
   name: string;
@@ -50,13 +50,41 @@ export interface ProducerSinkOptions {
   onRetry?(n: number): void;
 }
 
-/** The value passed through when a node has no codec. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The value passed through when a node has no codec: text in (bytes that are not UTF-8 are a DECODE error), text or JSON out. */
 export const passthrough: Codec = {
   name: "passthrough",
   contentType: "application/octet-stream",
   encode: (v) => (typeof v === "string" || v instanceof Uint8Array ? v : JSON.stringify(v)),
-  decode: (p) => payloadText(p),
+  decode: (p) => {
+    if (typeof p === "string") return p;
+    try {
+      return strictUtf8.decode(p);
+    } catch {
+      throw new GeoWatchError("DECODE", `invalid UTF-8 at byte ${firstInvalidUtf8(p)} (no codec on this node reads bytes)`, { backend: "passthrough" });
+    }
+  },
 };
+
+/** Index of the first byte that does not start or continue a valid UTF-8 sequence. */
+function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    for (let k = 1; k < n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
+    if (n > 1) {
+      try {
+        strictUtf8.decode(b.subarray(i, i + n));
+      } catch {
+        return i;
+      }
+    }
+    i += n;
+  }
+  return b.length;
+}
 
 interface Lingering {
   messages: Message[];

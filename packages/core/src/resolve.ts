@@ -74,14 +74,27 @@ export class Resolver {
     if (known) return known;
     const byPackage = looksLikePackage(name);
     const declared = byPackage ? undefined : (await this.installed()).find((p) => p.backends?.includes(name))?.name;
-    const specifier = byPackage ? name : (declared ?? `@geowatch/${name}`);
-    const mod = await this.load(specifier, `backend "${name}"`, async () => {
+    // A short name is `@geowatch/<name>`, else an unscoped third-party package of that name.
+    const candidates = byPackage ? [name] : declared ? [declared] : [`@geowatch/${name}`, name];
+    const missing = async () => {
       const names = new Set([...this.backends.keys(), ...(await this.installed()).flatMap((p) => p.backends ?? [])]);
       const hint = suggest(name, names);
       return byPackage
         ? `backend "${name}": package "${name}" is not installed${hint}`
-        : `unknown backend "${name}": no installed package provides it (looked for ${specifier})${hint}; name a third-party backend by its package name`;
-    });
+        : `unknown backend "${name}": no installed package provides it (looked for ${candidates.join(" and ")})${hint}; name a third-party backend by its package name`;
+    };
+    let mod: Record<string, unknown> | undefined;
+    let specifier = candidates[0]!;
+    for (const [i, c] of candidates.entries()) {
+      specifier = c;
+      const last = i === candidates.length - 1;
+      mod = await this.load(c, `backend "${name}"`, missing, !last).catch((err: unknown) => {
+        if (!last && err === NOT_INSTALLED) return undefined;
+        throw err;
+      });
+      if (mod) break;
+    }
+    if (!mod) throw new GeoWatchError("CONFIG", await missing());
     const defs = Object.values(mod).filter(isBackendDefinition);
     const def = defs.find((d) => d.name === name) ?? (defs.length === 1 ? defs[0] : undefined);
     if (!def) throw new GeoWatchError("CONFIG", `package "${specifier}" exports no GeoWatch backend${byPackage ? "" : ` named "${name}"`} (make one with defineBackend)`);
@@ -115,13 +128,14 @@ export class Resolver {
   }
 
   /** Imports a package; a missing package gets `missing()`'s message, one that fails to load reports its own error. */
-  private async load(specifier: string, what: string, missing: () => Promise<string>): Promise<Record<string, unknown>> {
+  private async load(specifier: string, what: string, missing: () => Promise<string>, quietIfMissing = false): Promise<Record<string, unknown>> {
     const seen = this.failed.get(specifier);
     if (seen) throw seen;
     const importer = this.o.importer ?? ((s: string) => import(s) as Promise<Record<string, unknown>>);
     try {
       return await importer(specifier);
     } catch (err) {
+      if (quietIfMissing && isMissing(err, specifier)) throw NOT_INSTALLED;
       const e = isMissing(err, specifier)
         ? new GeoWatchError("CONFIG", await missing())
         : new GeoWatchError("CONFIG", `${what}: package "${specifier}" failed to load: ${firstLine(reasonOf(err))}`, { cause: err });
@@ -130,6 +144,9 @@ export class Resolver {
     }
   }
 }
+
+/** Thrown by `load` when a package that is only one candidate is not installed. */
+const NOT_INSTALLED = new GeoWatchError("CONFIG", "not installed");
 
 /** True when the import failed because `specifier` itself is not installed (not one of its dependencies). */
 function isMissing(err: unknown, specifier: string): boolean {

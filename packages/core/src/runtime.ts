@@ -18,7 +18,7 @@ import {
   type NodeConfig,
   type StoreConfig,
 } from "./config.js";
-import { toSnake, type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
+import { type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
 import { GeoWatchError, reasonOf } from "./errors.js";
 import { memoryBackend } from "./backends/memory.js";
 import { silentLogger } from "./logger.js";
@@ -437,8 +437,8 @@ export class Runtime {
     try {
       return await def.create(parsed.options, this.context(name ?? def.name));
     } catch (err) {
-      const at = (err as { path?: unknown }).path;
-      issues.push({ path: typeof at === "string" && at ? joinPath(path, toSnake(at)) : path, message: clean(err) });
+      // The error's own path (if any) points inside what failed to build (a fence file), not the config.
+      issues.push({ path, message: clean(err) });
       return undefined;
     }
   }

@@ -259,3 +259,26 @@ describe("stage commits", () => {
     expect(src.committed).toBe(0);
   });
 });
+
+describe("a node without a codec", () => {
+  it("dead-letters bytes that are not UTF-8 with a DECODE reason naming the byte, instead of writing U+FFFD", async () => {
+    const bad = new Uint8Array([0x6f, 0x6b, 0xff, 0x21]);
+    let handed = false;
+    const src: Consumer = {
+      async receive() {
+        if (handed) return [];
+        handed = true;
+        return [{ value: "fine" }, { value: bad }];
+      },
+      async ack() {},
+    };
+    const out = collecting();
+    const dlq = collecting();
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: src }], producers: [{ name: "out", producer: out }], deadLetter: { name: "dlq", producer: dlq } });
+    await b.run({ untilIdle: true });
+    expect(out.got.map((r) => r.value)).toEqual(["fine"]);
+    const letter = JSON.parse(dlq.got[0]!.value as string) as { reason: string; payload: { base64: string } };
+    expect(letter.reason).toMatch(/invalid UTF-8 at byte 2/);
+    expect(letter.payload).toEqual({ base64: Buffer.from(bad).toString("base64") });
+  });
+});

@@ -150,7 +150,7 @@ describe("Runtime", () => {
     });
     expect(await rt.validate({ brokers: [{ name: "b", consumers: [IN], producers: [{ backend: "@acme/geowatch-webhook" }] }] })).toEqual([]);
     await rt.validate({ brokers: [{ name: "b", consumers: [IN], producers: [{ backend: "wfs" }] }] });
-    expect(asked).toEqual(["@acme/geowatch-webhook", "@geowatch/wfs"]);
+    expect(asked).toEqual(["@acme/geowatch-webhook", "@geowatch/wfs", "wfs"]);
   });
 
   it("uses global defaults only as a fallback, and converts keys from snake_case at the option level only", async () => {

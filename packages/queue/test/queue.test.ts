@@ -323,18 +323,22 @@ describe("queue database and options", () => {
 
   it("validation reports every problem with its path", () => {
     expect(queueBackend.name).toBe("queue");
-    const problems = queueBackend.validate!({ queue: "", visibilityTimeoutMs: -1, pollIntervalMs: 1.5, nope: 1, also: 2 });
+    const bad = queueBackend.consumer!.parse({ queue: "", visibility_timeout_ms: -1, poll_interval_ms: 1.5, nope: 1, also: 2 }, { role: "consumer" });
+    const problems = bad.ok ? [] : bad.problems;
     expect(problems).toEqual(
       expect.arrayContaining([
         { path: "queue", message: expect.any(String) },
-        { path: "visibilityTimeoutMs", message: expect.any(String) },
-        { path: "pollIntervalMs", message: expect.any(String) },
-        { path: "nope", message: "unknown option" },
-        { path: "also", message: "unknown option" },
+        { path: "visibility_timeout_ms", message: expect.any(String) },
+        { path: "poll_interval_ms", message: expect.any(String) },
+        { path: "nope", message: expect.stringMatching(/^unknown option \(known: path, queue, visibility_timeout_ms, /) },
+        { path: "also", message: expect.stringMatching(/^unknown option/) },
       ]),
     );
     expect(problems).toHaveLength(5);
-    expect(queueBackend.validate!({ queue: "jobs", path: "/tmp/x.db", maxReceives: 3 })).toEqual([]);
+    expect(queueBackend.consumer!.parse({ queue: "jobs", path: "/tmp/x.db", max_receives: 3 }, { role: "consumer" }).ok).toBe(true);
+    // A producer has no consumer options.
+    const producer = queueBackend.producer!.parse({ queue: "jobs", max_receives: 3 }, { role: "producer" });
+    expect(producer.ok ? [] : producer.problems.map((p) => p.path)).toEqual(["max_receives"]);
     let err: unknown;
     try {
       queueConsumer({ queue: "jobs", maxReceives: 0, retryDelayMs: -5 });

@@ -1,8 +1,9 @@
-import type { Stage } from "@geowatch/core";
+import { defineStage } from "@geowatch/core";
+import type { Stage, StageDefinition } from "@geowatch/core";
 import { bboxFilter, fenceFilter } from "./filters.js";
 import { geofence } from "./geofence.js";
 import {
-  bboxFilterSchema, bufferSchema, fenceFilterSchema, geofenceSchema, problemsOf, reprojectSchema, routeByFenceSchema,
+  bboxFilterSchema, bufferSchema, fenceFilterSchema, geofenceSchema, reprojectSchema, routeByFenceSchema,
 } from "./options.js";
 import type {
   BboxFilterOptions, BufferOptions, FenceFilterOptions, GeofenceOptions, ReprojectOptions, RouteByFenceOptions,
@@ -30,20 +31,59 @@ export const spatialStages: Record<string, SpatialStageFactory> = {
   routeByFence: (options, ctx) => routeByFence(own(options) as unknown as RouteByFenceOptions, ctx),
 };
 
-const schemas = {
-  bboxFilter: bboxFilterSchema,
-  fenceFilter: fenceFilterSchema,
-  geofence: geofenceSchema,
-  reproject: reprojectSchema,
-  buffer: bufferSchema,
-  routeByFence: routeByFenceSchema,
-} as const;
+/** The spatial stages as config names them (`stage: route_by_fence`), each defined once from its option schema. */
+export const bboxFilterStage = defineStage({
+  name: "bbox_filter",
+  description: "passes messages whose geometry intersects (or lies within) a bounding box",
+  options: bboxFilterSchema,
+  create: (o, ctx) => bboxFilter(o as BboxFilterOptions, ctx),
+});
+export const fenceFilterStage = defineStage({
+  name: "fence_filter",
+  description: "passes messages whose geometry intersects (or lies within) any fence",
+  options: fenceFilterSchema,
+  create: (o, ctx) => fenceFilter(o as FenceFilterOptions, ctx),
+});
+export const geofenceStage = defineStage({
+  name: "geofence",
+  description: "enter/exit/inside/outside/cross events per track against fences, state exact across crashes",
+  options: geofenceSchema,
+  create: (o, ctx) => geofence(o as GeofenceOptions, ctx),
+});
+export const reprojectStage = defineStage({
+  name: "reproject",
+  description: "reprojects geometries between CRSs (EPSG:4326, EPSG:3857, proj4 strings)",
+  options: reprojectSchema,
+  create: (o, ctx) => reproject(o as ReprojectOptions, ctx),
+});
+export const bufferStage = defineStage({
+  name: "buffer",
+  description: "buffers geometries by a distance",
+  options: bufferSchema,
+  create: (o, ctx) => buffer(o as BufferOptions, ctx),
+});
+export const routeByFenceStage = defineStage({
+  name: "route_by_fence",
+  description: "routes messages to sinks by the fence they are in",
+  options: routeByFenceSchema,
+  create: (o, ctx) => routeByFence(o as RouteByFenceOptions, ctx),
+});
 
-/** Every problem of a stage's config options, each with its path; an unknown stage is one problem at `stage`. */
+const definitions: Record<string, StageDefinition> = {
+  bboxFilter: bboxFilterStage,
+  fenceFilter: fenceFilterStage,
+  geofence: geofenceStage,
+  reproject: reprojectStage,
+  buffer: bufferStage,
+  routeByFence: routeByFenceStage,
+};
+
+/** Every problem of a stage's options (camelCase keys, as the factories take them), each with its path. */
 export function validateSpatialStage(stage: string, options: Record<string, unknown>): OptionProblem[] {
-  const schema = (schemas as Record<string, (typeof schemas)[keyof typeof schemas]>)[stage];
-  if (schema === undefined) return [{ path: "stage", message: `unknown spatial stage ${JSON.stringify(stage)}` }];
-  return problemsOf(schema, own(options));
+  const def = Object.hasOwn(definitions, stage) ? definitions[stage] : undefined;
+  if (def === undefined) return [{ path: "stage", message: `unknown spatial stage ${JSON.stringify(stage)}` }];
+  const r = def.parse(own(options));
+  return r.ok ? [] : r.problems;
 }
 
 export { bboxFilter, fenceFilter } from "./filters.js";

@@ -98,21 +98,21 @@ const fenceSource = z.union([
   z.string().min(1, "must be a non-empty path"),
   z.instanceof(FenceIndex),
   z.looseObject({ type: z.literal("FeatureCollection"), features: z.array(z.unknown()) }),
-], { error: "must be a fence file path, a FeatureCollection or a FenceIndex" });
+], { error: "must be a fence file path, a FeatureCollection or a FenceIndex" }).meta({ path: true }).describe("The fences: a GeoJSON file (relative to the config file) or an inline FeatureCollection.");
 
-const predicate = z.enum(["intersects", "within"]);
-const idProperty = z.string().min(1);
+const predicate = z.enum(["intersects", "within"]).meta({ default: "intersects" }).describe("Pass geometries that intersect a fence/box, or lie within one.");
+const idProperty = z.string().min(1).meta({ default: "id" }).describe("Property holding a fence's id when the feature has no `id`.");
 
 const stateSchema = z.union([
   z.literal("memory"),
-  z.strictObject({ sqlite: z.string().min(1, "must be a non-empty path") }),
+  z.strictObject({ sqlite: z.string().min(1, "must be a non-empty path").meta({ path: true }).describe("SQLite file (relative to the config file).") }),
   z.custom<GeofenceState>(
     (v) => v !== null && typeof v === "object" && typeof (v as GeofenceState).get === "function" && typeof (v as GeofenceState).set === "function",
   ),
-], { error: `must be "memory", { sqlite: path } or a GeofenceState` });
+], { error: `must be "memory", { sqlite: path } or a GeofenceState` }).meta({ default: "memory" }).describe("Per-track state: `memory` (lost on restart) or `{ sqlite: path }` (survives restarts and crashes).");
 
 export const bboxFilterSchema = z.strictObject({
-  bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]).refine((b) => b[0] <= b[2] && b[1] <= b[3], "min must not exceed max"),
+  bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]).refine((b) => b[0] <= b[2] && b[1] <= b[3], "min must not exceed max").describe("[minX, minY, maxX, maxY] in the messages' coordinates."),
   predicate: predicate.optional(),
 });
 
@@ -121,22 +121,25 @@ export const fenceFilterSchema = z.strictObject({ fences: fenceSource, idPropert
 export const geofenceSchema = z.strictObject({
   fences: fenceSource,
   idProperty: idProperty.optional(),
-  trackId: z.string().min(1).optional(),
-  events: z.array(z.enum(["enter", "exit", "inside", "outside", "cross"])).min(1).optional(),
+  trackId: z.string().min(1).optional().meta({ default: "the message key" }).describe("Dotted path to the track id in the message value (data.properties.id)."),
+  events: z.array(z.enum(["enter", "exit", "inside", "outside", "cross"])).min(1).optional().meta({ default: ["enter", "exit"] }).describe("Events to emit."),
   state: stateSchema.optional(),
-  passThrough: z.boolean().optional(),
+  passThrough: z.boolean().optional().meta({ default: false }).describe("Also pass the input messages on, after their events."),
 });
 
-export const reprojectSchema = z.strictObject({ from: z.string().min(1), to: z.string().min(1) });
+export const reprojectSchema = z.strictObject({
+  from: z.string().min(1).describe("Source CRS: EPSG:4326, EPSG:3857 or a proj4 definition."),
+  to: z.string().min(1).describe("Target CRS, as `from`."),
+});
 
 export const bufferSchema = z.strictObject({
-  distance: z.number().refine(Number.isFinite, "must be finite"),
-  units: z.enum(["meters", "metres", "kilometers", "kilometres", "miles", "nauticalmiles", "feet", "degrees"]).optional(),
-  steps: z.number().int().min(1).max(64).optional(),
+  distance: z.number().refine(Number.isFinite, "must be finite").describe("Buffer distance; negative shrinks polygons."),
+  units: z.enum(["meters", "metres", "kilometers", "kilometres", "miles", "nauticalmiles", "feet", "degrees"]).optional().meta({ default: "kilometers" }).describe("Unit of `distance`."),
+  steps: z.number().int().min(1).max(64).optional().meta({ default: 8 }).describe("Segments per quarter circle."),
 });
 
 export const routeByFenceSchema = z.strictObject({
-  routes: z.record(z.string(), z.array(z.string().min(1))),
+  routes: z.record(z.string(), z.array(z.string().min(1))).describe("Sink names per fence id; `*` for a fence not listed, `none` for a message in no fence."),
   fences: fenceSource.optional(),
   idProperty: idProperty.optional(),
 });

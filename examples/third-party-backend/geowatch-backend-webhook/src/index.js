@@ -1,6 +1,23 @@
-// A complete GeoWatch backend in one small file: a typed factory returning a plain Producer, and a
-// BackendDefinition so config can name it (`backend: geowatch-backend-webhook`).
-import { GeoWatchError } from "@geowatch/core";
+// A complete GeoWatch backend in one small file: a factory returning a plain Producer, and its
+// definition from one option schema, so config can name it (`backend: geowatch-backend-webhook`) and
+// `geowatch validate` checks its options.
+import { defineBackend, GeoWatchError } from "@geowatch/core";
+import { z } from "zod";
+
+/** The options, described once: validation, docs and the JSON Schema come from here. */
+export const webhookOptions = z.strictObject({
+  url: z
+    .string()
+    .refine((s) => {
+      try {
+        return ["http:", "https:"].includes(new URL(s).protocol);
+      } catch {
+        return false;
+      }
+    }, "must be an http(s) URL")
+    .describe("Endpoint each record is POSTed to."),
+  timeoutMs: z.number().int().positive().optional().meta({ default: 10000 }).describe("Per-request timeout in ms."),
+});
 
 /** @param {import("./index.d.ts").WebhookOptions} options @returns {import("@geowatch/core").Producer} */
 export function webhookProducer(options) {
@@ -30,23 +47,8 @@ export function webhookProducer(options) {
   };
 }
 
-/** @type {import("@geowatch/core").BackendDefinition} */
-export const webhookBackend = {
+export const webhookBackend = defineBackend({
   name: "geowatch-backend-webhook",
-  producer: (o) => webhookProducer(/** @type {any} */ (o)),
-  options: {
-    url: { type: "string", description: "Endpoint each record is POSTed to.", required: true },
-    timeoutMs: { type: "number", description: "Per-request timeout in ms.", default: 10000 },
-  },
-  validate(o) {
-    const issues = [];
-    try {
-      const u = new URL(String(o.url));
-      if (u.protocol !== "http:" && u.protocol !== "https:") issues.push({ path: "url", message: "must be an http(s) URL" });
-    } catch {
-      issues.push({ path: "url", message: "must be a URL" });
-    }
-    for (const k of Object.keys(o)) if (k !== "url" && k !== "timeoutMs") issues.push({ path: k, message: `unknown option "${k}"` });
-    return issues;
-  },
-};
+  description: "POSTs each record to an HTTP endpoint",
+  producer: { options: webhookOptions, create: (o) => webhookProducer(o) },
+});
