@@ -140,7 +140,7 @@ describe("geowatch CLI", () => {
         tests: [
           {
             name: "in the harbour to alerts, elsewhere in the box to archive, outside the box dropped, bad coordinates dead",
-            input: [pt(4.5, 52.5, "in"), pt(8, 51, "box"), pt(30, 10, "far"), pt(4.5, 123, "bad")],
+            input: [pt(4.5, 52.5, "in"), pt(8, 51, "box"), pt(30, 10, "far"), { type: "Feature", properties: { id: "bad" }, geometry: { type: "Point", coordinates: [4.5] } }],
             expect: {
               alerts: { count: 1, contains: [{ properties: { id: "in" } }] },
               archive: { count: 1, contains: [{ properties: { id: "box" } }] },
