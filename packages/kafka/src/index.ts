@@ -1,22 +1,27 @@
-import type { BackendDefinition } from "@geowatch/core";
+import { defineBackend } from "@geowatch/core";
 import { kafkaConsumer } from "./consumer.js";
 import { kafkaProducer } from "./producer.js";
-import { kafkaOptionDocs, kafkaOptionsSchema, problemsOf } from "./options.js";
-import type { KafkaOptions } from "./options.js";
+import { checkConsumer, checkProducer, kafkaConsumerSchema, kafkaProducerSchema } from "./options.js";
 
 /** The Kafka backend: `backend: kafka` in config. */
-export const kafkaBackend: BackendDefinition = {
+export const kafkaBackend = defineBackend({
   name: "kafka",
-  consumer: (options, ctx) => kafkaConsumer(options as KafkaOptions, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
-  producer: (options, ctx) => kafkaProducer(options as KafkaOptions, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
-  options: kafkaOptionDocs,
-  // The role is not known here: consumer-only rules (groupId, topics) are checked when the consumer is built.
-  validate: (options) => problemsOf(kafkaOptionsSchema, options),
-};
+  description: "Apache Kafka: consumer groups with committed offsets and an idempotent producer",
+  consumer: {
+    options: kafkaConsumerSchema,
+    create: (o, ctx) => kafkaConsumer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
+    check: (o) => checkConsumer(o),
+  },
+  producer: {
+    options: kafkaProducerSchema,
+    create: (o, ctx) => kafkaProducer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
+    check: (o, use) => checkProducer(o, use),
+  },
+});
 
 export { kafkaConsumer } from "./consumer.js";
 export { kafkaProducer } from "./producer.js";
-export { kafkaOptionsSchema } from "./options.js";
+export { kafkaOptionsSchema, kafkaConsumerSchema, kafkaProducerSchema } from "./options.js";
 export type { KafkaOptions, KafkaSaslOptions, KafkaTlsOptions } from "./options.js";
 export type { KafkaConsumerDeps } from "./consumer.js";
 export type { KafkaProducerDeps } from "./producer.js";

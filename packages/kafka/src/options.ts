@@ -1,78 +1,9 @@
-import { GeoWatchError } from "@geowatch/core";
-import type { BackendDefinition, OptionProblem } from "@geowatch/core";
+/** Options of the Kafka backend: one zod schema gives validation (per role), types, docs and JSON Schema. */
+import { GeoWatchError, optionProblems } from "@geowatch/core";
+import type { NodeUse, OptionProblem } from "@geowatch/core";
 import { z } from "zod";
-import { optionProblems } from "@geowatch/core";
-
-/** SASL credentials. */
-export interface KafkaSaslOptions {
-  /** `plain`, `scram-sha-256` or `scram-sha-512`. Required. Env: none. */
-  mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
-  /** User name. Default: env `GEOWATCH_KAFKA_USERNAME`. */
-  username?: string;
-  /** Password; prefer the env fallback so it stays out of config files. Default: env `GEOWATCH_KAFKA_PASSWORD`. */
-  password?: string;
-}
-
-/** TLS settings when `ssl` is an object (Node `tls.connect` options, PEM text). */
-export interface KafkaTlsOptions {
-  /** Verify the broker certificate. Default `true`. Env: none. */
-  rejectUnauthorized?: boolean;
-  /** CA certificate(s), PEM. Default: Node's CA store. Env: none. */
-  ca?: string;
-  /** Client certificate for mutual TLS, PEM. Default: none. Env: none. */
-  cert?: string;
-  /** Client key for mutual TLS, PEM. Default: none. Env: none. */
-  key?: string;
-}
-
-/** Options of `kafkaConsumer` and `kafkaProducer` (one shape for both roles; each reads what it needs). */
-export interface KafkaOptions {
-  /** Bootstrap brokers, `host:port` (an array or a comma-separated string). Default: env `GEOWATCH_KAFKA_BROKERS`. Required from one of the two. */
-  brokers?: string[] | string;
-  /** Client id the broker sees in logs and quotas. Default `"geowatch"`. Env: none. */
-  clientId?: string;
-  /** Consumer: consumer group; its committed offsets are where a restart resumes. Required for consumers. Env: none. */
-  groupId?: string;
-  /** Consumer: topics to read (before `topicPrefix`). Set this (or `topic` for one) or `topicPattern`. Env: none. */
-  topics?: string[];
-  /**
-   * Consumer: a regular expression (JavaScript syntax) matched against topic names without `topicPrefix`;
-   * resolved against the broker's topics when the consumer connects. Set this or `topics`. Env: none.
-   */
-  topicPattern?: string;
-  /** Producer: destination topic (before `topicPrefix`) for records that carry no `topic`; a consumer reads it when `topics` is unset. Default: none. Env: none. */
-  topic?: string;
-  /** Prepended to every topic name by consumer and producer alike (`dev.` + `alerts` = `dev.alerts`). Default `""`. Env: none. */
-  topicPrefix?: string;
-  /** Consumer: where a group without committed offsets starts: `true` earliest, `false` latest. Default `false`. Env: none. */
-  fromBeginning?: boolean;
-  /** SASL authentication. Default: none. */
-  sasl?: KafkaSaslOptions;
-  /** TLS: `true` for Node's defaults, or settings. Default `false`. Env: none. */
-  ssl?: boolean | KafkaTlsOptions;
-  /** Producer: compression of record batches, `gzip` or `none`. Default `"none"`. Env: none. */
-  compression?: "gzip" | "none";
-  /** Milliseconds to wait for a TCP connection to a broker. Default `3000`. Env: none. */
-  connectionTimeout?: number;
-  /** Producer: partitions of a topic that `topic_check` creates. Default `1`. Env: none. */
-  partitions?: number;
-  /**
-   * Consumer: records fetched ahead of `receive`; at it the consumer pauses the partitions that delivered. A
-   * fetched batch is taken whole, so the buffer may exceed this by one batch per partition. Default `1000`. Env: none.
-   */
-  maxBufferedRecords?: number;
-}
 
 const nonEmpty = z.string().min(1, "must be a non-empty string");
-
-const brokerList = z.union([z.array(nonEmpty).min(1, "must list at least one broker"), nonEmpty]);
-
-const tls = z.strictObject({
-  rejectUnauthorized: z.boolean().optional(),
-  ca: nonEmpty.optional(),
-  cert: nonEmpty.optional(),
-  key: nonEmpty.optional(),
-});
 
 const pattern = nonEmpty.refine(
   (s) => {
@@ -86,56 +17,130 @@ const pattern = nonEmpty.refine(
   { message: "must be a valid regular expression" },
 );
 
-/** The options schema; every problem is reported with its path. */
+const saslSchema = z
+  .strictObject({
+    mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]).describe("SASL mechanism."),
+    username: nonEmpty.optional().meta({ env: "GEOWATCH_KAFKA_USERNAME" }).describe("User name."),
+    password: nonEmpty
+      .optional()
+      .meta({ env: "GEOWATCH_KAFKA_PASSWORD", secret: true })
+      .describe("Password; prefer the env fallback so it stays out of config files."),
+  })
+  .describe("SASL credentials.");
+
+const tlsSchema = z
+  .strictObject({
+    rejectUnauthorized: z.boolean().optional().meta({ default: true }).describe("Verify the broker certificate."),
+    ca: nonEmpty.optional().describe("CA certificate(s), PEM. Default: Node's CA store."),
+    cert: nonEmpty.optional().describe("Client certificate for mutual TLS, PEM."),
+    key: nonEmpty.optional().meta({ secret: true }).describe("Client key for mutual TLS, PEM."),
+  })
+  .describe("TLS settings (Node `tls.connect` options, PEM text).");
+
+/** Every option of both roles, all optional: for programmatic use; the role schemas below derive from it. */
 export const kafkaOptionsSchema = z.strictObject({
-  brokers: brokerList.optional(),
-  clientId: nonEmpty.optional(),
-  groupId: nonEmpty.optional(),
-  topics: z.array(nonEmpty).min(1, "must list at least one topic").optional(),
-  topicPattern: pattern.optional(),
-  topic: nonEmpty.optional(),
-  topicPrefix: z.string().optional(),
-  fromBeginning: z.boolean().optional(),
-  sasl: z
-    .strictObject({
-      mechanism: z.enum(["plain", "scram-sha-256", "scram-sha-512"]),
-      username: nonEmpty.optional(),
-      password: nonEmpty.optional(),
-    })
-    .optional(),
-  ssl: z.union([z.boolean(), tls]).optional(),
-  compression: z.enum(["gzip", "none"]).optional(),
-  connectionTimeout: z.number().int().positive().optional(),
-  partitions: z.number().int().positive().optional(),
-  maxBufferedRecords: z.number().int().positive().optional(),
+  brokers: z
+    .union([z.array(nonEmpty).min(1, "must list at least one broker"), nonEmpty])
+    .optional()
+    .meta({ env: "GEOWATCH_KAFKA_BROKERS" })
+    .describe("Bootstrap brokers, `host:port` (a list or a comma-separated string). Required here or from the env fallback."),
+  clientId: nonEmpty.optional().meta({ default: "geowatch" }).describe("Client id the broker sees in logs and quotas."),
+  groupId: nonEmpty.optional().describe("Consumer: consumer group; its committed offsets are where a restart resumes. Required for consumers."),
+  topics: z
+    .array(nonEmpty)
+    .min(1, "must list at least one topic")
+    .optional()
+    .describe("Consumer: topics to read (before `topic_prefix`). Set this (or `topic` for one) or `topic_pattern`."),
+  topicPattern: pattern
+    .optional()
+    .describe("Consumer: a regular expression (JavaScript syntax) matched against topic names without `topic_prefix`, resolved against the broker's topics at connect (a topic created later is picked up at the next reconnect). Set this or `topics`."),
+  topic: nonEmpty
+    .optional()
+    .describe("Producer: destination topic (before `topic_prefix`) for records that carry no topic. Consumer: the one topic to read when `topics` is unset."),
+  topicPrefix: z.string().optional().meta({ default: "" }).describe("Prepended to every topic name by consumer and producer alike, a record's own topic too (`dev.` + `alerts` = `dev.alerts`)."),
+  fromBeginning: z
+    .boolean()
+    .optional()
+    .meta({ default: false })
+    .describe("Consumer: where a group without committed offsets starts: `true` the earliest offset, `false` the latest."),
+  sasl: saslSchema
+    .optional()
+    .describe("SASL authentication (`mechanism`: plain, scram-sha-256 or scram-sha-512). `username` and `password` fall back to env GEOWATCH_KAFKA_USERNAME and GEOWATCH_KAFKA_PASSWORD."),
+  ssl: z
+    .union([z.boolean(), tlsSchema])
+    .optional()
+    .meta({ default: false })
+    .describe("TLS to the brokers: `true` for Node's defaults, or `{ reject_unauthorized, ca, cert, key }` (PEM text)."),
+  compression: z.enum(["gzip", "none"]).optional().meta({ default: "none" }).describe("Producer: compression of record batches."),
+  connectionTimeout: z.number().int().positive().optional().meta({ default: 3000 }).describe("Milliseconds to wait for a TCP connection to a broker."),
+  partitions: z.number().int().positive().optional().meta({ default: 1 }).describe("Producer: partitions of a topic that `topic_check` creates."),
+  maxBufferedRecords: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .meta({ default: 1000 })
+    .describe("Consumer: records fetched ahead of `receive`; at it the partitions that delivered pause until `receive` has drained half. A fetched batch is taken whole, so the buffer may exceed this by one batch per partition."),
 });
 
-/** Consumer-only rules, checked on top of the schema so every problem is reported at once. */
-export function consumerProblems(options: unknown): OptionProblem[] {
-  const o = (options ?? {}) as Record<string, unknown>;
-  const out: OptionProblem[] = [];
-  if (o.groupId === undefined) out.push({ path: "groupId", message: "required for a consumer" });
+/** Options of `kafkaConsumer` and `kafkaProducer` (one shape for both roles; each reads what it needs). */
+export type KafkaOptions = z.input<typeof kafkaOptionsSchema>;
+/** SASL credentials. */
+export type KafkaSaslOptions = z.input<typeof saslSchema>;
+/** TLS settings when `ssl` is an object. */
+export type KafkaTlsOptions = z.input<typeof tlsSchema>;
+
+/** A consumer: a group is required; no producer-only options. */
+export const kafkaConsumerSchema = kafkaOptionsSchema.omit({ compression: true, partitions: true }).extend({
+  groupId: z
+    .string({ error: (iss) => (iss.input === undefined ? "required for a consumer" : "must be a string") })
+    .min(1, "must be a non-empty string")
+    .describe("Consumer group; its committed offsets are where a restart resumes."),
+  topic: kafkaOptionsSchema.shape.topic.describe("The one topic to read (before `topic_prefix`) when `topics` is unset."),
+});
+
+/** A producer: no consumer-only options. */
+export const kafkaProducerSchema = kafkaOptionsSchema.omit({ groupId: true, topics: true, topicPattern: true, fromBeginning: true, maxBufferedRecords: true }).extend({
+  topic: kafkaOptionsSchema.shape.topic.describe("Destination topic (before `topic_prefix`) for records that carry no topic; required for a dead-letter sink."),
+});
+
+/** Consumer rules the schema cannot say. Paths are camelCase. */
+export function checkConsumer(o: KafkaOptions): OptionProblem[] {
   // A consumer may name its one topic with `topic` too (the config's node-level key).
   if (((o.topics ?? o.topic) === undefined) === (o.topicPattern === undefined)) {
-    out.push({ path: "topics", message: "set exactly one of `topics` (or `topic`) and `topicPattern`" });
+    return [{ path: "topics", message: "set exactly one of `topics` (or `topic`) and `topic_pattern`" }];
   }
-  return out;
+  return [];
 }
 
-export type { OptionProblem } from "@geowatch/core";
-
-/** Every problem of `options` against `schema`, each with its dotted path. */
-export const problemsOf = optionProblems;
-
-/** Parses options (for a role) or throws one CONFIG error listing every problem with its path. */
-export function parseOptions(options: unknown, role: "consumer" | "producer"): KafkaOptions {
-  const problems = problemsOf(kafkaOptionsSchema, options ?? {});
-  if (role === "consumer") problems.push(...consumerProblems(options));
-  if (problems.length > 0) {
-    const list = problems.map((p) => `${p.path}: ${p.message}`).join("; ");
-    throw new GeoWatchError("CONFIG", `invalid ${role} options: ${list}`, { backend: "kafka", path: problems[0]?.path });
+/** Producer rules the schema cannot say. */
+export function checkProducer(o: KafkaOptions, use: Pick<NodeUse, "deadLetter">): OptionProblem[] {
+  if (use.deadLetter && o.topic === undefined) {
+    return [{ path: "topic", message: "required for a dead-letter sink: dead letters carry no topic of their own, so without it every one is refused" }];
   }
-  return (options ?? {}) as KafkaOptions;
+  return [];
+}
+
+/**
+ * Parses programmatic options (the full schema: one options object may serve both roles) plus the role's
+ * rules, or throws one CONFIG error listing every problem with its (camelCase) path.
+ */
+export function parseOptions(options: unknown, role: "consumer" | "producer"): KafkaOptions {
+  const input = options ?? {};
+  const res = kafkaOptionsSchema.safeParse(input);
+  const problems = res.success ? [] : optionProblems(kafkaOptionsSchema, input);
+  if (role === "consumer") {
+    const o = input as KafkaOptions;
+    if (o.groupId === undefined) problems.push({ path: "groupId", message: "required for a consumer" });
+    problems.push(...checkConsumer(o));
+  }
+  if (!res.success || problems.length > 0) {
+    throw new GeoWatchError("CONFIG", `invalid ${role} options: ${problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`, {
+      backend: "kafka",
+      path: problems[0]?.path,
+    });
+  }
+  return res.data;
 }
 
 /** Brokers from options or `GEOWATCH_KAFKA_BROKERS`; a CONFIG error when neither is set. */
@@ -155,23 +160,3 @@ export function brokersOf(options: KafkaOptions): string[] {
 export function topicName(options: KafkaOptions, name: string): string {
   return `${options.topicPrefix ?? ""}${name}`;
 }
-
-type OptionDocs = NonNullable<BackendDefinition["options"]>;
-
-/** Option descriptions for `geowatch backends` and the README. */
-export const kafkaOptionDocs: OptionDocs = {
-  brokers: { type: "string[] | string", env: "GEOWATCH_KAFKA_BROKERS", required: true, description: "bootstrap brokers, host:port" },
-  clientId: { type: "string", default: "geowatch", description: "client id the broker sees" },
-  groupId: { type: "string", description: "consumer: consumer group (required for consumers)" },
-  topics: { type: "string[]", description: "consumer: topics to read (set this or topicPattern)" },
-  topicPattern: { type: "string (regex)", description: "consumer: regex over topic names without the prefix, resolved at connect" },
-  topic: { type: "string", description: "producer: destination for records without their own topic" },
-  topicPrefix: { type: "string", default: "", description: "prepended to every topic name by consumer and producer" },
-  fromBeginning: { type: "boolean", default: false, description: "consumer: start at the earliest offset when the group has none committed" },
-  sasl: { type: "{ mechanism, username?, password? }", env: "GEOWATCH_KAFKA_USERNAME, GEOWATCH_KAFKA_PASSWORD", description: "SASL plain / scram-sha-256 / scram-sha-512" },
-  ssl: { type: "boolean | { rejectUnauthorized?, ca?, cert?, key? }", default: false, description: "TLS to the brokers" },
-  compression: { type: "gzip | none", default: "none", description: "producer: batch compression" },
-  connectionTimeout: { type: "integer (ms)", default: 3000, description: "TCP connect timeout per broker" },
-  partitions: { type: "integer", default: 1, description: "producer: partitions of a topic that topic_check creates" },
-  maxBufferedRecords: { type: "integer", default: 1000, description: "consumer: records fetched ahead; above it partitions pause" },
-};

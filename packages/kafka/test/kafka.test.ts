@@ -1,7 +1,7 @@
 // Regression tests against a real Kafka (`bash .ci/servers/kafka.sh start`).
 import { afterAll, describe, expect, it } from "vitest";
 import kafkajs from "kafkajs";
-import { GeoWatchError, isGeoWatchError } from "@geowatch/core";
+import { GeoWatchError, isGeoWatchError, Runtime } from "@geowatch/core";
 import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
 import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
 import type { KafkaOptions } from "../src/index.js";
@@ -395,13 +395,16 @@ describe("kafka producer and consumer", () => {
     }
   });
 
-  it("options: every problem is reported with its path", () => {
-    const problems = kafkaBackend.validate!({ brokers: [], compression: "zstd", partitions: 0, nope: 1, sasl: { mechanism: "x" } });
-    const paths = problems.map((p) => p.path).sort();
+  it("options: every problem is reported with its path, as config spells it", () => {
+    const bad = kafkaBackend.producer!.parse({ brokers: [], compression: "zstd", partitions: 0, nope: 1, sasl: { mechanism: "x" } }, { role: "producer" });
+    expect(bad.ok).toBe(false);
+    const paths = bad.ok ? [] : bad.problems.map((p) => p.path).sort();
     expect(paths).toEqual(["brokers", "compression", "nope", "partitions", "sasl.mechanism"]);
-    expect(() => kafkaConsumer({ brokers: "x:1", topics: ["a"], topicPattern: "b" })).toThrow(/groupId: required.*topics: set exactly one of `topics` \(or `topic`\) and `topicPattern`/);
+    const ok = kafkaBackend.consumer!.parse({ brokers: "x:1", group_id: "g", topic_pattern: "^geo\\.", from_beginning: true, ssl: { reject_unauthorized: false } }, { role: "consumer" });
+    expect(ok).toEqual({ ok: true, options: { brokers: "x:1", groupId: "g", topicPattern: "^geo\\.", fromBeginning: true, ssl: { rejectUnauthorized: false } } });
+    // Programmatic use: the full schema (one object may serve both roles) plus the role's rules, in one error.
+    expect(() => kafkaConsumer({ brokers: "x:1", topics: ["a"], topicPattern: "b" })).toThrow(/groupId: required.*topics: set exactly one of `topics` \(or `topic`\) and `topic_pattern`/);
     expect(() => kafkaConsumer({ brokers: "x:1", groupId: "g", topicPattern: "(" })).toThrow(/topicPattern: must be a valid regular expression/);
-    // Schema problems and consumer rules together, not one after the other.
     expect(() => kafkaConsumer({ brokers: "x:1", compression: "zstd" } as never)).toThrow(/compression: .*groupId: required.*topics: set exactly one/);
     const saved = process.env.GEOWATCH_KAFKA_BROKERS;
     delete process.env.GEOWATCH_KAFKA_BROKERS;
@@ -410,5 +413,53 @@ describe("kafka producer and consumer", () => {
     } finally {
       if (saved !== undefined) process.env.GEOWATCH_KAFKA_BROKERS = saved;
     }
+  });
+
+  it("options: a consumer without group_id fails parse at group_id, together with its topic rule", () => {
+    expect(kafkaBackend.consumer!.parse({ brokers: "x:1", topic: "t" }, { role: "consumer" })).toEqual({ ok: false, problems: [{ path: "group_id", message: "required for a consumer" }] });
+    const both = kafkaBackend.consumer!.parse({ brokers: "x:1" }, { role: "consumer" });
+    expect(both.ok ? [] : both.problems.map((p) => p.path)).toEqual(["group_id", "topics"]);
+  });
+
+  it("validate: a config's kafka consumer without group_id and a dead-letter sink without topic are named by path", async () => {
+    const rt = new Runtime({ backends: [kafkaBackend] });
+    const issues = await rt.validate({
+      brokers: [{ name: "b", consumers: [{ backend: "kafka", brokers: "x:1", topic: "in" }], producers: [{ backend: "kafka", brokers: "x:1", topic: "out" }], dead_letter: { backend: "kafka", brokers: "x:1" } }],
+    });
+    expect(issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      "brokers[0].consumers[0].group_id: required for a consumer",
+      expect.stringMatching(/^brokers\[0\]\.dead_letter\.topic: required for a dead-letter sink/) as string,
+    ]);
+  });
+
+  it("options: consumer-only options on a producer (and producer-only on a consumer) are unknown, listing the known ones", () => {
+    const r = kafkaBackend.producer!.parse({ brokers: "x:1", topic: "t", group_id: "g", from_beginning: true }, { role: "producer" });
+    expect(r.ok).toBe(false);
+    const problems = r.ok ? [] : r.problems;
+    expect(problems.map((p) => p.path)).toEqual(["group_id", "from_beginning"]);
+    expect(problems[0]!.message).toBe("unknown option (known: brokers, client_id, topic, topic_prefix, sasl, ssl, compression, connection_timeout, partitions)");
+    const c = kafkaBackend.consumer!.parse({ group_id: "g", topic: "t", compression: "gzip" }, { role: "consumer" });
+    expect(c.ok ? [] : c.problems.map((p) => p.path)).toEqual(["compression"]);
+  });
+
+  it("options: a dead-letter sink needs a topic, since dead letters carry none", () => {
+    const r = kafkaBackend.producer!.parse({ brokers: "x:1" }, { role: "producer", deadLetter: true });
+    expect(r.ok ? [] : r.problems).toEqual([{ path: "topic", message: expect.stringMatching(/required for a dead-letter sink: dead letters carry no topic/) as string }]);
+    expect(kafkaBackend.producer!.parse({ brokers: "x:1" }, { role: "producer" }).ok).toBe(true);
+    expect(kafkaBackend.producer!.parse({ brokers: "x:1", topic: "dead" }, { role: "producer", deadLetter: true }).ok).toBe(true);
+  });
+
+  it("options: docs and JSON Schema are derived from the schema", () => {
+    const docs = kafkaBackend.consumer!.docs();
+    expect(docs.find((d) => d.name === "group_id")).toMatchObject({ required: true, type: "string" });
+    expect(docs.find((d) => d.name === "brokers")).toMatchObject({ required: false, env: "GEOWATCH_KAFKA_BROKERS", type: "string[] | string" });
+    expect(docs.find((d) => d.name === "max_buffered_records")).toMatchObject({ default: 1000, type: "integer" });
+    expect(docs.map((d) => d.name)).not.toContain("compression");
+    expect(kafkaBackend.producer!.docs().map((d) => d.name)).not.toContain("group_id");
+    for (const d of [...docs, ...kafkaBackend.producer!.docs()]) expect(d.description, d.name).not.toBe("");
+    const js = kafkaBackend.consumer!.jsonSchema() as { properties: Record<string, unknown>; required: string[]; additionalProperties: unknown };
+    expect(js.required).toEqual(["group_id"]);
+    expect(Object.keys(js.properties)).toContain("topic_pattern");
+    expect(js.additionalProperties).toBe(false);
   });
 });
