@@ -3,7 +3,7 @@ import { GeoWatchError, type Metadata, type OutRecord, type Producer, type SendR
 import type { ChannelModel, ConfirmChannel, Options } from "amqplib";
 import { amqpError, BACKEND, closeQuietly, loggerOf, openConnection, type AmqpContext } from "./connection.js";
 import { KEY_HEADER } from "./consumer.js";
-import { resolveAmqpOptions, type AmqpOptions } from "./options.js";
+import { PLACEHOLDER, resolveAmqpOptions, type AmqpOptions } from "./options.js";
 
 interface Session {
   conn: ChannelModel;
@@ -15,7 +15,7 @@ interface Session {
 
 /** Fills `{actiontype}.{targettype}` from the record's metadata; a dotted name reads nested fields. */
 export function routingKeyFor(template: string, metadata: Metadata | undefined): string {
-  return template.replace(/\{([^{}]+)\}/g, (_, path: string) => {
+  return template.replace(PLACEHOLDER, (_, path: string) => {
     let cur: unknown = metadata;
     for (const part of path.split(".")) cur = cur !== null && typeof cur === "object" ? (cur as Record<string, unknown>)[part] : undefined;
     if (cur === undefined || cur === null || cur === "") {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isGeoWatchError, type Consumer, type InRecord, type OutRecord, type Producer } from "@geowatch/core";
+import { isGeoWatchError, namedMemoryChannel, Runtime, type Consumer, type InRecord, type OutRecord, type Producer } from "@geowatch/core";
 import type { ChannelModel } from "amqplib";
-import { amqpBackend, amqpConsumer, amqpProducer, routingKeyFor, validateAmqpOptions } from "../src/index.js";
+import { amqpBackend, amqpConsumer, amqpProducer, routingKeyFor } from "../src/index.js";
 import { admin, amqpUrl, deleteAll, messageCount, quiet, receiveN, server, text, uniqueName } from "./helpers.js";
 
 let conn: ChannelModel;
@@ -44,24 +44,66 @@ afterAll(async () => {
 });
 
 describe("amqp options", () => {
-  it("reports every problem with its path", () => {
-    const problems = validateAmqpOptions({ url: "http://x", prefetch: 0, exchangeType: "nope", extra: 1 });
-    expect(problems.map((p) => p.path).sort()).toEqual(["(options)", "exchangeType", "prefetch", "url"]);
-    expect(() => amqpConsumer({ prefetch: -1 } as never)).toThrow(/prefetch/);
+  it("reports every problem with its path, as config spells it", () => {
+    const bad = amqpBackend.consumer!.parse({ queue: "q", url: "http://x", prefetch: 0, exchange_type: "nope", extra: 1 }, { role: "consumer" });
+    expect(bad.ok ? [] : bad.problems.map((p) => p.path).sort()).toEqual(["exchange_type", "extra", "prefetch", "url"]);
+    const ok = amqpBackend.consumer!.parse({ queue: "q", exchange: "x", dead_letter_exchange: "dlx", requeue_on_nack: false }, { role: "consumer" });
+    expect(ok).toEqual({ ok: true, options: { queue: "q", exchange: "x", deadLetterExchange: "dlx", requeueOnNack: false } });
+    // Programmatic use: the full schema, one error listing every problem.
+    expect(() => amqpConsumer({ prefetch: -1, extra: 1 } as never)).toThrow(/prefetch: .*extra: unknown option/);
     expect(() => amqpConsumer({})).toThrow(/needs `queue`/);
+  });
+
+  it("a consumer without queue fails parse at queue; producer-only options are unknown on a consumer and vice versa", () => {
+    expect(amqpBackend.consumer!.parse({ exchange: "x" }, { role: "consumer" })).toEqual({ ok: false, problems: [{ path: "queue", message: "required for a consumer" }] });
+    const c = amqpBackend.consumer!.parse({ queue: "q", routing_key: "a.b" }, { role: "consumer" });
+    expect(c.ok ? [] : c.problems).toEqual([{ path: "routing_key", message: expect.stringMatching(/^unknown option \(known: url, password, queue, exchange, exchange_type, bindings, declare, prefetch, /) as string }]);
+    const p = amqpBackend.producer!.parse({ exchange: "x", prefetch: 5, bindings: ["#"] }, { role: "producer" });
+    expect(p.ok ? [] : p.problems.map((x) => x.path)).toEqual(["prefetch", "bindings"]);
+  });
+
+  it("a dead-letter sink whose routing key reads metadata fails parse (dead letters carry none)", () => {
+    const dl = { role: "producer", deadLetter: true } as const;
+    const r = amqpBackend.producer!.parse({ exchange: "geowatch.dead", routing_key: "dead.{metadata.actiontype}" }, dl);
+    expect(r.ok).toBe(false);
+    const [problem, ...rest] = r.ok ? [] : r.problems;
+    expect(rest).toEqual([]);
+    expect(problem!.path).toBe("routing_key");
+    expect(problem!.message).toMatch(/routing key "dead.\{metadata.actiontype\}" reads \{metadata.actiontype\} from the record's metadata, which dead letters never carry/);
+    expect(problem!.message).toMatch(/headers x-geowatch-reason, x-geowatch-source and its source's headers, and no metadata/);
+    // The default template reads metadata too; a fixed key (or a queue name) is fine; ordinary producers may template.
+    const dflt = amqpBackend.producer!.parse({ exchange: "geowatch.dead" }, dl);
+    expect(dflt.ok ? "" : dflt.problems[0]!.message).toMatch(/^the default routing key "\{actiontype\}.\{targettype\}" \(no routing_key or queue set\) reads \{actiontype\}, \{targettype\} from the record's metadata/);
+    expect(amqpBackend.producer!.parse({ exchange: "geowatch.dead", routing_key: "geonode.failed" }, dl).ok).toBe(true);
+    expect(amqpBackend.producer!.parse({ queue: "dead" }, dl).ok).toBe(true);
+    expect(amqpBackend.producer!.parse({ exchange: "e", routing_key: "{metadata.actiontype}" }, { role: "producer" }).ok).toBe(true);
+  });
+
+  it("validate names the dead-letter node's routing_key path in a config", async () => {
+    const rt = new Runtime({ backends: [amqpBackend] });
+    const issues = await rt.validate({
+      brokers: [{ name: "b", consumers: [{ backend: "memory", topic: "in" }], producers: [{ backend: "amqp", exchange: "e", routing_key: "{actiontype}" }], dead_letter: { backend: "amqp", exchange: "geowatch.dead", routing_key: "{metadata.actiontype}" } }],
+    });
+    expect(issues.map((i) => i.path)).toEqual(["brokers[0].dead_letter.routing_key"]);
+    expect(issues[0]!.message).toMatch(/dead letters never carry/);
+  });
+
+  it("docs and JSON Schema are derived from the schema", () => {
+    const docs = amqpBackend.consumer!.docs();
+    expect(docs.find((d) => d.name === "queue")).toMatchObject({ required: true, type: "string" });
+    expect(docs.find((d) => d.name === "url")).toMatchObject({ env: "GEOWATCH_AMQP_URL", default: "amqp://guest:guest@127.0.0.1:5672", required: false });
+    expect(docs.find((d) => d.name === "exchange_type")).toMatchObject({ type: '"topic" | "direct" | "fanout" | "headers"', default: "topic" });
+    expect(amqpBackend.producer!.docs().map((d) => d.name)).toEqual(["url", "password", "queue", "exchange", "exchange_type", "routing_key", "durable", "persistent", "mandatory", "heartbeat", "connect_timeout_ms"]);
+    for (const d of [...docs, ...amqpBackend.producer!.docs()]) expect(d.description, d.name).not.toBe("");
+    const js = amqpBackend.producer!.jsonSchema() as { properties: Record<string, { secret?: boolean }> };
+    expect(js.properties.password!.secret).toBe(true);
+    expect(Object.keys(js.properties)).toContain("routing_key");
   });
 
   it("templates routing keys from metadata", () => {
     expect(routingKeyFor("{targettype}.{actiontype}", { targettype: "layer", actiontype: "uploaded" })).toBe("layer.uploaded");
     expect(routingKeyFor("geonode.{a.b}", { a: { b: 7 } })).toBe("geonode.7");
     expect(() => routingKeyFor("{actiontype}.{targettype}", { actiontype: "x" })).toThrow(/metadata.targettype/);
-  });
-
-  it("is a BackendDefinition named amqp", () => {
-    expect(amqpBackend.name).toBe("amqp");
-    expect(typeof amqpBackend.consumer).toBe("function");
-    expect(typeof amqpBackend.producer).toBe("function");
-    expect(amqpBackend.validate?.({ queue: "" })[0]?.path).toBe("queue");
   });
 });
 
@@ -249,6 +291,33 @@ describe("amqp against RabbitMQ", () => {
     expect(isGeoWatchError(missing, "NOT_FOUND")).toBe(true);
     expect(missing.message).toContain(`checking queue "${name}"`);
     expect(missing.message).toMatch(/does not exist/);
+  });
+  it("a dead-letter sink with a fixed routing key gets what validate says dead letters carry", async () => {
+    const queue = uniqueName("dead");
+    queues.push(queue);
+    const ch = await conn.createChannel();
+    await ch.assertQueue(queue, { durable: true });
+    await ch.close();
+    const topic = uniqueName("dl-in");
+    const rt = new Runtime({ backends: [amqpBackend] });
+    const config = {
+      brokers: [{ name: "b", consumers: [{ backend: "memory", topic, codec: "json" }], producers: [{ backend: "memory", topic: `${topic}.out` }], dead_letter: { backend: "amqp", url: amqpUrl(), routing_key: queue } }],
+    };
+    expect(await rt.validate(config)).toEqual([]);
+    const app = await rt.load(config);
+    await namedMemoryChannel(topic).producer().send([{ value: "{not json", headers: { "x-trace": "t1" } }]);
+    const [stats] = await app.run({ untilIdle: true });
+    await app.stop();
+    expect(stats!.deadLettered).toBe(1);
+    const c = consumer({ queue });
+    const [dead] = await receiveN(c, 1);
+    expect(dead).toBeDefined();
+    expect(dead!.headers).toMatchObject({ "x-geowatch-source": expect.any(String) as string, "x-trace": "t1" });
+    expect(dead!.headers!["x-geowatch-reason"]).toMatch(/./);
+    const body = JSON.parse(text(dead!)) as Record<string, unknown>;
+    expect(body.reason).toBe(dead!.headers!["x-geowatch-reason"]);
+    expect(body.metadata).toBeUndefined();
+    await c.ack!([dead!]);
   });
 });
 
