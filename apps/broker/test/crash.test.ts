@@ -39,6 +39,9 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     const env = { ...process.env, GEOWATCH_LOG_LEVEL: "error" };
     const delivered = () => (existsSync(join(dir, "output.ndjson")) ? readFileSync(join(dir, "output.ndjson"), "utf8").split("\n").filter(Boolean).length : 0);
 
+    const seed = process.env.GEOWATCH_SEED !== undefined ? Number(process.env.GEOWATCH_SEED) : Math.floor(Date.now() % 2 ** 31);
+    console.log(`[broker crash] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
+    const random = seededRandom(seed);
     const killedAt: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const child = spawn(process.execPath, [BIN, "run", cfg], { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -48,7 +51,7 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
       const before = delivered();
       const deadline = Date.now() + 20_000;
       while (delivered() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 50 + Math.random() * 250));
+      await new Promise((r) => setTimeout(r, 50 + random() * 250));
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
       killedAt.push(delivered());
@@ -77,3 +80,15 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 });
+
+/** A seeded PRNG (mulberry32): kill points repeat with GEOWATCH_SEED. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -62,8 +62,11 @@ it(`loses no acknowledged line when the relay is SIGKILLed ${KILLS} times mid-st
     await producer.close?.();
   })();
 
-  // Kill at random points of progress, each later than the last, all before the end.
-  const marks = Array.from({ length: KILLS }, (_, i) => (i + 0.2 + Math.random() * 0.6) / (KILLS + 1)).sort();
+  const seed = process.env.GEOWATCH_SEED !== undefined ? Number(process.env.GEOWATCH_SEED) : Math.floor(Date.now() % 2 ** 31);
+  console.log(`[file crash] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
+  const random = seededRandom(seed);
+  // Kill at seeded random points of progress, each later than the last, all before the end.
+  const marks = Array.from({ length: KILLS }, (_, i) => (i + 0.2 + random() * 0.6) / (KILLS + 1)).sort();
   const killedAt: number[] = [];
   for (const mark of marks) {
     const { child, exited } = start(input, output);
@@ -91,3 +94,15 @@ it(`loses no acknowledged line when the relay is SIGKILLed ${KILLS} times mid-st
     `${missing.length} missing, ${duplicates} duplicates`);
   expect(missing).toEqual([]);
 }, 120_000);
+
+/** A seeded PRNG (mulberry32): kill points repeat with GEOWATCH_SEED. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -159,8 +159,8 @@ describe("fileProducer + fileConsumer", () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 50);
     const t0 = Date.now();
-    expect(await c.receive(1, { waitMs: 5000, signal: ac.signal })).toEqual([]);
-    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(await c.receive(1, { waitMs: 60_000, signal: ac.signal })).toEqual([]);
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it("startAt end skips what is there and pins that offset", async () => {
