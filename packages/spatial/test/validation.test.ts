@@ -211,7 +211,7 @@ describe("options", () => {
   it("reports every problem with its path", () => {
     const err = configError(() => spatialStages.geofence!({ stage: "geofence", fences: 3, events: ["enter", "teleport"], state: { redis: "x" }, colour: "red" }));
     expect(err.message).toMatch(/fences: must be a fence file path/);
-    expect(err.message).toMatch(/events\.1: /);
+    expect(err.message).toMatch(/events\[1\]: /);
     expect(err.message).toMatch(/state: must be "memory"/);
     expect(err.message).toMatch(/colour: unknown option/);
     expect(validateSpatialStage("bboxFilter", { bbox: [10, 0, 0, 10] })).toEqual([{ path: "bbox", message: "min must not exceed max" }]);
