@@ -9,3 +9,6 @@ export { codecSuite, codecChecks } from "./codec.js";
 export { requireEnv } from "./env.js";
 export { onChannel } from "./util.js";
 export { UNICODE_SAMPLES, largeText } from "./samples.js";
+export { startSlackServer, type SlackServer, type SlackServerOptions, type SlackChannel, type SlackPostedMessage, type SlackCall } from "./slack-server.js";
+export { startTcpProxy } from "./proxy.js";
+export type { TcpProxy, TcpProxyOptions } from "./proxy.js";
