@@ -222,6 +222,11 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+/** The option names known at a (camelCase) path of a schema, for "unknown option (known: ...)". */
+export function knownOptionsAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): string[] {
+  return Object.keys(objectShape(schemaAt(schema, path) ?? schema) ?? {});
+}
+
 /** The object schema at a (camelCase) path, for listing the options known there. */
 function schemaAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): z.ZodType | undefined {
   let cur: z.ZodType | undefined = schema;

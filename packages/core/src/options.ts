@@ -1,3 +1,6 @@
+import type { z } from "zod";
+import { formatPath } from "./config.js";
+import { knownOptionsAt } from "./define.js";
 import { GeoWatchError } from "./errors.js";
 
 /** One problem in a backend's or stage's options, with its dotted path. */
@@ -13,17 +16,22 @@ export interface OptionSchema<T = unknown> {
     | { success: false; error: { issues: ReadonlyArray<{ code: string; path: ReadonlyArray<PropertyKey>; message: string; keys?: string[] }> } };
 }
 
-/** Every problem of `options` against `schema`, each unknown key on its own path. */
+/** Every problem of `options` against `schema`, each unknown key on its own path with the known ones. */
 export function optionProblems(schema: OptionSchema, options: unknown): OptionProblem[] {
   const res = schema.safeParse(options);
   if (res.success) return [];
   return res.error.issues.flatMap((issue) => {
-    const base = issue.path.map(String).join(".");
     if (issue.code === "unrecognized_keys" && issue.keys) {
-      return issue.keys.map((k) => ({ path: base ? `${base}.${k}` : k, message: "unknown option" }));
+      const known = isZod(schema) ? knownOptionsAt(schema, issue.path).join(", ") : "";
+      return issue.keys.map((k) => ({ path: formatPath([...issue.path, k]), message: known ? `unknown option (known: ${known})` : "unknown option" }));
     }
-    return [{ path: base || "(root)", message: issue.message }];
+    const message = issue.code === "invalid_type" && / received undefined$/.test(issue.message) ? "required" : issue.message;
+    return [{ path: formatPath(issue.path) || "(root)", message }];
   });
+}
+
+function isZod(s: unknown): s is z.ZodType {
+  return typeof s === "object" && s !== null && "_zod" in s;
 }
 
 /** Parses options or throws one CONFIG error listing every problem with its path. */
