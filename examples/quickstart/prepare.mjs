@@ -38,7 +38,7 @@ for (let s = 0; s < STEPS; s++) {
       data: { type: "Feature", geometry: { type: "Point", coordinates: [+t.lon.toFixed(5), +t.lat.toFixed(5)] }, properties: { track: t.id, step: s } },
     }));
   }
-  if (s === 50) lines.push('{"metadata":{"actiontype":"position"},"data":{"type":"Feature","geometry":{"type":"Point","coordinates":[12.5,123.4]},"properties":{"track":"BAD1"}}}');
+  if (s === 50) lines.push('{"metadata":{"actiontype":"position"},"data":{"type":"Feature","geometry":{"type":"Point","coordinates":[12.5]},"properties":{"track":"BAD1"}}}');
   if (s === 90) lines.push('{"metadata":{"actiontype":"position"},"data":{"type":"Feature","geometry":{"type":"Point","coordinates":[12.5');
   if (s === 120) lines.push('{"metadata":{"actiontype":"position"},"data":{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1]]]},"properties":{"track":"BAD3"}}}');
 }

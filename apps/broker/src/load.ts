@@ -1,13 +1,10 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parseDocument } from "yaml";
-import { ConfigError, reasonOf, type ConfigIssue } from "@geowatch/core";
+import { checkForbiddenKeys, ConfigError, reasonOf, type ConfigIssue } from "@geowatch/core";
 
 /** Most alias expansions a YAML file may make: enough for shared defaults, far too few for a "billion laughs". */
 const MAX_ALIAS_COUNT = 100;
-
-/** Keys that would reach an object's prototype (the same set core's config check refuses). */
-const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 /**
  * Reads a YAML or JSON config file. Every way it can be unusable (unreadable, a syntax error with its
@@ -61,34 +58,9 @@ function parseYaml(text: string, path: string): unknown {
   }
 }
 
-/**
- * Every prototype key at any depth, with its path. Iterative, and each object is visited once, so
- * aliased (shared) values and deep nesting cannot blow up. Core's `interpolate` refuses the same keys;
- * this check also protects what reads the file before the runtime does (`geowatch test`).
- */
 function forbiddenKeys(value: unknown): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const seen = new Set<object>();
-  const todo: Array<[unknown, string, string?]> = [[value, ""]];
-  while (todo.length > 0) {
-    const [v, at, bad] = todo.pop()!;
-    if (bad !== undefined) {
-      issues.push({ path: at, message: `key "${bad}" is not allowed (it names an object prototype member; a config holds own data only)` });
-      continue;
-    }
-    if (v === null || typeof v !== "object" || seen.has(v)) continue;
-    seen.add(v);
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--) todo.push([v[i], `${at}[${i}]`]);
-      continue;
-    }
-    const keys = Object.keys(v);
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const k = keys[i]!;
-      const p = at ? `${at}.${k}` : k;
-      todo.push(FORBIDDEN_KEYS.has(k) ? [undefined, p, k] : [(v as Record<string, unknown>)[k], p]);
-    }
-  }
+  checkForbiddenKeys(value, issues);
   return issues;
 }
 

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { seededRandom, testSeed } from "@geowatch/testkit";
 
 const BIN = new URL("../bin/geowatch.js", import.meta.url).pathname;
 const N = 20_000;
@@ -39,9 +40,7 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     const env = { ...process.env, GEOWATCH_LOG_LEVEL: "error" };
     const delivered = () => (existsSync(join(dir, "output.ndjson")) ? readFileSync(join(dir, "output.ndjson"), "utf8").split("\n").filter(Boolean).length : 0);
 
-    const seed = process.env.GEOWATCH_SEED !== undefined ? Number(process.env.GEOWATCH_SEED) : Math.floor(Date.now() % 2 ** 31);
-    console.log(`[broker crash] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
-    const random = seededRandom(seed);
+    const random = seededRandom(testSeed("broker crash"));
     const killedAt: number[] = [];
     for (let k = 0; k < KILLS; k++) {
       const child = spawn(process.execPath, [BIN, "run", cfg], { env, stdio: ["ignore", "ignore", "pipe"] });
@@ -80,15 +79,3 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
     rmSync(dir, { recursive: true, force: true });
   }, 180_000);
 });
-
-/** A seeded PRNG (mulberry32): kill points repeat with GEOWATCH_SEED. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

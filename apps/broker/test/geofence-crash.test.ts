@@ -3,21 +3,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unl
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { seededRandom as rng } from "@geowatch/testkit";
 
 const BIN = new URL("../bin/geowatch.js", import.meta.url).pathname;
 const env = { ...process.env, GEOWATCH_LOG_LEVEL: "error" };
 
-/** Deterministic PRNG (mulberry32): the seed reproduces the data and the kill moments. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const square = (id: string, x0: number, y0: number, x1: number, y1: number) => ({
   type: "Feature",

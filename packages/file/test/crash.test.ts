@@ -6,6 +6,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRequire } from "node:module";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { seededRandom, testSeed } from "@geowatch/testkit";
 import { fileProducer } from "../src/index.js";
 
 const pkg = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -62,9 +63,7 @@ it(`loses no acknowledged line when the relay is SIGKILLed ${KILLS} times mid-st
     await producer.close?.();
   })();
 
-  const seed = process.env.GEOWATCH_SEED !== undefined ? Number(process.env.GEOWATCH_SEED) : Math.floor(Date.now() % 2 ** 31);
-  console.log(`[file crash] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
-  const random = seededRandom(seed);
+  const random = seededRandom(testSeed("file crash"));
   // Kill at seeded random points of progress, each later than the last, all before the end.
   const marks = Array.from({ length: KILLS }, (_, i) => (i + 0.2 + random() * 0.6) / (KILLS + 1)).sort();
   const killedAt: number[] = [];
@@ -94,15 +93,3 @@ it(`loses no acknowledged line when the relay is SIGKILLed ${KILLS} times mid-st
     `${missing.length} missing, ${duplicates} duplicates`);
   expect(missing).toEqual([]);
 }, 120_000);
-
-/** A seeded PRNG (mulberry32): kill points repeat with GEOWATCH_SEED. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -3,16 +3,7 @@ import { createRequire } from "node:module";
 import type { Fence, FeatureCollection } from "../src/index.js";
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom as rng } from "@geowatch/testkit";
 
 /** A star-shaped ring around (cx, cy), closed. */
 export function starRing(rand: () => number, cx: number, cy: number, r: number, n: number, clockwise = false): number[][] {

@@ -152,3 +152,26 @@ export async function onChannel(setup: () => Promise<ChannelHarness>, fn: (h: Ch
     await h.teardown?.();
   }
 }
+
+/**
+ * A seeded PRNG (mulberry32) for tests with random data or kill moments: print the seed and accept it back
+ * (`GEOWATCH_SEED`) so a failing run can be repeated.
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The seed for this run: `GEOWATCH_SEED` when set, else one from the clock; logged with `label`. */
+export function testSeed(label: string): number {
+  const env = process.env.GEOWATCH_SEED;
+  const seed = env !== undefined && env !== "" ? Number(env) : Date.now() % 2 ** 31;
+  console.log(`[${label}] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
+  return seed;
+}
