@@ -2,10 +2,15 @@
  * The fence index: a static packed R-tree (flatbush) over fence bounding boxes, and per fence its rings in one
  * flat Float64Array with the edges bucketed into horizontal bands, so a point-in-polygon test looks only at the
  * edges whose y-range holds the point (a country outline with thousands of vertices costs a few dozen edge tests).
+ *
+ * A MultiPolygon is the union of its parts: a point inside two overlapping parts is inside. Crossings are counted
+ * per part "colour": parts whose boxes overlap get different colours (greedy), parts of one colour cannot both
+ * hold a point, so even-odd per colour is exact and a fence whose parts never overlap keeps the one-counter loop.
  */
 import Flatbush from "flatbush";
 import { GeoWatchError } from "@geowatch/core";
-import { loadFences } from "./fences.js";
+import type { Logger } from "@geowatch/core";
+import { loadFences, splitAntimeridian } from "./fences.js";
 import type { Fence, LoadFencesOptions } from "./fences.js";
 import type { Geometry, Position } from "./geojson.js";
 import { geometryBBox } from "./geojson.js";
@@ -81,13 +86,23 @@ export class FenceIndex {
   private readonly ringHole: Uint8Array;
   private readonly fenceRingFrom: Uint32Array;
   private readonly fenceRingTo: Uint32Array;
+  /** Per fence, how many part colours it has (1: one even-odd counter is exact). */
+  private readonly fenceColors: Uint32Array;
+  /** Per vertex, the colour of the part its ring belongs to (an edge is named by its first vertex). */
+  private readonly vertColor: Uint32Array;
+  /** Scratch parity words for fences with more than 32 colours. */
+  private readonly parity: Int32Array;
   private readonly stack = new Int32Array(4096);
   /** Point-query cache: a uniform grid whose cells list the R-tree's candidates for the cell's box. */
   private readonly grid: PointGrid | null;
   /** Scratch buffer `queryPoint` fills; valid until the next call. */
   readonly hits: Int32Array;
+  /** What indexing found questionable (self-intersecting rings), one line per fence; also logged as warnings. */
+  readonly warnings: readonly string[];
 
-  constructor(fences: readonly Fence[], opts: FenceIndexOptions = {}) {
+  constructor(input: readonly Fence[], opts: FenceIndexOptions = {}) {
+    // Fences crossing the antimeridian are split at 180 (the same objects come back when none does).
+    const fences = input.map((f, i) => splitAntimeridian(f, `fences[${i}]`));
     this.fences = fences;
     const n = fences.length;
     let nVerts = 0;
@@ -110,7 +125,13 @@ export class FenceIndex {
     this.ringHole = new Uint8Array(nRings);
     this.fenceRingFrom = new Uint32Array(n);
     this.fenceRingTo = new Uint32Array(n);
+    this.fenceColors = new Uint32Array(n);
+    this.vertColor = new Uint32Array(nVerts);
     this.hits = new Int32Array(Math.max(1, n));
+    /** Per ring, its part's index within the fence (for the self-intersection check). */
+    const ringPart = new Uint32Array(nRings);
+    const warnings: string[] = [];
+    let maxColors = 1;
     const starts: number[] = [];
     const edges: number[] = [];
     let v = 0;
@@ -124,11 +145,20 @@ export class FenceIndex {
       let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
       this.fenceRingFrom[i] = ri;
       const polys = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
+      const colors = partColors(polys);
+      let nColors = 1;
+      for (const c of colors) if (c + 1 > nColors) nColors = c + 1;
+      this.fenceColors[i] = nColors;
+      if (nColors > maxColors) maxColors = nColors;
       let nEdges = 0;
-      for (const p of polys) {
+      for (let pi = 0; pi < polys.length; pi++) {
+        const p = polys[pi]!;
+        const color = colors[pi]!;
         p.forEach((r, k) => {
           this.ringStart[ri] = v;
           this.ringHole[ri] = k > 0 ? 1 : 0;
+          ringPart[ri] = pi;
+          this.vertColor.fill(color, v, v + r.length);
           for (const pos of r) {
             const x = pos[0]!, y = pos[1]!;
             this.coords[2 * v] = x;
@@ -162,12 +192,19 @@ export class FenceIndex {
           for (let b = lo; b <= hi; b++) per[b]!.push(e);
         }
       }
+      const crossing = firstCrossing(this.coords, per, this.fenceRingFrom[i]!, ri, this.ringStart, this.ringEnd, ringPart);
+      if (crossing !== undefined) {
+        warnings.push(`fence ${JSON.stringify(f.id)} (fences[${i}]) is self-intersecting: edges cross near ${crossing}; inside and outside follow the even-odd rule there`);
+      }
       for (const list of per) {
         starts.push(edges.length);
         for (const e of list) edges.push(e);
       }
     }
     starts.push(edges.length);
+    this.parity = new Int32Array(Math.ceil(maxColors / 32));
+    this.warnings = warnings;
+    if (opts.logger) for (const w of warnings) opts.logger.warn(w, { backend: "spatial" });
     this.bandStarts = Uint32Array.from(starts);
     this.bandEdges = Uint32Array.from(edges);
     if (n > 0) {
@@ -200,6 +237,7 @@ export class FenceIndex {
     let b = ((y - this.bandMinY[i]!) * this.bandInvH[i]!) | 0;
     if (b >= count) b = count - 1;
     const at = this.bandOff[i]! + b;
+    if (this.fenceColors[i]! > 1) return this.containsPointByColor(i, at, x, y);
     const end = this.bandStarts[at + 1]!;
     const c = this.coords;
     const edges = this.bandEdges;
@@ -218,6 +256,38 @@ export class FenceIndex {
       } else if ((y1 === y && c[e] === x) || (y2 === y && c[e + 2] === x)) return true;
     }
     return inside;
+  }
+
+  /** `containsPoint` for a fence with overlapping parts: even-odd per part colour, inside when any colour is odd. */
+  private containsPointByColor(i: number, at: number, x: number, y: number): boolean {
+    const end = this.bandStarts[at + 1]!;
+    const c = this.coords;
+    const edges = this.bandEdges;
+    const colorOf = this.vertColor;
+    const few = this.fenceColors[i]! <= 32;
+    const words = this.parity;
+    if (!few) words.fill(0);
+    let mask = 0;
+    for (let k = this.bandStarts[at]!; k < end; k++) {
+      const ev = edges[k]!;
+      const e = ev << 1;
+      const y1 = c[e + 1]!, y2 = c[e + 3]!;
+      if (y1 > y !== y2 > y) {
+        const x1 = c[e]!;
+        const xi = x1 + ((y - y1) * (c[e + 2]! - x1)) / (y2 - y1);
+        if (x < xi) {
+          const col = colorOf[ev]!;
+          if (few) mask ^= 1 << col;
+          else words[col >>> 5] = words[col >>> 5]! ^ (1 << (col & 31));
+        } else if (x === xi) return true;
+      } else if (y1 === y && y2 === y) {
+        const x1 = c[e]!, x2 = c[e + 2]!;
+        if ((x1 <= x && x <= x2) || (x2 <= x && x <= x1)) return true;
+      } else if ((y1 === y && c[e] === x) || (y2 === y && c[e + 2] === x)) return true;
+    }
+    if (few) return mask !== 0;
+    for (let w = 0; w < words.length; w++) if (words[w] !== 0) return true;
+    return false;
   }
 
   /**
@@ -390,6 +460,77 @@ export class FenceIndex {
   }
 }
 
+/** Bounding box of a polygon's outer ring. */
+function outerBox(rings: Position[][]): [number, number, number, number] {
+  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  for (const p of rings[0] ?? []) {
+    const x = p[0]!, y = p[1]!;
+    if (x < minX) minX = x;
+    if (y < minY) minY = y;
+    if (x > maxX) maxX = x;
+    if (y > maxY) maxY = y;
+  }
+  return [minX, minY, maxX, maxY];
+}
+
+/**
+ * A colour per part such that parts whose outer boxes overlap differ (greedy; all 0 for a Polygon or for parts
+ * that never overlap). Parts of one colour cannot both contain a point, so even-odd within a colour is exact.
+ */
+function partColors(polys: Position[][][]): number[] {
+  const colors = new Array<number>(polys.length).fill(0);
+  if (polys.length < 2) return colors;
+  const boxes = polys.map(outerBox);
+  const taken: number[] = [];
+  for (let a = 1; a < polys.length; a++) {
+    const A = boxes[a]!;
+    taken.length = 0;
+    for (let b = 0; b < a; b++) {
+      const B = boxes[b]!;
+      if (A[0] <= B[2] && B[0] <= A[2] && A[1] <= B[3] && B[1] <= A[3]) taken.push(colors[b]!);
+    }
+    let c = 0;
+    while (taken.includes(c)) c++;
+    colors[a] = c;
+  }
+  return colors;
+}
+
+/**
+ * Where two edges of one polygon part cross through both their interiors (a bow-tie, a hole cutting its outer
+ * ring), as "x,y"; undefined when none do. Touching at a vertex and collinear overlaps (left by clipping) are not
+ * crossings. Only edges sharing a band can cross, so this looks at pairs within each band.
+ */
+function firstCrossing(
+  c: Float64Array, bands: number[][], ringFrom: number, ringTo: number,
+  ringStart: Uint32Array, ringEnd: Uint32Array, ringPart: Uint32Array,
+): string | undefined {
+  const partOf = (e: number): number => {
+    for (let r = ringFrom; r < ringTo; r++) if (e >= ringStart[r]! && e < ringEnd[r]!) return ringPart[r]!;
+    return -1;
+  };
+  const multiRing = ringTo - ringFrom > 1;
+  for (const list of bands) {
+    for (let a = 0; a < list.length; a++) {
+      const ea = list[a]! << 1;
+      const ax = c[ea]!, ay = c[ea + 1]!, bx = c[ea + 2]!, by = c[ea + 3]!;
+      for (let b = a + 1; b < list.length; b++) {
+        const eb = list[b]! << 1;
+        const cx = c[eb]!, cy = c[eb + 1]!, dx = c[eb + 2]!, dy = c[eb + 3]!;
+        if (Math.max(ax, bx) < Math.min(cx, dx) || Math.max(cx, dx) < Math.min(ax, bx)) continue;
+        if (Math.max(ay, by) < Math.min(cy, dy) || Math.max(cy, dy) < Math.min(ay, by)) continue;
+        if (!segmentsMeet(ax, ay, bx, by, cx, cy, dx, dy, true)) continue;
+        // Parts of a MultiPolygon may overlap (their union is the fence); rings of one part may not cross.
+        if (multiRing && partOf(list[a]!) !== partOf(list[b]!)) continue;
+        const d1 = orient(cx, cy, dx, dy, ax, ay), d2 = orient(cx, cy, dx, dy, bx, by);
+        const t = d1 / (d1 - d2);
+        return `${+(ax + t * (bx - ax)).toFixed(6)},${+(ay + t * (by - ay)).toFixed(6)}`;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Cells per fence the point grid aims for, and its largest side. */
 const GRID_CELLS_PER_FENCE = 4;
 const GRID_MAX_SIDE = 1024;
@@ -440,6 +581,8 @@ export interface FenceIndexOptions {
    * tree. Default `true`; the grid is skipped anyway when heavily overlapping fences would make it too big.
    */
   pointGrid?: boolean;
+  /** Where warnings about fences go (a self-intersecting ring, naming the fence). Default: none; see `warnings`. */
+  logger?: Logger;
 }
 
 /** Builds the index of a set of fences. */
@@ -448,7 +591,8 @@ export function createFenceIndex(fences: readonly Fence[], opts: FenceIndexOptio
 }
 
 /** An index from a fence source: a FenceIndex as is, else fences loaded from a file path or FeatureCollection. */
-export function resolveFences(source: string | object, opts: LoadFencesOptions = {}): FenceIndex {
+export function resolveFences(source: string | object, opts: LoadFencesOptions & { logger?: Logger } = {}): FenceIndex {
   if (source instanceof FenceIndex) return source;
-  return new FenceIndex(loadFences(source, opts));
+  const { logger, ...load } = opts;
+  return new FenceIndex(loadFences(source, load), logger ? { logger } : {});
 }

@@ -110,3 +110,104 @@ export function loadFences(input: string | unknown, opts: LoadFencesOptions = {}
   });
   return fences;
 }
+
+type Ring = number[][];
+
+/** Whether a fence's coordinates are all longitudes and latitudes (a fence in a projected CRS is never split). */
+function isLonLat(polys: Ring[][]): boolean {
+  for (const p of polys) for (const r of p) for (const q of r) {
+    if (!(q[0]! >= -180 && q[0]! <= 180 && q[1]! >= -90 && q[1]! <= 90)) return false;
+  }
+  return true;
+}
+
+/**
+ * A ring with longitudes made continuous (an edge never jumps more than 180 degrees), shifted so its west end
+ * lies in [-180, 180). Undefined when the ring winds around a pole (it does not close once made continuous).
+ */
+function unwrap(ring: Ring): Ring | undefined {
+  const out: Ring = [];
+  let off = 0;
+  let minX = Infinity;
+  for (let k = 0; k < ring.length; k++) {
+    const q = ring[k]!;
+    if (k > 0) {
+      const dx = q[0]! - ring[k - 1]![0]!;
+      if (dx > 180) off -= 360;
+      else if (dx < -180) off += 360;
+    }
+    const x = q[0]! + off;
+    if (x < minX) minX = x;
+    out.push([x, q[1]!]);
+  }
+  if (off !== 0) return undefined;
+  const shift = -360 * Math.floor((minX + 180) / 360);
+  return shift === 0 ? out : out.map((q) => [q[0]! + shift, q[1]!]);
+}
+
+/** The part of a closed ring west (`x <= 180`) or east (`x >= 180`, shifted by -360) of the antimeridian. */
+function clipAt180(ring: Ring, west: boolean): Ring | undefined {
+  const inside = (q: number[]): boolean => (west ? q[0]! <= 180 : q[0]! >= 180);
+  const cut = (a: number[], b: number[]): number[] => [180, a[1]! + ((180 - a[0]!) * (b[1]! - a[1]!)) / (b[0]! - a[0]!)];
+  const pts = ring.slice(0, -1);
+  const out: Ring = [];
+  for (let k = 0; k < pts.length; k++) {
+    const a = pts[(k + pts.length - 1) % pts.length]!, b = pts[k]!;
+    if (inside(b)) {
+      if (!inside(a)) out.push(cut(a, b));
+      out.push(b);
+    } else if (inside(a)) out.push(cut(a, b));
+  }
+  if (out.length < 3) return undefined;
+  const shifted = west ? out : out.map((q) => [q[0]! - 360, q[1]!]);
+  return [...shifted, [...shifted[0]!]];
+}
+
+/**
+ * A fence that crosses the antimeridian, as the MultiPolygon of its parts on either side of 180 (RFC 7946 3.1.9);
+ * any other fence is returned as is. An edge spanning more than 180 degrees of longitude is taken to cross the
+ * antimeridian (the shorter way round), as in a box from 170E to 170W; only fences whose coordinates are all
+ * longitudes/latitudes are considered. A ring winding around a pole across the antimeridian is refused with a
+ * CONFIG error naming the fence.
+ */
+export function splitAntimeridian(fence: Fence, path = "fence"): Fence {
+  const polys: Ring[][] = fence.geometry.type === "Polygon" ? [fence.geometry.coordinates] : fence.geometry.coordinates;
+  let wide = false;
+  for (const p of polys) for (const r of p) for (let k = 1; k < r.length && !wide; k++) if (Math.abs(r[k]![0]! - r[k - 1]![0]!) > 180) wide = true;
+  if (!wide || !isLonLat(polys)) return fence;
+  const parts: Ring[][] = [];
+  polys.forEach((p, pi) => {
+    const rings: Ring[] = [];
+    p.forEach((r, ri) => {
+      const u = unwrap(r);
+      if (u === undefined) {
+        throw new GeoWatchError(
+          "CONFIG",
+          `fence ${JSON.stringify(fence.id)} (${path}): ring ${ri} of polygon ${pi} crosses the antimeridian and winds around a pole; split it into parts that each stay on one side of 180 degrees`,
+          { backend: "spatial", path: `${path}.geometry` },
+        );
+      }
+      rings.push(u);
+    });
+    // Holes sit on the same side of the cut as their outer ring.
+    const outer = rings[0]!;
+    const oMin = Math.min(...outer.map((q) => q[0]!)), oMax = Math.max(...outer.map((q) => q[0]!));
+    for (let k = 1; k < rings.length; k++) {
+      const hMin = Math.min(...rings[k]!.map((q) => q[0]!)), hMax = Math.max(...rings[k]!.map((q) => q[0]!));
+      if (hMax < oMin) rings[k] = rings[k]!.map((q) => [q[0]! + 360, q[1]!]);
+      else if (hMin > oMax) rings[k] = rings[k]!.map((q) => [q[0]! - 360, q[1]!]);
+    }
+    for (const west of [true, false]) {
+      const o = clipAt180(outer, west);
+      if (o === undefined) continue;
+      const part: Ring[] = [o];
+      for (const h of rings.slice(1)) {
+        const c = clipAt180(h, west);
+        if (c !== undefined) part.push(c);
+      }
+      parts.push(part);
+    }
+  });
+  const geometry: Fence["geometry"] = parts.length === 1 ? { type: "Polygon", coordinates: parts[0]! } : { type: "MultiPolygon", coordinates: parts };
+  return { id: fence.id, geometry, properties: fence.properties };
+}

@@ -92,7 +92,7 @@ function firstPosition(g: Geometry): [number, number] {
 export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}): Stage {
   const o = parseOptions<GeofenceOptions>(geofenceSchema, options, "geofence");
   const name = ctx.name ?? "geofence";
-  const index: FenceIndex = resolveFences(o.fences, { idProperty: o.idProperty, baseDir: ctx.baseDir });
+  const index: FenceIndex = resolveFences(o.fences, { idProperty: o.idProperty, baseDir: ctx.baseDir, ...(ctx.logger ? { logger: ctx.logger } : {}) });
   const events = new Set<GeofenceEvent>(o.events ?? ["enter", "exit"]);
   const wantEnter = events.has("enter"), wantExit = events.has("exit"), wantInside = events.has("inside");
   const wantOutside = events.has("outside"), wantCross = events.has("cross");
