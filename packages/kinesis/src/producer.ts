@@ -1,0 +1,142 @@
+import { randomBytes } from "node:crypto";
+import { PutRecordsCommand } from "@aws-sdk/client-kinesis";
+import type { KinesisClient, PutRecordsRequestEntry } from "@aws-sdk/client-kinesis";
+import { GeoWatchError, backoffMs, parseOptions, payloadBytes, sleep } from "@geowatch/core";
+import type { Logger, OutRecord, Producer, SendResult } from "@geowatch/core";
+import { BACKEND, awsError, isNetworkError, isThrottleOr5xx, kinesisClient } from "./client.js";
+import { kinesisProducerSchema } from "./options.js";
+import type { KinesisProducerOptions } from "./options.js";
+
+export interface KinesisProducerDeps {
+  logger?: Logger;
+  /** Injected Kinesis client; the producer does not destroy it on close. */
+  client?: KinesisClient;
+}
+
+/** PutRecords limits: 500 entries, 5 MiB per call, 1 MiB per record (data + partition key). */
+export const MAX_RECORDS = 500;
+export const MAX_CALL_BYTES = 5 * 1024 * 1024;
+export const MAX_RECORD_BYTES = 1024 * 1024;
+const MAX_KEY_CHARS = 256;
+
+const encoder = new TextEncoder();
+
+/** Renders `{name}` from the record's metadata, `{key}` from its key; a missing value renders empty. */
+function renderKey(template: string, r: OutRecord): string {
+  return template.replace(/\{([A-Za-z0-9_.-]+)\}/g, (_, name: string) => {
+    if (name === "key") return r.key ?? "";
+    const meta = r.metadata;
+    const v = meta && Object.hasOwn(meta, name) ? meta[name] : undefined;
+    return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v as string | number | boolean);
+  });
+}
+
+/**
+ * PutRecords in chunks within the API's limits. Each record gets its own result with the sequence
+ * number (`id` is `<shardId>/<sequenceNumber>`); entries that fail with throttling or an internal error
+ * are sent again, alone, with backoff and jitter; a record over 1 MiB fails alone, not retryable.
+ */
+export function kinesisProducer(options: KinesisProducerOptions, deps: KinesisProducerDeps = {}): Producer {
+  const opts = parseOptions(kinesisProducerSchema, options, "producer", BACKEND);
+  const maxTries = opts.maxTries ?? 5;
+  const baseMs = opts.retryBaseMs ?? 100;
+  let client: KinesisClient | undefined = deps.client;
+  let problem: string | undefined;
+  let closed = false;
+
+  const keyOf = (r: OutRecord): string => {
+    const k = opts.partitionKey ? renderKey(opts.partitionKey, r) : r.key;
+    // An empty key is not allowed: spread such records over the shards.
+    const key = k === undefined || k === "" ? randomBytes(8).toString("hex") : k;
+    return key.length > MAX_KEY_CHARS ? key.slice(0, MAX_KEY_CHARS) : key;
+  };
+
+  /** Sends one chunk; fills `results` at the entries' indexes, retrying only the failed ones. */
+  const putChunk = async (entries: Array<{ index: number; entry: PutRecordsRequestEntry }>, results: SendResult[]) => {
+    let pending = entries;
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      let res;
+      try {
+        res = await client!.send(new PutRecordsCommand({ StreamName: opts.stream, Records: pending.map((p) => p.entry) }));
+        problem = undefined;
+      } catch (err) {
+        const e = awsError(err, `PutRecords to "${opts.stream}"`);
+        if (isNetworkError(err)) problem = e.message;
+        if ((isThrottleOr5xx(err) || isNetworkError(err)) && attempt < maxTries && !closed) {
+          await sleep(backoffMs(attempt, baseMs, 10_000));
+          continue;
+        }
+        // The whole call failed: every entry of it fails with the same error.
+        for (const p of pending) results[p.index] = { ok: false, error: e, retryable: e.retryable };
+        return;
+      }
+      const out = res.Records ?? [];
+      const again: typeof pending = [];
+      pending.forEach((p, i) => {
+        const r = out[i];
+        if (r && !r.ErrorCode && r.SequenceNumber) {
+          results[p.index] = { ok: true, id: `${r.ShardId}/${r.SequenceNumber}` };
+          return;
+        }
+        const code = r?.ErrorCode ?? "NoResult";
+        const retryable = code === "ProvisionedThroughputExceededException" || code === "InternalFailure" || code === "NoResult";
+        if (retryable && attempt < maxTries && !closed) {
+          again.push(p);
+          return;
+        }
+        const error = new GeoWatchError("SEND", `PutRecords to "${opts.stream}": record ${p.index}: ${code}: ${r?.ErrorMessage ?? "no result"}`, { backend: BACKEND, retryable });
+        results[p.index] = { ok: false, error, retryable };
+      });
+      pending = again;
+      if (pending.length > 0) await sleep(backoffMs(attempt, baseMs, 10_000));
+    }
+  };
+
+  return {
+    capabilities: { batching: true, maxBatch: MAX_RECORDS, maxBatchBytes: MAX_CALL_BYTES, maxRecordBytes: MAX_RECORD_BYTES },
+    connect() {
+      client ??= kinesisClient(opts);
+      return Promise.resolve();
+    },
+    async send(records: OutRecord[]): Promise<SendResult[]> {
+      client ??= kinesisClient(opts);
+      const results: SendResult[] = new Array<SendResult>(records.length);
+      const chunks: Array<Array<{ index: number; entry: PutRecordsRequestEntry }>> = [];
+      let chunk: Array<{ index: number; entry: PutRecordsRequestEntry }> = [];
+      let bytes = 0;
+      records.forEach((r, index) => {
+        const data = payloadBytes(r.value);
+        const key = keyOf(r);
+        const size = data.byteLength + encoder.encode(key).byteLength;
+        if (size > MAX_RECORD_BYTES) {
+          results[index] = {
+            ok: false,
+            error: new GeoWatchError("SEND", `record ${index} is ${size} bytes with its partition key; Kinesis takes at most ${MAX_RECORD_BYTES}`, { backend: BACKEND, retryable: false }),
+            retryable: false,
+          };
+          return;
+        }
+        if (chunk.length >= MAX_RECORDS || bytes + size > MAX_CALL_BYTES) {
+          chunks.push(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push({ index, entry: { Data: data, PartitionKey: key } });
+        bytes += size;
+      });
+      if (chunk.length > 0) chunks.push(chunk);
+      // Chunks go one after the other, so records of one partition key keep their order between chunks.
+      for (const c of chunks) await putChunk(c, results);
+      return results;
+    },
+    health() {
+      return problem === undefined ? { ok: true } : { ok: false, error: problem };
+    },
+    close(): Promise<void> {
+      if (closed) return Promise.resolve();
+      closed = true;
+      if (!deps.client) client?.destroy();
+      return Promise.resolve();
+    },
+  };
+}
