@@ -47,7 +47,6 @@ export function s3Consumer(options: S3ConsumerOptions, ctx: { logger?: Logger } 
   /** An object partly acknowledged before a restart: read it again first, from `line`. */
   let resume: Checkpoint | undefined;
   let buffer: InRecord[] = [];
-  let idle = false;
   let closed = false;
   let turn: Promise<unknown> = Promise.resolve();
   let saving: Promise<unknown> = Promise.resolve();
@@ -187,11 +186,7 @@ export function s3Consumer(options: S3ConsumerOptions, ctx: { logger?: Logger } 
     }
     while (buffer.length < max) {
       const page = (await listPage(cursor, 1000)).filter((o) => readable(o.key) || ((cursor = o.key), false));
-      if (page.length === 0) {
-        idle = true;
-        return;
-      }
-      idle = false;
+      if (page.length === 0) return;
       for (let i = 0; i < page.length && buffer.length < max; i += fetchConcurrency) {
         const chunk = page.slice(i, i + fetchConcurrency);
         const got = await Promise.all(chunk.map((o) => fetch(o.key)));
@@ -261,7 +256,8 @@ export function s3Consumer(options: S3ConsumerOptions, ctx: { logger?: Logger } 
       await run;
     },
     async caughtUp() {
-      return buffer.length === 0 && resume === undefined && idle;
+      if (buffer.length > 0 || resume !== undefined) return false;
+      return serial(async () => (await listPage(cursor, 1000)).every((o) => !readable(o.key)));
     },
     health() {
       return link ? link.health() : { ok: true };

@@ -10,6 +10,8 @@ import type { S3StoreOptions } from "./options.js";
 
 /** An S3 store: the `Store` contract plus listing by prefix. */
 export interface S3Store extends Store {
+  connect(): Promise<void>;
+  read(key: string): Promise<Payload | undefined>;
   /** Object keys (without the store's `prefix`) that start with `prefix`, in key order. */
   list(prefix: string): Promise<string[]>;
 }
