@@ -63,7 +63,7 @@ interface AwsLike {
 /** Throttling, 5xx and network errors: the call may work later. */
 export function isTransient(err: unknown): boolean {
   const e = err as AwsLike;
-  if (!e || typeof e !== "object") return false;
+  if (!e || typeof e !== "object" || err instanceof GeoWatchError) return false;
   if (e.name === "AbortError") return false;
   const status = e.$metadata?.httpStatusCode;
   if (status === undefined) return true; // no HTTP answer at all: connection refused, reset, timeout
