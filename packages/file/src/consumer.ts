@@ -4,8 +4,8 @@ import type { FSWatcher } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { GeoWatchError } from "@geowatch/core";
-import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, guardConsumer } from "@geowatch/core";
+import type { Consumer, InRecord, Logger, Position, ReceiveOptions, ManagedConsumer } from "@geowatch/core";
 import { fromLine } from "./line.js";
 import { errnoOf, serial, writeAtomic } from "./fsutil.js";
 import { fileConsumerSchema, parseOptions } from "./options.js";
@@ -28,7 +28,7 @@ const stderrLogger: Logger = {
  * Follows a file like `tail -F`: emits complete lines from the committed offset on, waits for the file
  * to appear, restarts from 0 on truncation, and after a rotation drains the old file before the new one.
  */
-export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logger } = {}): Consumer {
+export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?: Logger } = {}): Consumer {
   const opts = parseOptions<FileConsumerOptions>(fileConsumerSchema, options, "file consumer");
   const file = resolve(opts.path);
   const offsetFile = resolve(opts.offsetPath ?? `${file}.offset`);
@@ -39,7 +39,6 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
   // Concurrent receives would race on the read offset; take turns.
   const reads = serial();
 
-  let connected: Promise<void> | undefined;
   let fh: FileHandle | undefined;
   let ino: number | undefined;
   /** Byte where the next unread line starts. */
@@ -214,9 +213,6 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
   }
 
   async function receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
-    if (closed) throw new GeoWatchError("CLOSED", `consumer for "${file}" is closed`, { backend: "file" });
-    connected ??= doConnect();
-    await connected;
     const deadline = Date.now() + opts.waitMs;
     for (;;) {
       const recs = await reads(() => readSome(Math.max(1, max)));
@@ -240,10 +236,7 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
 
   return {
     capabilities: { ordering: "stream", batching: true },
-    async connect() {
-      connected ??= doConnect();
-      await connected;
-    },
+    connect: doConnect,
     receive,
     commit,
     async close() {
@@ -256,4 +249,12 @@ export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logge
       });
     },
   };
+}
+
+/**
+ * file consumer, wrapped in core's runtime layer (connect once with retries, refuse calls after close, close once),
+ * for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function fileConsumer(options: FileConsumerOptions, ctx: { logger?: Logger } = {}): ManagedConsumer {
+  return guardConsumer(createFileConsumer(options, ctx), { name: "file consumer", backend: "file" });
 }

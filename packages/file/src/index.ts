@@ -1,16 +1,16 @@
 import { defineBackend } from "@geowatch/core";
-import { fileConsumer } from "./consumer.js";
-import { fileProducer } from "./producer.js";
-import { fileStore } from "./store.js";
+import { createFileConsumer } from "./consumer.js";
+import { createFileProducer } from "./producer.js";
+import { createFileStore } from "./store.js";
 import { fileConsumerSchema, fileProducerSchema, fileStoreSchema } from "./options.js";
 
 /** The file backend: `backend: file` in config. */
 export const fileBackend = defineBackend({
   name: "file",
   description: "an NDJSON file channel (append, follow with committed offsets) and a directory store",
-  consumer: { options: fileConsumerSchema, create: (o, ctx) => fileConsumer(o, { logger: ctx.logger }) },
-  producer: { options: fileProducerSchema, create: (o) => fileProducer(o) },
-  store: { options: fileStoreSchema, create: (o) => fileStore(o) },
+  consumer: { options: fileConsumerSchema, create: (o, ctx) => createFileConsumer(o, { logger: ctx.logger }) },
+  producer: { options: fileProducerSchema, create: (o) => createFileProducer(o) },
+  store: { options: fileStoreSchema, create: (o) => createFileStore(o) },
 });
 
 export { fileConsumer } from "./consumer.js";

@@ -1,8 +1,8 @@
 import { mkdir, open, rename, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { GeoWatchError } from "@geowatch/core";
-import type { OutRecord, Producer, SendResult } from "@geowatch/core";
+import { GeoWatchError, guardProducer } from "@geowatch/core";
+import type { OutRecord, Producer, SendResult, ManagedProducer } from "@geowatch/core";
 import { toLine } from "./line.js";
 import { fsyncDir, serial } from "./fsutil.js";
 import { fileProducerSchema, parseOptions } from "./options.js";
@@ -12,14 +12,13 @@ import type { FileProducerOptions } from "./options.js";
  * Appends each record as one NDJSON line (see `toLine` for the exact rule). A batch is written with one
  * append and fsynced before `send` returns, so an acknowledged record survives a crash.
  */
-export function fileProducer(options: FileProducerOptions): Producer {
+export function createFileProducer(options: FileProducerOptions): Producer {
   const opts = parseOptions<FileProducerOptions>(fileProducerSchema, options, "file producer");
   const file = resolve(opts.path);
   const sync = opts.fsync ?? true;
   const one = serial();
   let fh: FileHandle | undefined;
   let size = 0;
-  let closed = false;
 
   async function ensureOpen(): Promise<FileHandle> {
     if (fh) return fh;
@@ -46,7 +45,6 @@ export function fileProducer(options: FileProducerOptions): Producer {
   }
 
   async function send(records: OutRecord[]): Promise<SendResult[]> {
-    if (closed) throw new GeoWatchError("CLOSED", `producer for "${file}" is closed`, { backend: "file" });
     const results: SendResult[] = [];
     const lines: string[] = [];
     for (const r of records) {
@@ -94,11 +92,18 @@ export function fileProducer(options: FileProducerOptions): Producer {
     },
     send,
     async close() {
-      closed = true;
       await one(async () => {
         await fh?.close();
         fh = undefined;
       });
     },
   };
+}
+
+/**
+ * file producer, wrapped in core's runtime layer (connect once with retries, refuse calls after close, close once),
+ * for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function fileProducer(options: FileProducerOptions): ManagedProducer {
+  return guardProducer(createFileProducer(options), { name: "file producer", backend: "file" });
 }

@@ -1,7 +1,7 @@
 import { mkdir, open, readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve, sep } from "node:path";
-import { GeoWatchError } from "@geowatch/core";
-import type { Payload, Store, StoreWrite } from "@geowatch/core";
+import { GeoWatchError, guardStore } from "@geowatch/core";
+import type { Payload, Store, StoreWrite, ManagedStore } from "@geowatch/core";
 import { errnoOf, fsyncDir, writeAtomic } from "./fsutil.js";
 import { loneSurrogateAt } from "./line.js";
 import { fileStoreSchema, parseOptions } from "./options.js";
@@ -11,7 +11,7 @@ import type { FileStoreOptions } from "./options.js";
  * One file per key under `dir`. Append mode appends bytes (the core asks for it only when the codec is
  * appendable); snapshot mode replaces the file atomically (temp file + rename). Both fsync.
  */
-export function fileStore(options: FileStoreOptions): Store {
+export function createFileStore(options: FileStoreOptions): Store {
   const opts = parseOptions<FileStoreOptions>(fileStoreSchema, options, "file store");
   const root = resolve(opts.dir);
   const sync = opts.fsync ?? true;
@@ -67,4 +67,12 @@ export function fileStore(options: FileStoreOptions): Store {
       }
     },
   };
+}
+
+/**
+ * file store, wrapped in core's runtime layer (connect once with retries, refuse calls after close, close once),
+ * for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function fileStore(options: FileStoreOptions): ManagedStore {
+  return guardStore(createFileStore(options), { name: "file store", backend: "file" });
 }

@@ -104,7 +104,8 @@ describe("fileProducer + fileConsumer", () => {
     await a.commit?.([got[0]!.position!]);
     await a.close?.();
     expect(values(await drain(consumer(path, { offsetPath }), 2))).toEqual(["2", "3"]);
-    await a.commit?.([]);
+    // The runtime layer refuses calls after close.
+    await expect(a.commit!([])).rejects.toThrow(/"file consumer" is closed/);
   });
 
   it("does not emit a partial last line until its newline arrives", async () => {
@@ -214,6 +215,29 @@ describe("fileStore", () => {
       expect((err as Error).message).toContain(`"${key}"`);
       await expect(s.read!(key)).rejects.toThrow(/SECURITY|key/);
     }
+  });
+});
+
+describe("lifecycle (core's runtime layer around the raw I/O)", () => {
+  it("connects once under concurrent first calls, and refuses calls after close", async () => {
+    const path = join(dir, "life", "out.ndjson");
+    const p = fileProducer({ path });
+    expect(p.state).toBe("idle");
+    const results = await Promise.all([1, 2, 3].map((i) => p.send([{ value: `{"i":${i}}` }])));
+    expect(results.flat().every((r) => r.ok)).toBe(true);
+    expect(p.state).toBe("ready");
+    expect((await readFile(path, "utf8")).trim().split("\n").sort()).toEqual(['{"i":1}', '{"i":2}', '{"i":3}']);
+    await p.close();
+    await p.close(); // once
+    await expect(p.send([{ value: "{}" }])).rejects.toThrow(/CLOSED|closed/);
+    const c = fileConsumer({ path });
+    expect((await c.receive(10, { waitMs: 100 })).length).toBe(3);
+    await c.close();
+    await expect(c.receive(1, { waitMs: 0 })).rejects.toThrow(/"file consumer" is closed/);
+    const s = fileStore({ dir: join(dir, "life", "store") });
+    await s.write({ key: "a.txt", body: "x", contentType: "text/plain", append: false });
+    await s.close();
+    await expect(s.write({ key: "a.txt", body: "y", contentType: "text/plain", append: false })).rejects.toThrow(/"file store" is closed/);
   });
 });
 
