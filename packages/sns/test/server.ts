@@ -31,9 +31,9 @@ export async function topicWithQueue(opts: { fifo?: boolean; filterPolicy?: Reco
   const sns = new SNSClient({ endpoint: endpoint(), region: region() });
   const sqs = new SQSClient({ endpoint: endpoint(), region: region() });
   try {
-    const fifoAttrs = opts.fifo ? { FifoTopic: "true", ContentBasedDeduplication: "true" } : {};
+    const fifoAttrs: Record<string, string> = opts.fifo ? { FifoTopic: "true", ContentBasedDeduplication: "true" } : {};
     const { TopicArn } = await sns.send(new CreateTopicCommand({ Name: topic, Attributes: { ...fifoAttrs, ...opts.topicAttributes } }));
-    const qAttrs = opts.fifo ? { FifoQueue: "true", ContentBasedDeduplication: "true" } : {};
+    const qAttrs: Record<string, string> = opts.fifo ? { FifoQueue: "true", ContentBasedDeduplication: "true" } : {};
     const { QueueUrl } = await sqs.send(new CreateQueueCommand({ QueueName: queue, Attributes: qAttrs }));
     const a = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ["QueueArn"] }));
     const attributes: Record<string, string> = { RawMessageDelivery: "true" };
