@@ -148,12 +148,22 @@ function lifecycle(g: Guard): Lifecycle {
   };
 }
 
-export type ManagedConsumer = Consumer & Lifecycle;
-export type ManagedProducer = Producer & Lifecycle;
-export type ManagedStore = Store & Lifecycle;
+export type ManagedConsumer<C extends Consumer = Consumer> = C & Lifecycle;
+export type ManagedProducer<P extends Producer = Producer> = P & Lifecycle;
+export type ManagedStore<S extends Store = Store> = S & Lifecycle;
+
+const LIFECYCLE_MEMBERS = new Set(["connect", "close", "health", "capabilities", "state", "lastError"]);
+
+/** A backend's own extra methods (a queue's `extend`) go through the guard too: connect first, refuse after close. */
+function guardExtras(target: object, m: Record<string, unknown>, g: Guard): void {
+  for (const k of Object.keys(target)) {
+    const v = (target as Record<string, unknown>)[k];
+    if (typeof v === "function" && !(k in m) && !LIFECYCLE_MEMBERS.has(k)) m[k] = g.call((v as (...a: unknown[]) => Promise<unknown>).bind(target));
+  }
+}
 
 /** Wraps a consumer in the runtime layer. */
-export function guardConsumer(c: Consumer, opts: ManagedOptions): ManagedConsumer {
+export function guardConsumer<C extends Consumer>(c: C, opts: ManagedOptions): ManagedConsumer<C> {
   const g = new Guard(c, opts);
   const m: ManagedConsumer = Object.assign(lifecycle(g), {
     capabilities: c.capabilities ?? {},
@@ -163,11 +173,12 @@ export function guardConsumer(c: Consumer, opts: ManagedOptions): ManagedConsume
   if (c.nack) m.nack = g.call(c.nack.bind(c));
   if (c.commit) m.commit = g.call(c.commit.bind(c));
   if (c.caughtUp) m.caughtUp = g.call(c.caughtUp.bind(c));
-  return m;
+  guardExtras(c, m as unknown as Record<string, unknown>, g);
+  return m as ManagedConsumer<C>;
 }
 
 /** Wraps a producer in the runtime layer. */
-export function guardProducer(p: Producer, opts: ManagedOptions): ManagedProducer {
+export function guardProducer<P extends Producer>(p: P, opts: ManagedOptions): ManagedProducer<P> {
   const g = new Guard(p, opts);
   const m: ManagedProducer = Object.assign(lifecycle(g), {
     capabilities: p.capabilities ?? {},
@@ -175,16 +186,18 @@ export function guardProducer(p: Producer, opts: ManagedOptions): ManagedProduce
   }) as ManagedProducer;
   if (p.ensureTopic) m.ensureTopic = g.call(p.ensureTopic.bind(p));
   if (p.health) m.health = () => g.backendHealth();
-  return m;
+  guardExtras(p, m as unknown as Record<string, unknown>, g);
+  return m as ManagedProducer<P>;
 }
 
 /** Wraps a store in the runtime layer. */
-export function guardStore(s: Store, opts: ManagedOptions): ManagedStore {
+export function guardStore<S extends Store>(s: S, opts: ManagedOptions): ManagedStore<S> {
   const g = new Guard(s, opts);
   const m: ManagedStore = Object.assign(lifecycle(g), {
     capabilities: s.capabilities ?? {},
     write: g.call(s.write.bind(s)),
   }) as ManagedStore;
   if (s.read) m.read = g.call(s.read.bind(s));
-  return m;
+  guardExtras(s, m as unknown as Record<string, unknown>, g);
+  return m as ManagedStore<S>;
 }

@@ -64,3 +64,22 @@ describe("backend health hook", () => {
     await app.stop();
   });
 });
+
+describe("the runtime layer's extra methods", () => {
+  it("a backend's own methods wait for connect and are refused after close", async () => {
+    let connects = 0;
+    const raw = {
+      receive: async () => [],
+      connect: async () => {
+        await new Promise((r) => setTimeout(r, 20));
+        connects++;
+      },
+      extend: async (n: number) => n * 2,
+    };
+    const c = guardConsumer(raw, { name: "in", backend: "probe" });
+    expect(await Promise.all([c.extend(1), c.extend(2), c.receive(1, { waitMs: 0 })])).toEqual([2, 4, []]);
+    expect(connects).toBe(1);
+    await c.close();
+    await expect(c.extend(3)).rejects.toThrow(/"in" is closed/);
+  });
+});

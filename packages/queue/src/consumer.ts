@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { GeoWatchError, LeaseKeeper, jsonLogger, reasonOf } from "@geowatch/core";
-import type { Consumer, ConsumerCapabilities, InRecord, Logger, ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, LeaseKeeper, guardConsumer, jsonLogger, reasonOf } from "@geowatch/core";
+import type { Consumer, ConsumerCapabilities, InRecord, Logger, ManagedConsumer, ReceiveOptions } from "@geowatch/core";
 import { parseOptions, queueConsumerSchema, resolvePath } from "./options.js";
 import type { QueueConsumerOptions } from "./options.js";
 import { acquireStore, releaseStore } from "./store.js";
@@ -32,7 +32,7 @@ export interface QueueConsumer extends Consumer {
  * Consumes a SQLite-backed queue with leases. The leases of received messages are extended while they are
  * in flight (see `extendLeases`); a message whose consumer died comes back after `visibilityTimeoutMs`.
  */
-export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Logger } = {}): QueueConsumer {
+export function createQueueConsumer(options: QueueConsumerOptions, ctx: { logger?: Logger } = {}): QueueConsumer {
   const o = parseOptions<QueueConsumerOptions>(queueConsumerSchema, options, "queue consumer");
   const path = resolvePath(o.path);
   const queue = o.queue;
@@ -65,12 +65,10 @@ export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Log
     if (wasFull && held.size < maxLeased) for (const stop of [...waits]) stop();
     return leases;
   };
+  /** Set by close: a waiting receive returns at once. */
   let closed = false;
-
-  const open = (): QueueStore => {
-    if (closed) throw new GeoWatchError("CLOSED", `consumer for queue "${queue}" is closed`, { backend: "queue" });
-    return (store ??= acquireStore(path));
-  };
+  // The runtime layer calls connect before anything else and nothing after close.
+  const open = (): QueueStore => store!;
 
   const toRecord = (row: ClaimedRow, lease: string): InRecord => {
     const rec: InRecord = {
@@ -104,7 +102,7 @@ export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Log
   return {
     capabilities: { acks: true, batching: true, ordering: "none" },
     async connect() {
-      open();
+      store = acquireStore(path);
     },
     async receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
       const s = open();
@@ -147,7 +145,6 @@ export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Log
     },
     /** Hands back the leases this instance never acked or nacked (visible again now), then lets go of the database. */
     async close() {
-      if (closed) return;
       closed = true;
       for (const stop of [...waits]) stop();
       const left = held.stop();
@@ -176,4 +173,12 @@ function leasesOf(records: InRecord[]): Lease[] {
     }
     return { id: h.id, lease: h.lease };
   });
+}
+
+/**
+ * A queue consumer wrapped in core's runtime layer (connect once, refuse calls after close, close once), for
+ * use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function queueConsumer(options: QueueConsumerOptions, ctx: { logger?: Logger } = {}): ManagedConsumer<QueueConsumer> {
+  return guardConsumer(createQueueConsumer(options, ctx), { name: `queue consumer "${options.queue}"`, backend: "queue" });
 }

@@ -1,7 +1,7 @@
 import { defineBackend } from "@geowatch/core";
-import { queueConsumer } from "./consumer.js";
+import { createQueueConsumer } from "./consumer.js";
 import { queueConsumerSchema, queueProducerSchema } from "./options.js";
-import { queueProducer } from "./producer.js";
+import { createQueueProducer } from "./producer.js";
 
 export { queueConsumer, DEAD_REASON_HEADER } from "./consumer.js";
 export type { QueueConsumer, QueueHandle } from "./consumer.js";
@@ -19,6 +19,6 @@ export type { QueueConsumerOptions, QueueProducerOptions } from "./options.js";
 export const queueBackend = defineBackend({
   name: "queue",
   description: "a durable queue on node:sqlite shared by processes on one machine: acks, leases, redelivery, dead queue",
-  consumer: { options: queueConsumerSchema, create: (o, ctx) => queueConsumer(o, { logger: ctx.logger }) },
-  producer: { options: queueProducerSchema, create: (o) => queueProducer(o) },
+  consumer: { options: queueConsumerSchema, create: (o, ctx) => createQueueConsumer(o, { logger: ctx.logger }) },
+  producer: { options: queueProducerSchema, create: (o) => createQueueProducer(o) },
 });

@@ -1,27 +1,23 @@
-import { GeoWatchError } from "@geowatch/core";
-import type { OutRecord, Producer, SendResult } from "@geowatch/core";
+import { guardProducer } from "@geowatch/core";
+import type { ManagedProducer, OutRecord, Producer, SendResult } from "@geowatch/core";
 import { parseOptions, queueProducerSchema, resolvePath } from "./options.js";
 import type { QueueProducerOptions } from "./options.js";
 import { acquireStore, releaseStore } from "./store.js";
 import type { NewRow, QueueStore } from "./store.js";
 
 /** Sends records to a SQLite-backed queue; one `send` is one transaction. */
-export function queueProducer(options: QueueProducerOptions): Producer {
+export function createQueueProducer(options: QueueProducerOptions): Producer {
   const o = parseOptions<QueueProducerOptions>(queueProducerSchema, options, "queue producer");
   const path = resolvePath(o.path);
   const delayMs = o.delayMs ?? 0;
   let store: QueueStore | undefined;
-  let closed = false;
-
-  const open = (): QueueStore => {
-    if (closed) throw new GeoWatchError("CLOSED", `producer for queue "${o.queue}" is closed`, { backend: "queue" });
-    return (store ??= acquireStore(path));
-  };
+  // The runtime layer calls connect before anything else and nothing after close.
+  const open = (): QueueStore => store!;
 
   return {
     capabilities: { batching: true },
     async connect() {
-      open();
+      store = acquireStore(path);
     },
     async send(records: OutRecord[]): Promise<SendResult[]> {
       const s = open();
@@ -44,10 +40,16 @@ export function queueProducer(options: QueueProducerOptions): Producer {
       open();
     },
     async close() {
-      if (closed) return;
-      closed = true;
       if (store) releaseStore(store);
       store = undefined;
     },
   };
+}
+
+/**
+ * A queue producer wrapped in core's runtime layer (connect once, refuse calls after close, close once), for
+ * use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function queueProducer(options: QueueProducerOptions): ManagedProducer {
+  return guardProducer(createQueueProducer(options), { name: `queue producer "${options.queue}"`, backend: "queue" });
 }

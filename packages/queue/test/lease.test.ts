@@ -172,3 +172,21 @@ describe("queue leases while messages are in flight", () => {
     }
   }, 30_000);
 });
+
+describe("lifecycle (core's runtime layer around the raw I/O)", () => {
+  it("opens the database once under concurrent first calls; extend goes through the layer and is refused after close", async () => {
+    const p = queueProducer({ path, queue: "life" });
+    const c = queueConsumer({ path, queue: "life", pollIntervalMs: 10 });
+    expect([p.state, c.state]).toEqual(["idle", "idle"]);
+    await Promise.all([p.send([{ value: "a" }]), p.send([{ value: "b" }]), c.receive(0, { waitMs: 0 })]);
+    expect([p.state, c.state]).toEqual(["ready", "ready"]);
+    const got = await c.receive(10, { waitMs: 1000 });
+    expect(got.map(text).sort()).toEqual(["a", "b"]);
+    expect(await c.extend(got, 5000)).toBe(2);
+    await c.ack(got);
+    await c.close();
+    await p.close();
+    await expect(c.extend(got)).rejects.toThrow(/is closed/);
+    await expect(p.send([{ value: "c" }])).rejects.toThrow(/is closed/);
+  });
+});
