@@ -3,7 +3,7 @@ import { guardConsumer } from "../src/managed.js";
 import { Runtime } from "../src/runtime.js";
 import { z } from "zod";
 import { defineBackend } from "../src/define.js";
-import type { BackendHealth } from "../src/types.js";
+import type { BackendHealth, Consumer } from "../src/types.js";
 
 describe("backend health hook", () => {
   it("a ready backend whose health() is not ok is `reconnecting`, with its error, until it recovers", async () => {
@@ -68,7 +68,7 @@ describe("backend health hook", () => {
 describe("the runtime layer's extra methods", () => {
   it("a backend's own methods wait for connect and are refused after close", async () => {
     let connects = 0;
-    const raw = {
+    const raw: Consumer & { extend(n: number): Promise<number> } = {
       receive: async () => [],
       connect: async () => {
         await new Promise((r) => setTimeout(r, 20));
