@@ -43,6 +43,7 @@ export class Metrics {
       failed: (sink, n) => this.inc("geowatch_send_errors_total", l(sink), n),
       retried: (sink, n) => this.inc("geowatch_retries_total", l(sink), n),
       deadLettered: (n) => this.inc("geowatch_dead_lettered_total", { broker }, n),
+      deadLetterFailed: (n) => this.inc("geowatch_dead_letter_failures_total", { broker }, n),
       acked: (node, n) => this.inc("geowatch_acked_total", l(node), n),
     };
   }

@@ -77,3 +77,13 @@ describe("observability", () => {
     rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 });
+
+describe("metrics", () => {
+  it("counts dead letters the dead-letter sink refused", async () => {
+    const { Metrics } = await import("../src/metrics.js");
+    const m = new Metrics();
+    m.observer("b").deadLetterFailed?.(2, "routing key unresolvable");
+    m.observer("b").deadLetterFailed?.(1, "routing key unresolvable");
+    expect(m.render()).toMatch(/geowatch_dead_letter_failures_total\{broker="b"\} 3/);
+  });
+});
