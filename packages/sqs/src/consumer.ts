@@ -54,6 +54,8 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
   let pollers: Promise<void> | undefined;
   let fatal: GeoWatchError | undefined;
   let closed = false;
+  /** Messages asked for by receives in flight, so together they never exceed maxInFlight. */
+  let reserved = 0;
 
   const held = new LeaseKeeper<SqsHandle>({
     intervalMs: o.extendVisibility === false ? 0 : Math.max(1000, Math.floor((visibility * 1000) / 3)),
@@ -111,16 +113,17 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
   async function poll(queue: string): Promise<void> {
     let failures = 0;
     while (!abort.signal.aborted) {
-      const free = maxInFlight - held.size;
-      if (free <= 0) {
+      const ask = Math.min(10, maxInFlight - held.size - reserved);
+      if (ask <= 0) {
         await waitForWake(1000, abort.signal, room);
         continue;
       }
+      reserved += ask;
       try {
         const out = await client.send(
           new ReceiveMessageCommand({
             QueueUrl: queue,
-            MaxNumberOfMessages: Math.min(10, free),
+            MaxNumberOfMessages: ask,
             WaitTimeSeconds: waitSeconds,
             VisibilityTimeout: visibility,
             MessageAttributeNames: ["All"],
@@ -151,6 +154,8 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
         // One line when the trouble starts, then every 20th failure: an outage must not flood the log.
         if (failures === 1 || failures % 20 === 0) log.warn("receive failed; retrying", { backend: BACKEND, queue: o.queue, failures, error: reasonOf(e) });
         await sleep(backoffMs(failures, 200, 5000), abort.signal);
+      } finally {
+        reserved -= ask;
       }
     }
   }
