@@ -1,5 +1,5 @@
 // The test servers: kinesalite (`.ci/servers/kinesalite.sh start`) and, for leases, moto's DynamoDB (`.ci/servers/moto.sh start`).
-import { CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient, PutRecordsCommand } from "@aws-sdk/client-kinesis";
+import { CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient, ListShardsCommand, PutRecordsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
 import { requireEnv } from "@geowatch/testkit";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 
@@ -50,6 +50,48 @@ export async function putRaw(stream: string, records: Array<{ value: string; key
       const r = await c.send(new PutRecordsCommand({ StreamName: stream, Records: chunk.map((x) => ({ Data: Buffer.from(x.value), PartitionKey: x.key })) }));
       if (r.FailedRecordCount) throw new Error(`${r.FailedRecordCount} records failed`);
     }
+  } finally {
+    c.destroy();
+  }
+}
+
+/** Shards each worker holds in a lease table, read straight from DynamoDB. */
+export async function leasesByOwner(table: string): Promise<Map<string, string[]>> {
+  const { DynamoDBClient, ScanCommand } = await import("@aws-sdk/client-dynamodb");
+  const db = new DynamoDBClient({ endpoint: dynamoEndpoint(), region: "us-east-1", requestHandler: new NodeHttpHandler() });
+  try {
+    const out = new Map<string, string[]>();
+    const r = await db.send(new ScanCommand({ TableName: table, ConsistentRead: true }));
+    for (const item of r.Items ?? []) {
+      const owner = item.leaseOwner?.S;
+      if (owner && !item.finished?.BOOL) out.set(owner, [...(out.get(owner) ?? []), item.shardId!.S!].sort());
+    }
+    return out;
+  } catch (err) {
+    if ((err as { name?: string }).name === "ResourceNotFoundException") return new Map();
+    throw err;
+  } finally {
+    db.destroy();
+  }
+}
+
+/** Splits a shard at the middle of its hash key range; resolves once the two children are listed. */
+export async function splitShard(stream: string, shardId: string): Promise<string[]> {
+  const c = rawClient();
+  try {
+    const shards = (await c.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
+    const s = shards.find((x) => x.ShardId === shardId);
+    if (!s) throw new Error(`no shard ${shardId}`);
+    const lo = BigInt(s.HashKeyRange!.StartingHashKey!);
+    const hi = BigInt(s.HashKeyRange!.EndingHashKey!);
+    await c.send(new SplitShardCommand({ StreamName: stream, ShardToSplit: shardId, NewStartingHashKey: ((lo + hi) / 2n).toString() }));
+    for (let i = 0; i < 100; i++) {
+      const now = (await c.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
+      const children = now.filter((x) => x.ParentShardId === shardId).map((x) => x.ShardId!);
+      if (children.length === 2) return children;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`split of ${shardId} did not show its children`);
   } finally {
     c.destroy();
   }
