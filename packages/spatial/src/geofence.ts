@@ -23,6 +23,9 @@ import type { CoveredPositions, GeofenceState, TrackState } from "./state.js";
 
 const NONE: string[] = [];
 
+/** Most committed track states kept in memory in front of an SQLite state (oldest dropped first). */
+const CACHE_TRACKS = 100_000;
+
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === "function";
 }
@@ -110,6 +113,37 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   let seq = 0;
   // Set while an async (state read) batch runs: the next batch waits for it, as it must see its changes.
   let busy: Promise<unknown> | undefined;
+  // The committed states of an SQLite file this stage opened itself: it is their only writer, so what it read or
+  // wrote last is what the file holds, and a batch reads SQLite only for tracks it has not seen lately (null: none).
+  const cache = sqlitePath !== undefined ? new Map<string, TrackState | null>() : undefined;
+  const remember = (c: Map<string, TrackState | null>, track: string, st: TrackState | undefined): void => {
+    if (c.size >= CACHE_TRACKS && !c.has(track)) c.delete(c.keys().next().value!);
+    c.set(track, st ?? null);
+  };
+  /** Committed states of the tracks: from the cache, the rest from the durable state in one `get`. */
+  const readDurable = (durable: GeofenceState, tracks: string[]): ReadonlyArray<TrackState | undefined> | Promise<ReadonlyArray<TrackState | undefined>> => {
+    if (cache === undefined) return durable.get(tracks);
+    const out = new Array<TrackState | undefined>(tracks.length);
+    const miss: string[] = [];
+    const missAt: number[] = [];
+    for (let i = 0; i < tracks.length; i++) {
+      const c = cache.get(tracks[i]!);
+      if (c === undefined) {
+        miss.push(tracks[i]!);
+        missAt.push(i);
+      } else out[i] = c ?? undefined;
+    }
+    if (miss.length === 0) return out;
+    const fillIn = (got: ReadonlyArray<TrackState | undefined>): Array<TrackState | undefined> => {
+      for (let k = 0; k < miss.length; k++) {
+        out[missAt[k]!] = got[k];
+        remember(cache, miss[k]!, got[k]);
+      }
+      return out;
+    };
+    const got = durable.get(miss);
+    return isPromise(got) ? got.then(fillIn) : fillIn(got);
+  };
 
   const ids = index.fences.map((f) => f.id);
   // One shared array per fence: most points are in at most one fence, so this spares an allocation and
@@ -244,7 +278,10 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       const settle = (): void => {
         // Entries a later batch changed again stay: that batch's commit writes them.
-        for (const [track] of entries) if (overlay.get(track)?.seq === mine) overlay.delete(track);
+        for (const [track, st] of entries) {
+          if (overlay.get(track)?.seq === mine) overlay.delete(track);
+          if (cache !== undefined) remember(cache, track, st);
+        }
       };
       out.commit = () => {
         const wrote = durable.set(entries);
@@ -256,7 +293,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
 
     if (msgs.length === 0) return dead.length > 0 ? { pass: [], dead } : { pass: [] };
     if (overlay.size === 0) {
-      const got = durable.get(unique);
+      const got = readDurable(durable, unique);
       return isPromise(got) ? got.then((g) => compute(g.slice())) : compute(got.slice());
     }
     // The overlay holds the newest state of tracks changed by batches not committed yet; read the rest.
@@ -276,7 +313,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       for (let k = 0; k < missingSlots.length; k++) prior[missingSlots[k]!] = got[k];
       return compute(prior);
     };
-    const got = durable.get(missing);
+    const got = readDurable(durable, missing);
     return isPromise(got) ? got.then(fill) : fill(got);
   };
 
@@ -303,6 +340,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       if (closed) return;
       closed = true;
       overlay.clear();
+      cache?.clear();
       const s = state;
       state = undefined;
       if (ownsState) await s?.close?.();

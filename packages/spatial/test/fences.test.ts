@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { booleanPointInPolygon } from "@turf/boolean-point-in-polygon";
 import type { Logger, Message, StageOutput } from "@geowatch/core";
 import { describe, expect, it } from "vitest";
-import { createFenceIndex, geofence, loadFences } from "../src/index.js";
+import { createFenceIndex, geofence, loadFences, sqliteGeofenceState } from "../src/index.js";
 import type { FeatureCollection } from "../src/index.js";
 import { geometryBBox } from "../src/geojson.js";
 import { fenceFeature, rng, starRing } from "./helpers.js";
@@ -172,5 +175,53 @@ describe("self-intersecting fences", () => {
     const index = createFenceIndex(loadFences(fc(cut, parts, corridor)));
     expect(index.warnings).toHaveLength(1);
     expect(index.warnings[0]).toMatch(/^fence "cut" /);
+  });
+});
+
+describe("geofence state cache in front of SQLite", () => {
+  it("gives the same events and stored states as an uncached SQLite state, commits lagging a batch behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-fences-cache-"));
+    try {
+      const fences = fc(
+        fenceFeature("A", [square(0, 0, 4, 4)]), fenceFeature("B", [square(3, 3, 8, 8)]),
+        multi("M", [[square(5, 0, 9, 3)], [square(7, 1, 10, 5)]]),
+      );
+      const rand = rng(77);
+      const msgs: Message[] = [];
+      const pos = Array.from({ length: 40 }, () => [10 * rand(), 10 * rand()]);
+      for (let k = 0; k < 3000; k++) {
+        const t = k % 40, p = pos[t]!;
+        p[0] = Math.min(11, Math.max(-1, p[0]! + (rand() - 0.5)));
+        p[1] = Math.min(11, Math.max(-1, p[1]! + (rand() - 0.5)));
+        msgs.push({ ...point(`t${t}`, p[0]!, p[1]!), position: { stream: "s", offset: k, next: k + 1 } });
+      }
+      const cachedFile = join(dir, "cached.db"), plainFile = join(dir, "plain.db");
+      const plainState = sqliteGeofenceState(plainFile);
+      const run = async (stage: ReturnType<typeof geofence>): Promise<string[]> => {
+        await stage.open?.();
+        const out: string[] = [];
+        let lag: StageOutput | undefined;
+        for (let b = 0; b < msgs.length; b += 37) {
+          const r = await stage.process(msgs.slice(b, b + 37));
+          out.push(...r.pass.map((m) => `${String(m.metadata!.actiontype)}:${String(m.metadata!.fence)}:${String(m.key)}`));
+          await lag?.commit?.();
+          lag = r;
+        }
+        await lag?.commit?.();
+        await stage.close?.();
+        return out;
+      };
+      const cached = await run(geofence({ fences, events: ["enter", "exit"], state: { sqlite: cachedFile } }));
+      const plain = await run(geofence({ fences, events: ["enter", "exit"], state: plainState }));
+      expect(cached.length).toBeGreaterThan(100);
+      expect(cached).toEqual(plain);
+      const tracks = Array.from({ length: 40 }, (_, t) => `t${t}`);
+      const reread = sqliteGeofenceState(cachedFile);
+      expect(await reread.get(tracks)).toEqual(await plainState.get(tracks));
+      await reread.close?.();
+      await plainState.close?.();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

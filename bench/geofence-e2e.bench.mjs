@@ -1,0 +1,183 @@
+// Geofence end to end, through the broker: NDJSON point features in (the file channel, each line decoded by the
+// geojson codec), the geofence stage with enter/exit and its state in SQLite (durable: written by the stage's commit
+// after the batch's events are delivered) or in memory, NDJSON events out (the file producer, json codec, fsync per
+// batch). Built with the Runtime from a config, as `geowatch run --until-idle` does.
+// Baseline in the same run: the bare loop that reads the same file, decodes every line with the geojson codec and
+// encodes one output per point with the json codec (no stage, no state, no write).
+// Targets: pipeline >= 0.5x the bare loop's rate with SQLite state, >= 0.7x with memory state; peak RSS < 500 MB.
+// Each measurement runs in its own process (its own peak RSS); bare, memory and SQLite runs alternate, medians.
+//
+//   pnpm build && pnpm bench geofence-e2e   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR])
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { arg, makeFences, makeTracks, rng, root } from "./geofence-data.mjs";
+
+const dists = { core: "packages/core/dist/index.js", file: "packages/file/dist/index.js", spatial: "packages/spatial/dist/index.js" };
+for (const d of Object.values(dists)) {
+  if (!existsSync(join(root, d))) {
+    console.error(`bench/geofence-e2e: build first (missing ${d}): pnpm build`);
+    process.exit(1);
+  }
+}
+const load = (k) => import(pathToFileURL(join(root, dists[k])).href);
+const BATCH = 1000;
+
+/** Reads an NDJSON file in 1 MiB chunks and calls `line` per line (as the file consumer splits it). */
+function eachLine(path, line) {
+  const fd = openSync(path, "r");
+  const buf = Buffer.allocUnsafe(1 << 20);
+  let rest = "";
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const text = rest + buf.toString("utf8", 0, n);
+      let at = 0;
+      for (let nl = text.indexOf("\n"); nl >= 0; nl = text.indexOf("\n", at)) {
+        line(text.slice(at, nl));
+        at = nl + 1;
+      }
+      rest = text.slice(at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  if (rest.length > 0) line(rest);
+}
+
+async function measure(mode, dir) {
+  const { getCodec, Runtime, silentLogger } = await load("core");
+  const input = join(dir, "points.ndjson");
+  if (mode === "bare") {
+    const geojson = getCodec("geojson"), json = getCodec("json");
+    const t0 = performance.now();
+    let count = 0, bytes = 0;
+    eachLine(input, (l) => {
+      bytes += json.encode(geojson.decode(l)).length;
+      count++;
+    });
+    const ms = performance.now() - t0;
+    if (bytes === 0) throw new Error("nothing encoded");
+    return { mode, count, ms, maxRssMB: process.resourceUsage().maxRSS / 1024 };
+  }
+  const { fileBackend } = await load("file");
+  const { geofenceStage } = await load("spatial");
+  const out = join(dir, `events-${mode}-${process.pid}.ndjson`);
+  const work = mkdtempSync(join(dir, `${mode}-`));
+  const config = {
+    brokers: [{
+      name: "geofence-e2e",
+      count: BATCH,
+      sleep_period: 0.05,
+      consumers: [{ name: "points", backend: "file", path: input, offset_path: join(work, "points.offset"), codec: "geojson" }],
+      stages: [{
+        stage: "geofence",
+        fences: join(dir, "fences.geojson"),
+        track_id: "properties.id",
+        events: ["enter", "exit"],
+        state: mode === "sqlite" ? { sqlite: join(work, "state.db") } : "memory",
+      }],
+      producers: [{ name: "events", backend: "file", path: out, codec: "json" }],
+    }],
+  };
+  const warnings = [];
+  const logger = { ...silentLogger, warn: (msg) => void warnings.push(msg) };
+  const tLoad = performance.now();
+  const app = await new Runtime({ backends: [fileBackend], stages: [geofenceStage], baseDir: dir, logger }).load(config, "geofence-e2e");
+  const loadMs = performance.now() - tLoad;
+  const t0 = performance.now();
+  const [stats] = await app.run({ untilIdle: true });
+  await app.stop();
+  const ms = performance.now() - t0;
+  const maxRssMB = process.resourceUsage().maxRSS / 1024;
+  const text = readFileSync(out, "utf8");
+  const events = text.length === 0 ? 0 : text.split("\n").length - 1;
+  // The events' dates come from the clock (the points carry none): compare them without it.
+  const sha = createHash("sha256").update(text.replace(/"date":"[^"]*"/g, "")).digest("hex");
+  let stored;
+  if (mode === "sqlite") {
+    const { sqliteGeofenceState } = await load("spatial");
+    const s = sqliteGeofenceState(join(work, "state.db"));
+    const tracks = JSON.parse(readFileSync(join(dir, "tracks.json"), "utf8"));
+    stored = (await s.get(tracks)).filter((t) => t !== undefined).length;
+    await s.close();
+  }
+  rmSync(out, { force: true });
+  rmSync(work, { recursive: true, force: true });
+  return { mode, count: stats.acked, received: stats.received, dead: stats.deadLettered, events, sha, stored, ms, loadMs, fenceWarnings: warnings.length, maxRssMB };
+}
+
+function child(mode, dir) {
+  const r = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", mode, dir], { encoding: "utf8", maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").at(-1));
+}
+
+if (process.argv[2] === "--child") {
+  console.log(JSON.stringify(await measure(process.argv[3], process.argv[4])));
+} else {
+  const N_POINTS = arg("points", 2_000_000);
+  const N_FENCES = arg("fences", 10_000);
+  const N_TRACKS = arg("tracks", 20_000);
+  const RUNS = arg("runs", 3);
+  // --dir DIR keeps the generated input there (for profiling a child: --child memory DIR with --cpu-prof).
+  const keep = process.argv.indexOf("--dir");
+  const dir = keep >= 0 ? process.argv[keep + 1] : mkdtempSync(join(tmpdir(), "gw-geofence-e2e-"));
+  try {
+    // The same fences and walks as geofence.bench.mjs (same seed, same draws).
+    const rand = rng(20261123);
+    const { fc, cell, vertices } = makeFences(N_FENCES, rand);
+    const steps = Math.ceil(N_POINTS / N_TRACKS);
+    const { px, py } = makeTracks(fc.features, N_TRACKS, steps, rand);
+    const n = Math.min(N_POINTS, steps * N_TRACKS);
+    writeFileSync(join(dir, "fences.geojson"), JSON.stringify(fc));
+    const trackIds = Array.from({ length: N_TRACKS }, (_, t) => `t${t}`);
+    writeFileSync(join(dir, "tracks.json"), JSON.stringify(trackIds));
+    const fd = openSync(join(dir, "points.ndjson"), "w");
+    let chunk = "";
+    for (let k = 0; k < n; k++) {
+      chunk += `{"type":"Feature","properties":{"id":"${trackIds[k % N_TRACKS]}"},"geometry":{"type":"Point","coordinates":[${px[k].toFixed(6)},${py[k].toFixed(6)}]}}\n`;
+      if (chunk.length > 1 << 20) {
+        writeSync(fd, chunk);
+        chunk = "";
+      }
+    }
+    writeSync(fd, chunk);
+    closeSync(fd);
+    const inputMB = statSync(join(dir, "points.ndjson")).size / 1e6;
+
+    const runs = { bare: [], memory: [], sqlite: [] };
+    for (let r = 0; r < RUNS; r++) for (const mode of ["bare", "memory", "sqlite"]) runs[mode].push(child(mode, dir));
+    const med = (xs, f) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const rate = (x) => (x.count / x.ms) * 1000;
+    const [bareRate, memRate, sqlRate] = ["bare", "memory", "sqlite"].map((m) => med(runs[m], rate));
+    const rss = Object.fromEntries(Object.entries(runs).map(([m, xs]) => [m, Math.max(...xs.map((x) => x.maxRssMB))]));
+    const all = [...runs.memory, ...runs.sqlite];
+    const complete = [...runs.bare, ...all].every((x) => x.count === n) && all.every((x) => x.received === n && x.dead === 0);
+    const sameEvents = all.every((x) => x.sha === all[0].sha && x.events === all[0].events) && all[0].events > 0;
+    const stored = runs.sqlite[0].stored;
+    const memRatio = memRate / bareRate, sqlRatio = sqlRate / bareRate;
+    const peak = Math.max(rss.memory, rss.sqlite);
+    const fmt = (x) => Math.round(x).toLocaleString("en-US");
+    const runsOf = (m) => runs[m].map((x) => fmt(rate(x))).join(" / ");
+    console.log(`fences: ${fmt(N_FENCES)} (countries-land-10km in ${cell.toFixed(3)} deg cells, ${fmt(vertices)} vertices; loaded and indexed by the stage in ${fmt(runs.memory[0].loadMs)} ms; ${runs.memory[0].fenceWarnings} self-intersection warnings)`);
+    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
+    console.log(`bare loop (read + geojson decode + json encode):  ${fmt(bareRate)} points/s (runs ${runsOf("bare")}), peak RSS ${rss.bare.toFixed(0)} MB`);
+    console.log(`pipeline, memory state:  ${fmt(memRate)} points/s (runs ${runsOf("memory")}), peak RSS ${rss.memory.toFixed(0)} MB: ${memRatio.toFixed(2)}x bare (target >= 0.7x) ${memRatio >= 0.7 ? "PASS" : "FAIL"}`);
+    console.log(`pipeline, SQLite state:  ${fmt(sqlRate)} points/s (runs ${runsOf("sqlite")}), peak RSS ${rss.sqlite.toFixed(0)} MB: ${sqlRatio.toFixed(2)}x bare (target >= 0.5x) ${sqlRatio >= 0.5 ? "PASS" : "FAIL"}; ${fmt(stored)} tracks in the state after the run`);
+    console.log(`peak RSS ${peak.toFixed(0)} MB (target < 500 MB) ${peak < 500 ? "PASS" : "FAIL"}; every point acknowledged, none dead-lettered: ${complete}; same events in every run: ${sameEvents}`);
+    console.log(JSON.stringify({
+      bench: "geofence-e2e", points: n, fences: N_FENCES, tracks: N_TRACKS, runs: RUNS, events: all[0].events,
+      bareRate: Math.round(bareRate), memoryRate: Math.round(memRate), sqliteRate: Math.round(sqlRate),
+      memoryRatio: +memRatio.toFixed(3), sqliteRatio: +sqlRatio.toFixed(3), peakRssMB: rss, sqliteTracksStored: stored,
+      complete, sameEvents, targetMet: memRatio >= 0.7 && sqlRatio >= 0.5 && peak < 500,
+    }));
+    if (!complete || !sameEvents || !(stored > 0)) process.exitCode = 1;
+  } finally {
+    if (keep < 0) rmSync(dir, { recursive: true, force: true });
+  }
+}
