@@ -12,6 +12,7 @@ import type { S3StoreOptions } from "./options.js";
 export interface S3Store extends Store {
   connect(): Promise<void>;
   read(key: string): Promise<Payload | undefined>;
+  close(): Promise<void>;
   /** Object keys (without the store's `prefix`) that start with `prefix`, in key order. */
   list(prefix: string): Promise<string[]>;
 }
