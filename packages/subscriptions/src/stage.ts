@@ -124,7 +124,7 @@ export function subscriptionsStage(o: SubscriptionsStageOptions, ctx: Pick<Backe
           const k = `${s.channel}\u0000${s.address}`;
           if (seen.has(k)) continue;
           seen.add(k);
-          const metadata: Metadata = { ...meta, recipient: s.address, channel: s.channel, user: s.user, subscription: s.id };
+          const metadata: Metadata = { ...meta, recipient: s.address, channel: s.channel, subscriber: s.user, subscription: s.id };
           const v = message.value as Record<string, unknown>;
           const value = v !== null && typeof v === "object" && "metadata" in v ? { ...v, metadata } : message.value;
           pass.push({ ...message, value, metadata, routes: routes.get(s.channel) ?? [s.channel] });

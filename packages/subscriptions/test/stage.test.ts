@@ -66,7 +66,7 @@ describe("subscriptions stage", () => {
       "e4>slack:#roads@slack",
     ]);
     const m = out.pass.find((p) => p.metadata!.recipient === "carol")!;
-    expect(m.metadata).toMatchObject({ user: "carol", channel: "feed", recipient: "carol", id: "e2", actiontype: "edit" });
+    expect(m.metadata).toMatchObject({ subscriber: "carol", channel: "feed", recipient: "carol", id: "e2", actiontype: "edit" });
     expect((m.value as { metadata: unknown }).metadata).toEqual(m.metadata);
   });
 
