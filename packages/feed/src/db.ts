@@ -36,6 +36,8 @@ export interface FeedDb {
   add(entries: FeedEntry[], maxEntries: number): number;
   /** A user's newest entries first. */
   entries(user: string, limit: number): StoredEntry[];
+  /** Changes whenever the user's entries change (newest seq and count), without reading them. */
+  version(user: string): string;
   close(): void;
 }
 
@@ -59,6 +61,7 @@ export function openFeedDb(file: string): FeedDb {
   const insert = db.prepare("INSERT OR IGNORE INTO feed_entries (user, id, body) VALUES (?, ?, ?)");
   const prune = db.prepare("DELETE FROM feed_entries WHERE user = ? AND seq <= (SELECT seq FROM feed_entries WHERE user = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)");
   const select = db.prepare("SELECT seq, id, body FROM feed_entries WHERE user = ? ORDER BY seq DESC LIMIT ?");
+  const stamp = db.prepare("SELECT max(seq) AS top, count(*) AS n FROM feed_entries WHERE user = ?");
   return {
     add(entries, maxEntries) {
       let added = 0;
@@ -81,6 +84,10 @@ export function openFeedDb(file: string): FeedDb {
     entries(user, limit) {
       const rows = select.all(user, limit) as Array<{ seq: number; id: string; body: string }>;
       return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<FeedEntry, "user" | "id">), user, id: r.id, seq: r.seq }));
+    },
+    version(user) {
+      const r = stamp.get(user) as { top: number | null; n: number };
+      return `${r.top ?? 0}.${r.n}`;
     },
     close() {
       if (db.isOpen) db.close();

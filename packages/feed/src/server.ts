@@ -79,11 +79,43 @@ function jsonFeed(user: string, title: string, self: string, entries: StoredEntr
   });
 }
 
+/**
+ * Rendered documents by user, format and limit, reused while the user's entries do not change (readers poll
+ * far more often than entries arrive). Bounded by total size; the least recently used goes first.
+ */
+class DocCache {
+  private readonly docs = new Map<string, { version: string; body: string; etag: string }>();
+  private bytes = 0;
+  constructor(private readonly maxBytes: number) {}
+  get(key: string, version: string) {
+    const d = this.docs.get(key);
+    if (!d || d.version !== version) return undefined;
+    this.docs.delete(key);
+    this.docs.set(key, d);
+    return d;
+  }
+  set(key: string, doc: { version: string; body: string; etag: string }) {
+    const old = this.docs.get(key);
+    if (old) {
+      this.bytes -= old.body.length;
+      this.docs.delete(key);
+    }
+    this.docs.set(key, doc);
+    this.bytes += doc.body.length;
+    for (const [k, d] of this.docs) {
+      if (this.bytes <= this.maxBytes) break;
+      this.docs.delete(k);
+      this.bytes -= d.body.length;
+    }
+  }
+}
+
 /** Builds the Fastify app over an open database (for tests and for embedding). */
 export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publicUrl: () => string }): FastifyInstance {
   const tokens = tokenSource(o.tokensFile);
   // Compared against when the user is unknown, so both paths do the same work.
   const dummy = digest(randomBytes(32).toString("hex"));
+  const cache = new DocCache(32 * 1024 * 1024);
   const app = Fastify({ logger: false });
   const notFound = { error: "not found" };
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(notFound));
@@ -110,13 +142,21 @@ export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publ
       const expected = tokens().get(user);
       const ok = timingSafeEqual(digest(given), expected ?? dummy) && expected !== undefined;
       if (!ok) return reply.code(404).send(notFound);
-      const base = o.publicUrl().replace(/\/$/, "");
-      const path = (f: Format) => `${base}/feeds/${encodeURIComponent(user)}.${f}`;
-      const title = `${o.title}: ${user}`;
-      const entries = db.entries(user, req.query.limit ?? 100);
-      const info = { user, title, self: path(format), alternate: path(format === "atom" ? "rss" : "atom") };
-      const body = format === "atom" ? atom(info, entries) : format === "rss" ? rss(info, entries) : jsonFeed(user, title, info.self, entries);
-      const etag = `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"`;
+      const limit = req.query.limit ?? 100;
+      const key = `${user}\u0000${format}\u0000${limit}`;
+      const version = db.version(user);
+      let doc = cache.get(key, version);
+      if (!doc) {
+        const base = o.publicUrl().replace(/\/$/, "");
+        const path = (f: Format) => `${base}/feeds/${encodeURIComponent(user)}.${f}`;
+        const title = `${o.title}: ${user}`;
+        const entries = db.entries(user, limit);
+        const info = { user, title, self: path(format), alternate: path(format === "atom" ? "rss" : "atom") };
+        const body = format === "atom" ? atom(info, entries) : format === "rss" ? rss(info, entries) : jsonFeed(user, title, info.self, entries);
+        doc = { version, body, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 27)}"` };
+        cache.set(key, doc);
+      }
+      const { body, etag } = doc;
       reply.header("etag", etag).header("cache-control", "private, no-cache").header("vary", "Authorization");
       if (matches(req.headers["if-none-match"], etag)) return reply.code(304).send();
       return reply.type(FORMATS[format]).send(body);
