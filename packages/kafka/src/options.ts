@@ -74,13 +74,48 @@ export const kafkaOptionsSchema = z.strictObject({
   compression: z.enum(["gzip", "none"]).optional().meta({ default: "none" }).describe("Producer: compression of record batches."),
   connectionTimeout: z.number().int().positive().optional().meta({ default: 3000 }).describe("Milliseconds to wait for a TCP connection to a broker."),
   partitions: z.number().int().positive().optional().meta({ default: 1 }).describe("Producer: partitions of a topic that `topic_check` creates."),
-  maxBufferedRecords: z
+  maxRequestRecords: z
     .number()
     .int()
     .positive()
     .optional()
     .meta({ default: 1000 })
-    .describe("Consumer: records fetched ahead of `receive`; at it the partitions that delivered pause until `receive` has drained half. A fetched batch is taken whole, so the buffer may exceed this by one batch per partition."),
+    .describe("Producer: most records per produce request; a bigger send goes out as several requests in order. kafkajs sorts a request's records into partitions in time that grows with the square of their number, so very large requests cost more CPU than they save in round trips."),
+  fetchMaxBytes: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .meta({ default: 52428800 })
+    .describe("Consumer: most bytes one fetch request returns over all partitions (kafkajs `maxBytes`)."),
+  fetchMaxBytesPerPartition: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .meta({ default: 4194304 })
+    .describe("Consumer: most bytes one fetch returns per partition (kafkajs `maxBytesPerPartition`); larger fetches mean fewer round trips per record. A record bigger than this is still fetched, alone."),
+  fetchMinBytes: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .meta({ default: 1 })
+    .describe("Consumer: the broker holds a fetch until this many bytes are ready or `fetch_max_wait_ms` passed (kafkajs `minBytes`)."),
+  fetchMaxWaitMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .optional()
+    .meta({ default: 200 })
+    .describe("Consumer: longest the broker holds a fetch that has less than `fetch_min_bytes` (kafkajs `maxWaitTimeInMs`). Closing waits for the running fetch and `--until-idle` for the first one, so it stays short; an idle consumer sends one fetch per this interval."),
+  maxBufferedRecords: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .meta({ default: 10000 })
+    .describe("Consumer: records fetched ahead of `receive`; at it the partitions that delivered pause until `receive` has drained half. A fetched batch is taken whole, so the buffer may exceed this by one batch per partition. Keep it several times the broker's `count`, or fetches stall the pipeline."),
 });
 
 /** Options of `kafkaConsumer` and `kafkaProducer` (one shape for both roles; each reads what it needs). */
@@ -91,7 +126,7 @@ export type KafkaSaslOptions = z.input<typeof saslSchema>;
 export type KafkaTlsOptions = z.input<typeof tlsSchema>;
 
 /** A consumer: a group is required; no producer-only options. */
-export const kafkaConsumerSchema = kafkaOptionsSchema.omit({ compression: true, partitions: true }).extend({
+export const kafkaConsumerSchema = kafkaOptionsSchema.omit({ compression: true, partitions: true, maxRequestRecords: true }).extend({
   groupId: z
     .string({ error: (iss) => (iss.input === undefined ? "required for a consumer" : "must be a string") })
     .min(1, "must be a non-empty string")
@@ -100,7 +135,17 @@ export const kafkaConsumerSchema = kafkaOptionsSchema.omit({ compression: true, 
 });
 
 /** A producer: no consumer-only options. */
-export const kafkaProducerSchema = kafkaOptionsSchema.omit({ groupId: true, topics: true, topicPattern: true, fromBeginning: true, maxBufferedRecords: true }).extend({
+export const kafkaProducerSchema = kafkaOptionsSchema.omit({
+    groupId: true,
+    topics: true,
+    topicPattern: true,
+    fromBeginning: true,
+    maxBufferedRecords: true,
+    fetchMaxBytes: true,
+    fetchMaxBytesPerPartition: true,
+    fetchMinBytes: true,
+    fetchMaxWaitMs: true,
+  }).extend({
   topic: kafkaOptionsSchema.shape.topic.describe("Destination topic (before `topic_prefix`) for records that carry no topic; required for a dead-letter sink."),
 });
 

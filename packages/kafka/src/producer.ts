@@ -16,11 +16,14 @@ export interface KafkaProducerDeps {
 
 function toMessage(r: OutRecord): Message {
   const v = r.value;
-  const m: Message = { value: typeof v === "string" ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength) };
+  const m: Message = { value: typeof v === "string" || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength) };
   if (r.key !== undefined) m.key = r.key;
   if (r.headers !== undefined) m.headers = { ...r.headers };
   return m;
 }
+
+/** One shared result for every accepted record without an id: a send of many records allocates none. */
+const OK: SendResult = Object.freeze({ ok: true });
 
 /** Record ids `topic:partition:offset`, known when a topic's batch landed in one partition (appends keep order). */
 function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<string | undefined> {
@@ -32,13 +35,14 @@ function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<stri
 }
 
 /**
- * An idempotent Kafka producer (`acks: -1`). A batch is sent as one request per destination topic;
- * each record gets the result of its topic's request, so one missing topic fails only its records.
+ * An idempotent Kafka producer (`acks: -1`). A batch is sent per destination topic, as requests of at most
+ * `maxRequestRecords`; each record gets the result of its request, so one missing topic fails only its records.
  */
 export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): Producer {
   const opts = parseOptions(options, "producer");
   const { kafka, brokers } = createKafka(opts, deps.logger, deps.secret);
   const compression = opts.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
+  const chunk = opts.maxRequestRecords ?? 1000;
   const known = new Set<string>();
   let producer: KProducer | undefined;
   let admin: Admin | undefined;
@@ -121,22 +125,32 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
               for (const i of indices) results[i] = { ok: false, error, retryable: false };
               return;
             }
-            const meta = await producer!.sendBatch({
-              acks: -1,
-              compression,
-              topicMessages: [{ topic, messages: indices.map((i) => toMessage(records[i]!)) }],
-            });
-            unreachable = undefined;
-            const ids = idsOf(meta, topic, indices.length);
-            indices.forEach((i, n) => {
-              const id = ids[n];
-              results[i] = id === undefined ? { ok: true } : { ok: true, id };
-            });
           } catch (err) {
             const error = kafkaError(err, `sending to topic "${topic}"`, brokers);
-            if (error.code === "NOT_FOUND") known.delete(topic);
             if (error.code === "CONNECT" || error.code === "TIMEOUT") unreachable = error.message;
             for (const i of indices) results[i] = { ok: false, error, retryable: error.retryable };
+            return;
+          }
+          // kafkajs groups a request's records per partition in time quadratic in their number, so a big send
+          // goes out as requests of at most `chunk` records, one after the other (the idempotent producer sends
+          // one request at a time anyway). After a failed request the rest is not sent, so order is kept.
+          for (let from = 0; from < indices.length; from += chunk) {
+            const part = indices.length <= chunk ? indices : indices.slice(from, from + chunk);
+            try {
+              const meta = await producer!.sendBatch({ acks: -1, compression, topicMessages: [{ topic, messages: part.map((i) => toMessage(records[i]!)) }] });
+              unreachable = undefined;
+              const ids = idsOf(meta, topic, part.length);
+              for (let n = 0; n < part.length; n++) {
+                const id = ids[n];
+                results[part[n]!] = id === undefined ? OK : { ok: true, id };
+              }
+            } catch (err) {
+              const error = kafkaError(err, `sending to topic "${topic}"`, brokers);
+              if (error.code === "NOT_FOUND") known.delete(topic);
+              if (error.code === "CONNECT" || error.code === "TIMEOUT") unreachable = error.message;
+              for (let n = from; n < indices.length; n++) results[indices[n]!] = { ok: false, error, retryable: error.retryable };
+              return;
+            }
           }
         }),
       );

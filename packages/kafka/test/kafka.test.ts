@@ -157,6 +157,39 @@ describe("kafka producer and consumer", () => {
     expect(got.map((r) => Number(r.position!.offset))).toEqual(got.map((_, i) => i));
   });
 
+  it("producer: a send bigger than max_request_records goes out as several requests, in order, every record accounted for", async () => {
+    // Regression for the throughput work (issue 13): kafkajs sorts a request's records into partitions in
+    // quadratic time, so big sends are split; a split that lost, reordered or misnumbered a part would show here.
+    const t = await topic("chunks");
+    const n = 2500;
+    const res = await producer({ topic: t, maxRequestRecords: 1000 }).send(Array.from({ length: n }, (_, i) => ({ value: `m${i}`, key: `k${i % 5}` })));
+    expect(res.every((r) => r.ok)).toBe(true);
+    // One partition: every record's id is its offset, so each request's base offset was read right.
+    expect(res.map((r) => (r.ok ? r.id : undefined))).toEqual(Array.from({ length: n }, (_, i) => `${t}:0:${i}`));
+    const got = await receiveN(consumer({ groupId: `g-${t}`, topics: [t] }), n, 30_000);
+    expect(got.map(text)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+  });
+
+  it("consumer: fetches smaller than a record still deliver it; headers only where sent; next is offset + 1", async () => {
+    // Regression for the fetch tuning and the per-record fast paths (issue 13).
+    const t = await topic("fetch-small", 2);
+    const big = "x".repeat(5000);
+    const sent = Array.from({ length: 30 }, (_, i) => ({ value: `${i}:${big}`, key: `k${i % 3}`, ...(i % 2 === 0 ? { headers: { n: String(i) } } : {}) }));
+    expect((await producer({ topic: t }).send(sent)).every((r) => r.ok)).toBe(true);
+    const c = consumer({ groupId: `g-${t}`, topics: [t], fetchMaxBytesPerPartition: 1024, fetchMaxBytes: 2048, fetchMaxWaitMs: 50 });
+    const got = await receiveN(c, sent.length, 30_000);
+    expect(got.length).toBe(sent.length);
+    for (const r of got) {
+      expect(r.value).toBeInstanceOf(Uint8Array);
+      const i = Number(text(r).split(":")[0]);
+      expect(text(r)).toBe(`${i}:${big}`);
+      expect(r.key).toBe(`k${i % 3}`);
+      if (i % 2 === 0) expect(r.headers).toEqual({ n: String(i) });
+      else expect(r.headers).toBeUndefined();
+      expect(String(r.position!.next)).toBe(String(Number(r.position!.offset) + 1));
+    }
+  });
+
   it("topicPrefix and topicPattern: the producer and consumer apply the prefix the same way", async () => {
     const prefix = `gw-pfx-${Date.now().toString(36)}.`;
     const a = await topic("pat-a", 1, prefix);
@@ -437,7 +470,7 @@ describe("kafka producer and consumer", () => {
     expect(r.ok).toBe(false);
     const problems = r.ok ? [] : r.problems;
     expect(problems.map((p) => p.path)).toEqual(["group_id", "from_beginning"]);
-    expect(problems[0]!.message).toBe("unknown option (known: brokers, client_id, topic, topic_prefix, sasl, ssl, compression, connection_timeout, partitions)");
+    expect(problems[0]!.message).toBe("unknown option (known: brokers, client_id, topic, topic_prefix, sasl, ssl, compression, connection_timeout, partitions, max_request_records)");
     const c = kafkaBackend.consumer!.parse({ group_id: "g", topic: "t", compression: "gzip" }, { role: "consumer" });
     expect(c.ok ? [] : c.problems.map((p) => p.path)).toEqual(["compression"]);
   });
@@ -453,8 +486,13 @@ describe("kafka producer and consumer", () => {
     const docs = kafkaBackend.consumer!.docs();
     expect(docs.find((d) => d.name === "group_id")).toMatchObject({ required: true, type: "string" });
     expect(docs.find((d) => d.name === "brokers")).toMatchObject({ required: false, env: "GEOWATCH_KAFKA_BROKERS", type: "string[] | string" });
-    expect(docs.find((d) => d.name === "max_buffered_records")).toMatchObject({ default: 1000, type: "integer" });
+    expect(docs.find((d) => d.name === "max_buffered_records")).toMatchObject({ default: 10000, type: "integer" });
+    expect(docs.find((d) => d.name === "fetch_max_bytes_per_partition")).toMatchObject({ default: 4194304, type: "integer" });
+    expect(docs.find((d) => d.name === "fetch_max_wait_ms")).toMatchObject({ default: 200, type: "integer" });
     expect(docs.map((d) => d.name)).not.toContain("compression");
+    expect(docs.map((d) => d.name)).not.toContain("max_request_records");
+    expect(kafkaBackend.producer!.docs().find((d) => d.name === "max_request_records")).toMatchObject({ default: 1000, type: "integer" });
+    expect(kafkaBackend.producer!.docs().map((d) => d.name)).not.toContain("fetch_max_bytes");
     expect(kafkaBackend.producer!.docs().map((d) => d.name)).not.toContain("group_id");
     for (const d of [...docs, ...kafkaBackend.producer!.docs()]) expect(d.description, d.name).not.toBe("");
     const js = kafkaBackend.consumer!.jsonSchema() as { properties: Record<string, unknown>; required: string[]; additionalProperties: unknown };
