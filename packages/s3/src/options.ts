@@ -34,10 +34,22 @@ export const s3ConsumerSchema = z.strictObject({
   fetchConcurrency: z.number().int().min(1).max(64).optional().meta({ default: 4 }).describe("Objects downloaded in parallel (records keep key order)."),
 });
 
+const { bucket: _bucket, ...connection } = client;
+
+export const s3FetchSchema = z.strictObject({
+  ...connection,
+  bucket: z.string().min(3).optional().describe("Only events of this bucket; an event of another bucket is dead-lettered. Default: any bucket the credentials can read."),
+  split: z.enum(["object", "lines", "unpack"]).optional().meta({ default: "object" }).describe("`object`: one message per object (the codec decodes the body); `lines`: one per non-empty line; `unpack`: the codec's unpack (a FeatureCollection gives one message per feature)."),
+  codec: z.string().min(1).optional().meta({ default: "json" }).describe("Codec (by name) that decodes the objects' contents: `json`, `geojson`, `csv`, `plain`, ..."),
+  retryForMs: z.number().int().positive().optional().meta({ default: 300000 }).describe("How long to keep retrying a fetch while the endpoint is unreachable before the event is dead-lettered, in ms."),
+});
+
 /** Options of `s3Store`. */
 export type S3StoreOptions = z.input<typeof s3StoreSchema>;
 /** Options of `s3Consumer`. */
 export type S3ConsumerOptions = z.input<typeof s3ConsumerSchema>;
+/** Options of the `s3_fetch` stage. */
+export type S3FetchOptions = z.input<typeof s3FetchSchema>;
 /** The options every role shares. */
 export type S3ClientOptions = Pick<S3StoreOptions, keyof typeof client>;
 
