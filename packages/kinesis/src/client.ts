@@ -53,6 +53,12 @@ export function isThrottleOr5xx(err: unknown): boolean {
   return THROTTLE.has(errorName(err)) || (status !== undefined && status >= 500);
 }
 
+/** The server answered with a 5xx status. */
+export function is5xx(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return status !== undefined && status >= 500;
+}
+
 /** The endpoint could not be reached or answered nothing (no AWS error came back). */
 export function isNetworkError(err: unknown): boolean {
   const name = errorName(err);

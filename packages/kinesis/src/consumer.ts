@@ -6,7 +6,7 @@ import { GeoWatchError, backoffMs, parseOptions, reasonOf, waitForWake } from "@
 import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
 import { SqliteCoordinator } from "./checkpoints.js";
 import type { Coordinator, ShardInfo } from "./checkpoints.js";
-import { BACKEND, awsError, dynamoClient, errorName, isNetworkError, isThrottleOr5xx, kinesisClient } from "./client.js";
+import { BACKEND, awsError, dynamoClient, errorName, is5xx, isNetworkError, kinesisClient } from "./client.js";
 import { DynamoCoordinator } from "./leases.js";
 import { checkConsumer, kinesisConsumerSchema, timestampOf } from "./options.js";
 import type { KinesisConsumerOptions } from "./options.js";
@@ -86,7 +86,8 @@ export function kinesisConsumer(options: KinesisConsumerOptions, deps: KinesisCo
 
   const fail = (err: unknown, what: string) => {
     const e = awsError(err, what);
-    if (isNetworkError(err) || isThrottleOr5xx(err) || e.code === "NOT_FOUND" || e.code === "AUTH") problem = e.message;
+    // Throttling is not an outage: only a lost endpoint, server errors, a missing stream or refused credentials make the node not ready.
+    if (isNetworkError(err) || is5xx(err) || e.code === "NOT_FOUND" || e.code === "AUTH") problem = e.message;
     return e;
   };
 
@@ -154,6 +155,7 @@ export function kinesisConsumer(options: KinesisConsumerOptions, deps: KinesisCo
     const parentsOf = new Map(shards.map((s) => [s.id, s.parents]));
     await Promise.all([...res.owned].filter(([id]) => !readers.has(id)).map(([id, o]) => startReader(id, parentsOf.get(id) ?? [], o.checkpoint)));
     synced = true;
+    problem = undefined;
     nextSyncAt = Date.now() + syncMs;
   };
 

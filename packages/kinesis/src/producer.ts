@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { PutRecordsCommand } from "@aws-sdk/client-kinesis";
+import { DescribeStreamSummaryCommand, PutRecordsCommand } from "@aws-sdk/client-kinesis";
 import type { KinesisClient, PutRecordsRequestEntry } from "@aws-sdk/client-kinesis";
 import { GeoWatchError, backoffMs, parseOptions, payloadBytes, sleep } from "@geowatch/core";
 import type { Logger, OutRecord, Producer, SendResult } from "@geowatch/core";
@@ -43,6 +43,8 @@ export function kinesisProducer(options: KinesisProducerOptions, deps: KinesisPr
   let client: KinesisClient | undefined = deps.client;
   let problem: string | undefined;
   let closed = false;
+  let probing: Promise<unknown> | undefined;
+  let probedAt = 0;
 
   const keyOf = (r: OutRecord): string => {
     const k = opts.partitionKey ? renderKey(opts.partitionKey, r) : r.key;
@@ -130,6 +132,17 @@ export function kinesisProducer(options: KinesisProducerOptions, deps: KinesisPr
       return results;
     },
     health() {
+      // After an outage nothing may be sent for a while: probe the stream (at most every 2 s) so readiness comes back by itself.
+      if (problem !== undefined && !probing && Date.now() - probedAt > 2000 && client && !closed) {
+        probedAt = Date.now();
+        probing = client
+          .send(new DescribeStreamSummaryCommand({ StreamName: opts.stream }))
+          .then(
+            () => (problem = undefined),
+            () => undefined,
+          )
+          .finally(() => (probing = undefined));
+      }
       return problem === undefined ? { ok: true } : { ok: false, error: problem };
     },
     close(): Promise<void> {

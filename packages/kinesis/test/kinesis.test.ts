@@ -1,5 +1,4 @@
 import { mkdtempSync } from "node:fs";
-import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListShardsCommand, PutRecordCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
@@ -8,7 +7,7 @@ import type { Consumer, InRecord } from "@geowatch/core";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { afterAll, describe, expect, it } from "vitest";
 import { kinesisBackend, kinesisConsumer, kinesisProducer } from "../src/index.js";
-import { createStream, deleteStream, dynamoEndpoint, fresh, kinesisEndpoint, putRaw, rawClient } from "./server.js";
+import { createStream, deleteStream, dynamoEndpoint, fresh, kinesisEndpoint, putRaw, rawClient, tcpProxy } from "./server.js";
 
 const streams: string[] = [];
 afterAll(async () => {
@@ -284,42 +283,6 @@ async function leaseCount(table: string, workerId: string): Promise<number> {
   } finally {
     db.destroy();
   }
-}
-
-/** A TCP proxy to 127.0.0.1:port that can drop every connection and refuse new ones, then come back. */
-async function tcpProxy(port: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
-  let server: Server | undefined;
-  const sockets = new Set<Socket>();
-  const listen = (at: number) =>
-    new Promise<number>((resolve) => {
-      server = createServer((client) => {
-        const upstream = tcpConnect(port, "127.0.0.1");
-        sockets.add(client).add(upstream);
-        client.pipe(upstream).pipe(client);
-        const end = () => {
-          client.destroy();
-          upstream.destroy();
-          sockets.delete(client);
-          sockets.delete(upstream);
-        };
-        client.on("error", end).on("close", end);
-        upstream.on("error", end).on("close", end);
-      }).listen(at, "127.0.0.1", () => resolve((server!.address() as { port: number }).port));
-    });
-  const own = await listen(0);
-  return {
-    port: own,
-    cut: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        sockets.clear();
-        if (!server?.listening) return resolve();
-        server.close(() => resolve());
-      }),
-    restore: async () => {
-      await listen(own);
-    },
-  };
 }
 
 describe("kinesis config", () => {

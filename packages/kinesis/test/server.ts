@@ -1,5 +1,6 @@
 // The test servers: kinesalite (`.ci/servers/kinesalite.sh start`) and, for leases, moto's DynamoDB (`.ci/servers/moto.sh start`).
 import { CreateStreamCommand, DeleteStreamCommand, DescribeStreamSummaryCommand, KinesisClient, ListShardsCommand, PutRecordsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { requireEnv } from "@geowatch/testkit";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 
@@ -95,4 +96,40 @@ export async function splitShard(stream: string, shardId: string): Promise<strin
   } finally {
     c.destroy();
   }
+}
+
+/** A TCP proxy to 127.0.0.1:port that can drop every connection and refuse new ones, then come back. */
+export async function tcpProxy(port: number): Promise<{ port: number; cut(): Promise<void>; restore(): Promise<void> }> {
+  let server: Server | undefined;
+  const sockets = new Set<Socket>();
+  const listen = (at: number) =>
+    new Promise<number>((resolve) => {
+      server = createServer((client) => {
+        const upstream = tcpConnect(port, "127.0.0.1");
+        sockets.add(client).add(upstream);
+        client.pipe(upstream).pipe(client);
+        const end = () => {
+          client.destroy();
+          upstream.destroy();
+          sockets.delete(client);
+          sockets.delete(upstream);
+        };
+        client.on("error", end).on("close", end);
+        upstream.on("error", end).on("close", end);
+      }).listen(at, "127.0.0.1", () => resolve((server!.address() as { port: number }).port));
+    });
+  const own = await listen(0);
+  return {
+    port: own,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        sockets.clear();
+        if (!server?.listening) return resolve();
+        server.close(() => resolve());
+      }),
+    restore: async () => {
+      await listen(own);
+    },
+  };
 }

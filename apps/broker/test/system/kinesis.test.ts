@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { createStream, deleteStream, dynamoEndpoint, fresh, kinesisEndpoint, leasesByOwner, putRaw, splitShard } from "../../../../packages/kinesis/test/server.js";
+import { createStream, deleteStream, dynamoEndpoint, fresh, kinesisEndpoint, leasesByOwner, putRaw, splitShard, tcpProxy } from "../../../../packages/kinesis/test/server.js";
 import { sleep, startRun, stopRun, tempDir, until, writeConfig, type RunChild } from "./helpers.js";
 
 const streams: string[] = [];
@@ -149,5 +149,55 @@ describe("kinesis system", () => {
     const l = await leasesByOwner(table);
     expect([...l.values()][0], "the process reads the two children and the untouched shard").toEqual([...children2, "shardId-000000000001"].sort());
     expect(await stopRun(p)).toBe(0);
+  }, 300_000);
+
+  it("the Kinesis endpoint is unreachable for 10 s mid-flow: /ready answers 503 during the cut, then 0 missing", async () => {
+    const N = 3000;
+    const stream = fresh("sys-cut");
+    streams.push(stream);
+    await createStream(stream, 2);
+    const proxy = await tcpProxy(Number(new URL(kinesisEndpoint()).port));
+    const dir = tempDir("kinesis-cut");
+    const out = join(dir, "out.ndjson");
+    const cfg = writeConfig(dir, [
+      "brokers:",
+      "  - name: relay",
+      "    count: 500",
+      "    sleep_period: 0.2",
+      "    consumers:",
+      `      - { name: in, backend: kinesis, stream: ${stream}, endpoint: "http://127.0.0.1:${proxy.port}", shard_iterator_type: TRIM_HORIZON,`,
+      `          checkpoint_path: ${join(dir, "checkpoints.db")}, idle_time_between_reads_ms: 200, codec: json }`,
+      `    producers: [{ name: out, backend: file, path: ${out}, codec: json }]`,
+    ]);
+    const p = await startRun(cfg);
+    children.push(p);
+    try {
+      await until("the process to be ready", async () => ((await p.ready())?.status === 200 ? true : undefined), 60_000, 200);
+      const producing = produce(stream, N, 20, 100, 100);
+      await until("a quarter of the input delivered", () => (rows(out).length >= N / 4 ? true : undefined), 60_000, 50);
+      await proxy.cut();
+      const cutAt = Date.now();
+      const during: number[] = [];
+      let state = "";
+      while (Date.now() - cutAt < 10_000) {
+        const r = await p.ready();
+        if (r) {
+          during.push(r.status);
+          if (r.status === 503) state = r.body.nodes.find((n) => n.node === "in")?.state ?? state;
+        }
+        await sleep(250);
+      }
+      const deliveredInCut = rows(out).length;
+      await proxy.restore();
+      console.log(`[kinesis cut] 10 s cut: /ready answered ${during.filter((s) => s === 503).length} x 503 of ${during.length}; node state ${state}; ${deliveredInCut} delivered by the end of the cut`);
+      expect(during.filter((s) => s === 503).length, "/ready answers 503 while the endpoint is unreachable").toBeGreaterThan(0);
+      expect(state).toBe("reconnecting");
+      await producing;
+      await until("every input record in the output", () => (new Set(rows(out).map((r) => r.id)).size === N ? true : undefined), 120_000, 500);
+      await until("/ready to answer 200 again", async () => ((await p.ready())?.status === 200 ? true : undefined), 30_000, 250);
+      expect(await stopRun(p)).toBe(0);
+    } finally {
+      await proxy.cut();
+    }
   }, 300_000);
 });
