@@ -11,8 +11,11 @@
 // group join and the final commit included) for kcat and geowatch alike. Runs alternate; medians are reported.
 // Needs a running Kafka (GEOWATCH_KAFKA_BROKERS; `bash .ci/servers/kafka.sh start && source .servers/env/kafka.env`)
 // and kcat (`apt-get install -y kcat`, installed here when missing and apt-get is usable).
-// Env: BENCH_N (messages), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (records per receive),
-// BENCH_MODES (comma list of the modes above to run), BENCH_PROF (a directory: geowatch runs write CPU profiles there).
+// Env: BENCH_N (messages), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (broker `count`, default 5000),
+// BENCH_MAX_IN_FLIGHT (broker `max_in_flight`, default 50000), BENCH_BUFFER (consumer `max_buffered_records`,
+// default: the backend's), BENCH_MODES (comma list of the modes above), BENCH_PROF (a directory: geowatch runs
+// write CPU profiles there). With GNU time installed each mode also reports CPU seconds and peak RSS: on a
+// shared machine the CPU cost per message is the steadier figure, since wall clocks stretch with the load.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
@@ -31,7 +34,7 @@ if (!BROKERS) {
 const N = Number(process.env.BENCH_N ?? 1_000_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const COUNT = Number(process.env.BENCH_COUNT ?? 5000);
-const MAX_IN_FLIGHT = process.env.BENCH_MAX_IN_FLIGHT ? Number(process.env.BENCH_MAX_IN_FLIGHT) : undefined;
+const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 50_000);
 const BUFFER = process.env.BENCH_BUFFER ? Number(process.env.BENCH_BUFFER) : undefined;
 const PARTITIONS = 6;
 const ALL_MODES = ["kcat-consume", "kcat-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
@@ -62,11 +65,21 @@ const ends = (topic) => admin(async (a) => (await a.fetchTopicOffsets(topic)).re
 const groupCommitted = (groupId, topic) =>
   admin(async (a) => ((await a.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0));
 
-/** Runs a command, resolves with its wall-clock ms and peak RSS (MB, of the command's process tree as `time` reports it). */
+const GNU_TIME = spawnSync("/usr/bin/time", ["-f", "%M", "true"]).status === 0;
+let timeSeq = 0;
+
+/**
+ * Runs a command; resolves with its wall-clock ms and, where GNU time is installed, its CPU seconds (user +
+ * system, of the command and the children it waited for) and peak RSS in MB (the largest single process).
+ */
 function timed(cmd, args, { stdoutTo, env } = {}) {
+  const usage = GNU_TIME ? join(tmpdir(), `gw-kafka-bench-time-${process.pid}-${timeSeq++}`) : undefined;
+  if (usage) {
+    args = ["-f", "%M %U %S", "-o", usage, cmd, ...args];
+    cmd = "/usr/bin/time";
+  }
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    // GNU time is not everywhere: read peak RSS from the child's rusage via a tiny node wrapper instead.
     const child = spawn(cmd, args, { stdio: ["ignore", stdoutTo ? "pipe" : "ignore", "pipe"], env: env ?? process.env });
     let err = "";
     child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
@@ -76,8 +89,16 @@ function timed(cmd, args, { stdoutTo, env } = {}) {
     child.on("exit", (code, signal) => {
       clearTimeout(timer);
       const ms = performance.now() - t0;
+      let rssMB;
+      let cpuS;
+      if (usage) {
+        const [kb, user, sys] = readFileSync(usage, "utf8").trim().split("\n").at(-1).split(" ").map(Number);
+        rmSync(usage, { force: true });
+        rssMB = kb / 1024;
+        cpuS = user + sys;
+      }
       if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err}`));
-      else resolve({ ms, stderr: err });
+      else resolve({ ms, stderr: err, rssMB, cpuS });
     });
   });
 }
@@ -113,23 +134,23 @@ const lineCount = (file) => {
 
 async function kcatConsume(ctx, run) {
   const out = join(ctx.dir, `kcat-consume-${run}.txt`);
-  const { ms } = await timed("kcat", ["-C", "-b", BROKERS, "-t", ctx.input, "-o", "beginning", "-e", "-q", "-f", "%s\n"], { stdoutTo: out });
+  const { ms, rssMB, cpuS } = await timed("kcat", ["-C", "-b", BROKERS, "-t", ctx.input, "-o", "beginning", "-e", "-q", "-f", "%s\n"], { stdoutTo: out });
   // The write stream may still be flushing when the process exits.
   await new Promise((r) => setTimeout(r, 200));
   const got = lineCount(out);
   rmSync(out);
   if (got !== N) throw new Error(`kcat consume wrote ${got} lines, want ${N}`);
-  return { ms };
+  return { ms, rssMB, cpuS };
 }
 
 async function kcatRelay(ctx, run) {
   const out = await newTopic(`${ctx.input}-kcat-${run}`);
   ctx.topics.push(out);
   const cmd = `kcat -C -b ${BROKERS} -t ${ctx.input} -o beginning -e -q -f '%k\\t%s\\n' | kcat -P -b ${BROKERS} -t ${out} -K $'\\t' -z none`;
-  const { ms } = await timed("bash", ["-o", "pipefail", "-c", cmd]);
+  const { ms, rssMB, cpuS } = await timed("bash", ["-o", "pipefail", "-c", cmd]);
   const got = await ends(out);
   if (got !== N) throw new Error(`kcat relay: output topic holds ${got}, want ${N}`);
-  return { ms };
+  return { ms, rssMB, cpuS };
 }
 
 async function geowatch(ctx, run, kind) {
@@ -157,7 +178,7 @@ async function geowatch(ctx, run, kind) {
         name: "bench",
         count: COUNT,
         sleep_period: 0.1,
-        ...(MAX_IN_FLIGHT ? { max_in_flight: MAX_IN_FLIGHT } : {}),
+        max_in_flight: MAX_IN_FLIGHT,
         consumers: [{ backend: "kafka", brokers: BROKERS, topic: ctx.input, group_id: groupId, from_beginning: true, codec, ...(BUFFER ? { max_buffered_records: BUFFER } : {}) }],
         producers: [producer],
       },
@@ -166,13 +187,13 @@ async function geowatch(ctx, run, kind) {
   const file = join(ctx.dir, `geowatch-${kind}-${run}.json`);
   writeFileSync(file, JSON.stringify(config));
   const prof = process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`, `--cpu-prof-name=geowatch-${kind}-${run}.cpuprofile`] : [];
-  const { ms } = await timed(process.execPath, [...prof, CLI, "run", file, "--until-idle", "--log-level", "warn", "--no-status"]);
+  const { ms, rssMB, cpuS } = await timed(process.execPath, [...prof, CLI, "run", file, "--until-idle", "--log-level", "warn", "--no-status"]);
   rmSync(file);
   const committed = await groupCommitted(groupId, ctx.input);
   if (committed !== N) throw new Error(`geowatch ${kind}: the group committed ${committed} of ${N} offsets`);
   const got = await check();
   if (got < N) throw new Error(`geowatch ${kind}: the output holds ${got} records, want >= ${N}`);
-  return { ms, duplicates: got - N };
+  return { ms, rssMB, cpuS, duplicates: got - N };
 }
 
 const RUNNERS = {
@@ -208,9 +229,18 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rate = {};
 for (const m of MODES) rate[m] = (N / median(results[m].map((r) => r.ms))) * 1000;
 const fmt = (x) => Math.round(x).toLocaleString("en-US");
-console.log(`kafka ${BROKERS}, ${PARTITIONS} partitions, ${fmt(N)} JSON messages (~100 B), ${RUNS} alternated runs (medians of wall clocks); geowatch count ${COUNT}`);
+console.log(`kafka ${BROKERS}, ${PARTITIONS} partitions, ${fmt(N)} JSON messages (~100 B), ${RUNS} alternated runs (medians of wall clocks); geowatch count ${COUNT}, max_in_flight ${MAX_IN_FLIGHT}`);
 console.log(`load average before ${load0.map((x) => x.toFixed(2)).join(" ")}, after ${load1.map((x) => x.toFixed(2)).join(" ")}`);
-for (const m of MODES) console.log(`${m.padEnd(15)} ${fmt(rate[m]).padStart(9)} msg/s   (runs: ${results[m].map((r) => fmt((N / r.ms) * 1000)).join(", ")})`);
+const cpu = {};
+const rss = {};
+for (const m of MODES) {
+  if (GNU_TIME) {
+    cpu[m] = median(results[m].map((r) => r.cpuS));
+    rss[m] = median(results[m].map((r) => r.rssMB));
+  }
+  const usage = GNU_TIME ? `  cpu ${cpu[m].toFixed(2)} s (${((cpu[m] * 1e6) / N).toFixed(1)} us/msg)  peak RSS ${rss[m].toFixed(0)} MB` : "";
+  console.log(`${m.padEnd(15)} ${fmt(rate[m]).padStart(9)} msg/s${usage}   (runs: ${results[m].map((r) => fmt((N / r.ms) * 1000)).join(", ")})`);
+}
 const targets = [
   ["geowatch-plain", "kcat-relay", 0.5],
   ["geowatch-json", "kcat-relay", 0.3],
@@ -225,5 +255,5 @@ for (const [a, b, want] of targets) {
   failed ||= !ok;
   console.log(`ratio ${a} / ${b}: ${ratio.toFixed(2)}x (target >= ${want}x) ${ok ? "PASS" : "FAIL"}`);
 }
-console.log(JSON.stringify({ bench: "kafka", n: N, runs: RUNS, partitions: PARTITIONS, count: COUNT, rate, ratios, load: { before: load0, after: load1 } }));
+console.log(JSON.stringify({ bench: "kafka", n: N, runs: RUNS, partitions: PARTITIONS, count: COUNT, maxInFlight: MAX_IN_FLIGHT, rate, cpuSeconds: cpu, peakRssMB: rss, ratios, load: { before: load0, after: load1 } }));
 if (failed) process.exitCode = 1;
