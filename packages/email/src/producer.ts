@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { GeoWatchError, isGeoWatchError, payloadText, reasonOf, templateCodec } from "@geowatch/core";
 import type { BackendHealth, Logger, OutRecord, Producer, SendResult, TemplateCodec } from "@geowatch/core";
 import { createTransport } from "nodemailer";
@@ -71,7 +72,9 @@ export function emailProducer(options: EmailProducerOptions, deps: EmailProducer
     }
     const starttls = o.starttls ?? "required";
     const timeout = o.timeoutMs ?? 20_000;
-    const tls: Record<string, unknown> = { rejectUnauthorized: o.rejectUnauthorized ?? true, servername: host };
+    const tls: Record<string, unknown> = { rejectUnauthorized: o.rejectUnauthorized ?? true };
+    // SNI takes host names only (RFC 6066); an IP address is still checked against the certificate.
+    if (isIP(host) === 0) tls.servername = host;
     if (caFile !== undefined) tls.ca = readSecretFile(caFile, "ca");
     const t = createTransport({
       host,
