@@ -50,6 +50,11 @@ CREATE TABLE IF NOT EXISTS feed_entries (
   UNIQUE (user, id)
 );
 CREATE INDEX IF NOT EXISTS feed_entries_user_seq ON feed_entries (user, seq);
+CREATE TABLE IF NOT EXISTS feed_users (
+  user TEXT PRIMARY KEY,
+  n INTEGER NOT NULL,
+  top INTEGER NOT NULL
+);
 `;
 
 /** Opens (and creates) the feed database. A server beside the writing producer opens it too: WAL lets its reads run beside the writes. */
@@ -58,22 +63,40 @@ export function openFeedDb(file: string): FeedDb {
   const db = new DatabaseSync(file, { timeout: 5000 });
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;");
   db.exec(SCHEMA);
+  // Per-user entry count and newest seq, kept with every write: pruning and the server's change check then
+  // cost what they touch, not the size of the feed.
+  if ((db.prepare("SELECT count(*) AS n FROM feed_users").get() as { n: number }).n === 0) {
+    db.exec("INSERT OR IGNORE INTO feed_users (user, n, top) SELECT user, count(*), max(seq) FROM feed_entries GROUP BY user");
+  }
   const insert = db.prepare("INSERT OR IGNORE INTO feed_entries (user, id, body) VALUES (?, ?, ?)");
-  const prune = db.prepare("DELETE FROM feed_entries WHERE user = ? AND seq <= (SELECT seq FROM feed_entries WHERE user = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)");
+  const bump = db.prepare("INSERT INTO feed_users (user, n, top) VALUES (?, ?, ?) ON CONFLICT (user) DO UPDATE SET n = n + excluded.n, top = excluded.top RETURNING n");
+  const prune = db.prepare("DELETE FROM feed_entries WHERE seq IN (SELECT seq FROM feed_entries WHERE user = ? ORDER BY seq LIMIT ?)");
+  const setCount = db.prepare("UPDATE feed_users SET n = ? WHERE user = ?");
   const select = db.prepare("SELECT seq, id, body FROM feed_entries WHERE user = ? ORDER BY seq DESC LIMIT ?");
-  const stamp = db.prepare("SELECT max(seq) AS top, count(*) AS n FROM feed_entries WHERE user = ?");
+  const stamp = db.prepare("SELECT n, top FROM feed_users WHERE user = ?");
   return {
     add(entries, maxEntries) {
       let added = 0;
-      const users = new Set<string>();
+      const touched = new Map<string, { added: number; top: number }>();
       db.exec("BEGIN IMMEDIATE");
       try {
         for (const e of entries) {
           const { user, id, ...rest } = e;
-          added += Number(insert.run(user, id, JSON.stringify(rest)).changes);
-          users.add(user);
+          const r = insert.run(user, id, JSON.stringify(rest));
+          if (Number(r.changes) === 0) continue;
+          added++;
+          const t = touched.get(user);
+          if (t) {
+            t.added++;
+            t.top = Number(r.lastInsertRowid);
+          } else touched.set(user, { added: 1, top: Number(r.lastInsertRowid) });
         }
-        for (const u of users) prune.run(u, u, maxEntries);
+        for (const [user, t] of touched) {
+          const n = (bump.get(user, t.added, t.top) as { n: number }).n;
+          if (n <= maxEntries) continue;
+          prune.run(user, n - maxEntries);
+          setCount.run(maxEntries, user);
+        }
         db.exec("COMMIT");
       } catch (err) {
         db.exec("ROLLBACK");
@@ -86,8 +109,8 @@ export function openFeedDb(file: string): FeedDb {
       return rows.map((r) => ({ ...(JSON.parse(r.body) as Omit<FeedEntry, "user" | "id">), user, id: r.id, seq: r.seq }));
     },
     version(user) {
-      const r = stamp.get(user) as { top: number | null; n: number };
-      return `${r.top ?? 0}.${r.n}`;
+      const r = stamp.get(user) as { top: number; n: number } | undefined;
+      return r ? `${r.top}.${r.n}` : "0.0";
     },
     close() {
       if (db.isOpen) db.close();

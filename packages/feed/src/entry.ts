@@ -82,7 +82,8 @@ export function entryOf(record: OutRecord, rules: EntryRules): FeedEntry {
   } catch (cause) {
     throw new GeoWatchError("ENCODE", "record is not UTF-8 text", { backend: "feed", cause });
   }
-  const parsed = parseJson(text) as { metadata?: unknown; data?: unknown; type?: unknown } | undefined;
+  // Parsing is for metadata the record does not carry and for a GeoJSON geometry in the data.
+  const parsed = (record.metadata === undefined || text.includes('"coordinates"') || text.includes('"geometries"') ? parseJson(text) : undefined) as { metadata?: unknown; data?: unknown; type?: unknown } | undefined;
   const envMeta = parsed && typeof parsed.metadata === "object" && parsed.metadata !== null ? (parsed.metadata as Metadata) : undefined;
   const meta: Metadata = { ...envMeta, ...record.metadata };
   const user = str(meta.recipient) ?? rules.user;
