@@ -133,6 +133,10 @@ export function emailProducer(options: EmailProducerOptions, deps: EmailProducer
       health = { ok: false, error: "the SMTP server refuses the login" };
       return { ok: false, retryable: true, error: new GeoWatchError("AUTH", `the SMTP server refuses the login${said}`, { backend: BACKEND, cause: err, retryable: true }) };
     }
+    if (status === 421) {
+      // 421: the server is closing the channel (shutting down, overloaded): an outage, not the mail's fault.
+      return { ok: false, retryable: true, error: new GeoWatchError("CONNECT", `the SMTP server is not available${said}`, { backend: BACKEND, cause: err, retryable: true }) };
+    }
     if (code === "EENVELOPE" || code === "EMESSAGE") {
       // 5xx: the server will not take this mail (a refused address, a message too big); 4xx: try again later.
       const permanent = status === undefined || status >= 500;

@@ -30,6 +30,9 @@ const REJECTED = new Set([
   "slack_connect_file_link_sharing_blocked", "message_limit_exceeded", "team_access_not_granted", "user_not_found",
 ]);
 
+/** Slack errors that say Slack itself is failing for now: the sink counts as down, so no message is dead-lettered for it. */
+const UNAVAILABLE = new Set(["internal_error", "fatal_error", "service_unavailable", "request_timeout"]);
+
 /** Slack errors about the token or the app: every message would fail, so the sink is down until it is fixed. */
 const AUTH = new Set([
   "not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired", "no_permission", "missing_scope",
@@ -170,12 +173,17 @@ export function slackProducer(options: SlackProducerOptions, deps: SlackProducer
       health = { ok: false, error: `Slack refuses the token: ${code}` };
       return { ok: false, retryable: true, error: new GeoWatchError("AUTH", `Slack refuses the token: ${code}`, { backend: BACKEND, cause: err, retryable: true }) };
     }
+    if (code !== undefined && UNAVAILABLE.has(code)) {
+      return { ok: false, retryable: true, error: new GeoWatchError("CONNECT", `Slack is unavailable: ${code}`, { backend: BACKEND, cause: err, retryable: true }) };
+    }
     if (code !== undefined) {
       return { ok: false, retryable: true, error: new GeoWatchError("SEND", `Slack answered ${code} for "${channel}"`, { backend: BACKEND, cause: err, retryable: true }) };
     }
     const e = err as { code?: unknown; statusCode?: unknown };
     if (e.code === ErrorCode.HTTPError) {
-      return { ok: false, retryable: true, error: new GeoWatchError("SEND", `Slack answered HTTP ${String(e.statusCode)}`, { backend: BACKEND, cause: err, retryable: true }) };
+      // 5xx: Slack (or a proxy before it) is down for now, which the broker waits out as an outage.
+      const down = typeof e.statusCode === "number" && e.statusCode >= 500;
+      return { ok: false, retryable: true, error: new GeoWatchError(down ? "CONNECT" : "SEND", `Slack answered HTTP ${String(e.statusCode)}`, { backend: BACKEND, cause: err, retryable: true }) };
     }
     // No answer at all (refused, reset, timed out): the sink is unreachable.
     return { ok: false, retryable: true, error: new GeoWatchError("CONNECT", `Slack is unreachable: ${reasonOf(err)}`, { backend: BACKEND, cause: err, retryable: true }) };
@@ -208,7 +216,7 @@ export function slackProducer(options: SlackProducerOptions, deps: SlackProducer
     send(records: OutRecord[]): Promise<SendResult[]> {
       // Per channel: once a message fails retryably, the later ones of this send wait for the broker's retry
       // too, so the channel keeps its order.
-      const blocked = new Set<string>();
+      const blocked = new Map<string, GeoWatchError["code"]>();
       return Promise.all(
         records.map((r) => {
           const pending = inFlight.get(r);
@@ -217,11 +225,13 @@ export function slackProducer(options: SlackProducerOptions, deps: SlackProducer
           if (!("record" in p)) return Promise.resolve(p);
           const q = queueOf(p.channel);
           const run = q.tail.then(async (): Promise<SendResult> => {
-            if (blocked.has(p.channel)) {
-              return { ok: false, retryable: true, error: new GeoWatchError("SEND", `held back: an earlier message to "${p.channel}" failed and is retried first`, { backend: BACKEND, retryable: true }) };
+            const cause = blocked.get(p.channel);
+            if (cause !== undefined) {
+              // The same code as the failure that holds it back, so an outage still reads as one to the broker.
+              return { ok: false, retryable: true, error: new GeoWatchError(cause, `held back: an earlier message to "${p.channel}" failed and is retried first`, { backend: BACKEND, retryable: true }) };
             }
             const res = await postOne(p, q);
-            if (!res.ok && res.retryable !== false) blocked.add(p.channel);
+            if (!res.ok && res.retryable !== false) blocked.set(p.channel, isGeoWatchError(res.error) ? res.error.code : "SEND");
             return res;
           });
           q.tail = run;

@@ -290,6 +290,30 @@ describe("slack through a Broker with a dead-letter sink", () => {
     expect(input.size + input.inFlight, "every source record was acknowledged").toBe(0);
   });
 
+  it("a Slack outage (HTTP 503, internal_error) longer than max_tries is waited out: nothing dead-lettered, order kept", async () => {
+    const server = await serve();
+    const input = memoryChannel();
+    const dlq = memoryChannel();
+    server.failNext(4, "", { status: 503 });
+    server.failNext(3, "internal_error");
+    await input.producer().send(["o1", "o2", "o3"].map((value) => ({ value })));
+    const broker = new Broker({
+      name: "outage",
+      consumers: [{ name: "in", consumer: input.consumer() }],
+      producers: [{ name: "slack", producer: producer(server, { channel: "general" }), maxTries: 2 }],
+      deadLetter: { name: "dlq", producer: dlq.producer() },
+      receiveWaitMs: 100,
+      sleepPeriodMs: 100,
+      retryBaseMs: 10,
+      retryMaxMs: 50,
+    });
+    await broker.run({ untilIdle: true });
+    expect(server.calls.filter((c) => c.result !== "ok").length, "the outage happened").toBe(7);
+    expect(server.messages.map((m) => m.text)).toEqual(["o1", "o2", "o3"]);
+    expect(dlq.size, "nothing dead-lettered for an outage").toBe(0);
+    expect(input.size + input.inFlight).toBe(0);
+  });
+
   it("validates through the backend definition: token is secret, unknown options listed", () => {
     const role = slackBackend.producer!;
     const ok = role.parse({ channel: "#alerts", rate_per_channel: 2, thread_by: "track" }, { role: "producer" });
