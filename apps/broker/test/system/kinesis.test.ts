@@ -1,10 +1,11 @@
 // Kinesis (kinesalite) -> `geowatch run` -> NDJSON files, with the DynamoDB lease table on moto.
 // Servers: bash .ci/servers/kinesalite.sh start; bash .ci/servers/moto.sh start (then source .servers/env/*.env).
+import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createStream, deleteStream, dynamoEndpoint, fresh, kinesisEndpoint, leasesByOwner, putRaw, splitShard, tcpProxy } from "../../../../packages/kinesis/test/server.js";
-import { sleep, startRun, stopRun, tempDir, until, writeConfig, type RunChild } from "./helpers.js";
+import { APP_DIR, BIN, sleep, startRun, stopRun, tempDir, until, writeConfig, type RunChild } from "./helpers.js";
 
 const streams: string[] = [];
 const children: RunChild[] = [];
@@ -68,6 +69,23 @@ async function produce(stream: string, total: number, keys: number, batch: numbe
     await putRaw(stream, input(i, Math.min(batch, total - i), keys));
     await sleep(paceMs);
   }
+}
+
+/** `geowatch run <config> --until-idle`: resolves with the exit code and log, or fails after `timeoutMs` (then kills it). */
+function runUntilIdle(config: string, timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
+  const proc = spawn(process.execPath, [BIN, "run", config, "--until-idle", "--no-status"], { cwd: APP_DIR, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  proc.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`geowatch run --until-idle did not end within ${timeoutMs} ms; log tail:\n${stderr.slice(-2000)}`));
+    }, timeoutMs);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
 }
 
 describe("kinesis system", () => {
@@ -199,5 +217,35 @@ describe("kinesis system", () => {
     } finally {
       await proxy.cut();
     }
+  }, 300_000);
+
+  it("--until-idle reads a split stream to its end (children after the parent) and stops; a second run finds nothing new", async () => {
+    const N = 2000;
+    const stream = fresh("sys-idle");
+    streams.push(stream);
+    await createStream(stream, 2);
+    await putRaw(stream, input(0, N / 2, 10));
+    await splitShard(stream, "shardId-000000000001");
+    await putRaw(stream, input(N / 2, N / 2, 10));
+    const dir = tempDir("kinesis-idle");
+    const out = join(dir, "out.ndjson");
+    const cfg = writeConfig(dir, [
+      "brokers:",
+      "  - name: drain",
+      "    count: 500",
+      "    sleep_period: 0.2",
+      "    consumers:",
+      `      - { name: in, backend: kinesis, stream: ${stream}, endpoint: "${kinesisEndpoint()}", shard_iterator_type: TRIM_HORIZON,`,
+      `          checkpoint_path: ${join(dir, "checkpoints.db")}, idle_time_between_reads_ms: 200, shard_sync_ms: 1000, codec: json }`,
+      `    producers: [{ name: out, backend: file, path: ${out}, codec: json }]`,
+    ]);
+    const first = await runUntilIdle(cfg, 120_000);
+    expect(first.code, first.stderr.slice(-2000)).toBe(0);
+    const got = rows(out);
+    expect(new Set(got.map((r) => r.id)).size, "every record, the split shard's children included").toBe(N);
+    expect(got.length, "no duplicates in one uninterrupted run").toBe(N);
+    const second = await runUntilIdle(cfg, 120_000);
+    expect(second.code).toBe(0);
+    expect(rows(out).length, "the checkpoints cover everything: nothing is read again").toBe(N);
   }, 300_000);
 });
