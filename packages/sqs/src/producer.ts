@@ -17,6 +17,10 @@ export interface SqsProducer extends Producer {
 
 /** Rounds in which entries that failed for a transient reason are sent again before `send` reports them. */
 const ENTRY_ROUNDS = 3;
+/** Records one `send` takes: split here into SendMessageBatch calls of 10, several in flight. */
+const MAX_SEND = 100;
+/** SendMessageBatch calls in flight at once for a standard queue. */
+const SEND_CONCURRENCY = 8;
 
 interface Prepared {
   index: number;
@@ -25,7 +29,8 @@ interface Prepared {
 }
 
 /**
- * Sends records with SendMessageBatch: at most 10 entries and `max_message_bytes` per call. A record SQS
+ * Sends records with SendMessageBatch: at most 10 entries and `max_message_bytes` per call, up to 8 calls in
+ * flight for a standard queue (one for a FIFO queue, in order). A record SQS
  * cannot take (too big, too many or invalid attributes) fails alone with a non-retryable result; entries
  * that failed for a transient reason are sent again, and only those.
  */
@@ -100,11 +105,13 @@ export function sqsProducer(options: SqsProducerOptions): SqsProducer {
   };
 
   /** Sends one queue's entries in batches within the limits; fills `results`. */
-  const sendTo = async (url: string, prepared: Prepared[], results: SendResult[]): Promise<void> => {
+  const sendTo = async (url: string, fifo: boolean, prepared: Prepared[], results: SendResult[]): Promise<void> => {
     let pending = prepared;
     for (let round = 1; pending.length > 0; round++) {
       const again: Prepared[] = [];
-      for (const batch of batches(pending, maxBytes)) {
+      const calls = batches(pending, maxBytes);
+      // A FIFO queue gets one call at a time, so a group's order holds; a standard queue has no order to keep.
+      await inParallel(calls, fifo ? 1 : SEND_CONCURRENCY, async (batch) => {
         const byId = new Map(batch.map((p) => [p.entry.Id!, p]));
         let out;
         try {
@@ -131,14 +138,14 @@ export function sqsProducer(options: SqsProducerOptions): SqsProducer {
             };
           }
         }
-      }
+      });
       pending = again;
       if (pending.length > 0) await sleep(backoffMs(round, 100, 2000));
     }
   };
 
   return {
-    capabilities: { batching: true, maxBatch: 10, maxBatchBytes: maxBytes, maxRecordBytes: maxBytes },
+    capabilities: { batching: true, maxBatch: MAX_SEND, maxRecordBytes: maxBytes },
     async connect() {
       await urlOf(o.queue);
     },
@@ -154,7 +161,7 @@ export function sqsProducer(options: SqsProducerOptions): SqsProducer {
         else results[i] = p;
       });
       // Queues one after the other, so a FIFO queue keeps the records' order.
-      for (const [queue, prepared] of byQueue) await sendTo(await urlOf(queue), prepared, results);
+      for (const [queue, prepared] of byQueue) await sendTo(await urlOf(queue), isFifo(queue), prepared, results);
       return results;
     },
     async close() {
@@ -163,6 +170,21 @@ export function sqsProducer(options: SqsProducerOptions): SqsProducer {
       client.destroy();
     },
   };
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; rejects with the first failure after all settled. */
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const errors: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const item = items[next++]!;
+        await fn(item).catch((err: unknown) => errors.push(err));
+      }
+    }),
+  );
+  if (errors.length > 0) throw errors[0];
 }
 
 /** Splits entries into SendMessageBatch calls: at most 10 entries and `maxBytes` each, order kept. */
