@@ -1,7 +1,10 @@
-// The GNIP-49 flow end to end against the real RabbitMQ (bash .ci/servers/rabbitmq.sh start): GeoServer
+// The GNIP-49 flow end to end against real servers: RabbitMQ (bash .ci/servers/rabbitmq.sh start), SMTP
+// (aiosmtpd: bash .ci/servers/smtp.sh start) and the testkit's Slack Web API server. GeoServer
 // notification-module events published to a topic exchange -> `geowatch run` (geoserver_events ->
-// subscriptions) -> per-user feeds, with a SIGKILL of the broker mid-flow. Each subscriber's feed must hold
-// exactly the events their subscriptions select; nothing may be lost and the feed may hold no duplicate.
+// subscriptions) -> per-user feeds, Slack channels and mail, with a SIGKILL of the broker mid-flow. Every
+// subscriber must receive exactly the events their subscriptions select, in every channel: nothing lost,
+// nothing extra. Feeds are idempotent (no duplicate); Slack and mail may repeat what was in flight at the kill,
+// and the test counts those repeats.
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,9 +13,12 @@ import { fileURLToPath } from "node:url";
 import { connect, type ChannelModel } from "amqplib";
 import { afterAll, expect, it } from "vitest";
 import { feedServer, type FeedServer } from "@geowatch/feed";
+import { requireEnv, startSlackServer } from "@geowatch/testkit";
 import { requireServer, sleep, startRun, stopRun, tempDir, unique, until, writeConfig, type RunChild } from "./helpers.js";
 
 const SUBS_BIN = fileURLToPath(new URL("../../../../packages/subscriptions/bin/geowatch-subscriptions.js", import.meta.url));
+// Reads the Maildir aiosmtpd delivers to with Python's email package (the email package's own test helper).
+const READ_MAILDIR = fileURLToPath(new URL("../../../../packages/email/test/read-maildir.py", import.meta.url));
 const children: RunChild[] = [];
 const cleanup: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -84,16 +90,32 @@ function event(i: number, run: string): { body: Record<string, unknown>; key: st
 }
 
 /** The subscriptions, as the CLI adds them, and the rule each one stands for. */
-const SUBSCRIBERS: Array<{ user: string; args: string[]; wants: (t: Truth) => boolean }> = [
-  { user: "alice", args: ["--targettype", "layer"], wants: (t) => t.targettype === "layer" },
-  { user: "bob", args: ["--featuretype", "tiger:roads"], wants: (t) => t.featuretype === "tiger:roads" },
-  { user: "carol", args: ["--fence", "nyc"], wants: (t) => t.bbox !== undefined && meets(t.bbox, NYC) },
+interface Subscriber {
+  user: string;
+  channel: "feed" | "slack" | "email";
+  /** Slack channel id or mail address; the feed name is the user. */
+  address?: string;
+  args: string[];
+  wants: (t: Truth) => boolean;
+}
+const FEEDS: Subscriber[] = [
+  { user: "alice", channel: "feed", args: ["--targettype", "layer"], wants: (t) => t.targettype === "layer" },
+  { user: "bob", channel: "feed", args: ["--featuretype", "tiger:roads"], wants: (t) => t.featuretype === "tiger:roads" },
+  { user: "carol", channel: "feed", args: ["--fence", "nyc"], wants: (t) => t.bbox !== undefined && meets(t.bbox, NYC) },
   {
     user: "dave",
+    channel: "feed",
     args: ["--actiontype", "edit", "--targettype", "data", "--polygon", JSON.stringify({ type: "Polygon", coordinates: ring(WEST) })],
     wants: (t) => t.actiontype === "edit" && t.targettype === "data" && t.bbox !== undefined && meets(t.bbox, WEST),
   },
-  { user: "erin", args: ["--actiontype", "delete", "--actiontype", "create", "--targettype", "store", "--targettype", "featuretype"], wants: (t) => ["delete", "create"].includes(t.actiontype) && ["store", "featuretype"].includes(t.targettype) },
+  { user: "erin", channel: "feed", args: ["--actiontype", "delete", "--actiontype", "create", "--targettype", "store", "--targettype", "featuretype"], wants: (t) => ["delete", "create"].includes(t.actiontype) && ["store", "featuretype"].includes(t.targettype) },
+];
+/** Slack channels and mail addresses; the run id keeps this run's mail apart in the shared Maildir. */
+const others = (run: string): Subscriber[] => [
+  { user: "roads-team", channel: "slack", address: "C0000ROADS", args: ["--featuretype", "tiger:roads"], wants: (t) => t.featuretype === "tiger:roads" },
+  { user: "nyc-desk", channel: "slack", address: "C00000NYC", args: ["--fence", "nyc", "--targettype", "data"], wants: (t) => t.targettype === "data" && t.bbox !== undefined && meets(t.bbox, NYC) },
+  { user: "frank", channel: "email", address: `frank+${run}@example.org`, args: ["--actiontype", "delete"], wants: (t) => t.actiontype === "delete" },
+  { user: "gina", channel: "email", address: `gina+${run}@example.org`, args: ["--targettype", "store"], wants: (t) => t.targettype === "store" },
 ];
 
 async function amqp(): Promise<ChannelModel> {
@@ -134,8 +156,11 @@ function feedRows(db: string): number {
   }
 }
 
-it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscribers' feeds, through a SIGKILL", async () => {
+it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscribers' feeds, Slack channels and mail, through a SIGKILL", async () => {
   requireServer("GEOWATCH_AMQP_URL");
+  const smtpHint = "This test mails through the real SMTP server: bash .ci/servers/smtp.sh start && source .servers/env/smtp.env";
+  requireEnv("GEOWATCH_SMTP_HOST", smtpHint);
+  const maildir = requireEnv("GEOWATCH_SMTP_MAILDIR", smtpHint);
   const dir = tempDir("gnip49");
   cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
   const run = unique("gnip49");
@@ -146,19 +171,31 @@ it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscrib
   // Subscriptions through the CLI, the named area, the feed tokens.
   const subsDb = join(dir, "subscriptions.db");
   writeFileSync(join(dir, "areas.geojson"), JSON.stringify({ type: "FeatureCollection", features: [{ type: "Feature", id: "nyc", properties: {}, geometry: { type: "Polygon", coordinates: ring(NYC) } }] }));
-  for (const s of SUBSCRIBERS) execFileSync(process.execPath, [SUBS_BIN, "add", "--db", subsDb, "--user", s.user, "--channel", "feed", ...s.args], { stdio: "pipe" });
-  const tokens = Object.fromEntries(SUBSCRIBERS.map((s) => [s.user, `${s.user}-${run}`]));
+  const SUBSCRIBERS = [...FEEDS, ...others(run)];
+  for (const s of SUBSCRIBERS) {
+    const address = s.address ? ["--address", s.address] : [];
+    execFileSync(process.execPath, [SUBS_BIN, "add", "--db", subsDb, "--user", s.user, "--channel", s.channel, ...address, ...s.args], { stdio: "pipe" });
+  }
+  const tokens = Object.fromEntries(FEEDS.map((s) => [s.user, `${s.user}-${run}`]));
   writeFileSync(join(dir, "tokens.json"), JSON.stringify(tokens));
   const feedsDb = join(dir, "feeds.db");
 
   const events = Array.from({ length: N }, (_, i) => event(i, run));
   const truths = events.flatMap((e) => (e.truth ? [e.truth] : []));
   const expected = new Map(SUBSCRIBERS.map((s) => [s.user, truths.filter(s.wants).map((t) => t.id).sort()]));
-  const total = [...expected.values()].reduce((n, l) => n + l.length, 0);
+  const count = (channel: string) => SUBSCRIBERS.filter((s) => s.channel === channel).reduce((n, s) => n + expected.get(s.user)!.length, 0);
+  const total = count("feed");
   for (const [user, ids] of expected) expect(ids.length, `${user} subscribes to some events`).toBeGreaterThan(10);
   // The mix also has events nobody subscribed to.
   expect(truths.some((t) => SUBSCRIBERS.every((s) => !s.wants(t)))).toBe(true);
 
+  const slack = await startSlackServer({
+    channels: [
+      { id: "C0000ROADS", name: "roads" },
+      { id: "C00000NYC", name: "nyc" },
+    ],
+  });
+  cleanup.push(() => slack.close());
   const config = writeConfig(dir, [
     "brokers:",
     "  - name: gnip49",
@@ -168,9 +205,11 @@ it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscrib
     `      - { backend: amqp, queue: ${queue}, exchange: ${exchange}, bindings: ["geoserver.#"], prefetch: 50, codec: json }`,
     "    stages:",
     "      - { stage: geoserver_events }",
-    "      - { stage: subscriptions, db: ./subscriptions.db, fences: ./areas.geojson, routes: { feed: feeds } }",
+    "      - { stage: subscriptions, db: ./subscriptions.db, fences: ./areas.geojson, routes: { feed: feeds, slack: chat, email: mail } }",
     "    producers:",
     "      - { name: feeds, backend: feed, db: ./feeds.db, max_entries: 10000, codec: json }",
+    `      - { name: chat, backend: slack, token: xoxb-geowatch-test, api_url: "${slack.url}", rate_per_channel: 500, codec: { name: template, options: { format: slack, templates: { default: "{{metadata.id}} {{metadata.actiontype}} {{metadata.targettype}}" } } } }`,
+    '      - { name: mail, backend: email, from: "GeoWatch <geowatch@example.org>", subject: "{{metadata.id}} {{metadata.actiontype}} {{metadata.targettype}}", text: "{{metadata.actiontype}} {{metadata.targettype}} {{metadata.name}}", codec: json }',
     "    dead_letter: { backend: file, path: ./dead-letter.ndjson }",
   ]);
 
@@ -212,6 +251,12 @@ it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscrib
     return ((await r.json()) as { items: Array<{ id: string; title: string; date_published: string; _geo?: unknown }> }).items;
   };
   await whileRunning(second, "every subscriber's feed to be complete", () => (feedRows(feedsDb) >= total ? true : undefined), 120_000, 200);
+  const mails = () => (JSON.parse(execFileSync("python3", [READ_MAILDIR, maildir], { encoding: "utf8", maxBuffer: 256 << 20 })) as Array<{ rcpt_to: string; subject: string }>).filter((m) => m.rcpt_to.includes(`+${run}@`));
+  await whileRunning(second, "every Slack message", () => (new Set(slack.messages.map((m) => `${m.channel} ${m.text}`)).size >= count("slack") ? true : undefined), 120_000, 200);
+  await whileRunning(second, "every mail", () => {
+    const got = mails();
+    return new Set(got.map((m) => `${m.rcpt_to} ${m.subject}`)).size >= count("email") ? got : undefined;
+  }, 120_000, 500);
   await until("the source queue to drain", async () => {
     const c = await conn.createChannel();
     try {
@@ -224,13 +269,27 @@ it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscrib
   await sleep(1000);
   expect(await stopRun(second)).toBe(0);
 
-  for (const s of SUBSCRIBERS) {
+  for (const s of FEEDS) {
     const items = await feed(s.user);
     const ids = items.map((i) => i.id);
     expect(ids.length - new Set(ids).size, `${s.user}: duplicate entries`).toBe(0);
     expect([...ids].sort(), `${s.user} got exactly the events they subscribed to`).toEqual(expected.get(s.user));
   }
   expect(feedRows(feedsDb)).toBe(total);
+
+  // Slack and mail: every subscriber got exactly their events; what the kill made the sinks send twice is counted.
+  let repeats = 0;
+  for (const s of SUBSCRIBERS.filter((x) => x.channel !== "feed")) {
+    const ids =
+      s.channel === "slack"
+        ? slack.messagesIn(s.address!).map((m) => (m.text ?? "").split(" ")[0]!)
+        : mails()
+            .filter((m) => m.rcpt_to.includes(s.address!))
+            .map((m) => m.subject.split(" ")[0]!);
+    const distinct = [...new Set(ids)].sort();
+    expect(distinct, `${s.user} (${s.channel}) got exactly the events they subscribed to`).toEqual(expected.get(s.user));
+    repeats += ids.length - distinct.length;
+  }
 
   // One entry as a reader sees it: title from the metadata, the event's date, GeoRSS from the lon/lat bounds.
   const carol = await feed("carol");
@@ -247,5 +306,9 @@ it("GeoServer events over a RabbitMQ topic exchange reach exactly their subscrib
   const bad = events.filter((e) => !e.truth).map((e) => e.body.id as string);
   expect([...new Set(dead.map((d) => (JSON.parse(d.payload) as { id: string }).id))].sort()).toEqual([...bad].sort());
   for (const d of dead) expect(d.reason).toBe('[geoserver_events] [geowatch] [geoserver] geoserver_events: not a GeoServer notification: type "Service" is neither Catalog nor Data');
-  console.log(`[gnip49] ${N} events, ${total} feed entries for ${SUBSCRIBERS.length} subscribers; SIGKILL after ${atKill} entries; ${dead.length} dead letters for ${bad.length} bad events (${dead.length - bad.length} repeated by the replay); 0 duplicate feed entries`);
+  console.log(
+    `[gnip49] ${N} events -> ${total} feed entries, ${count("slack")} Slack messages, ${count("email")} mails for ${SUBSCRIBERS.length} subscribers; ` +
+      `SIGKILL after ${atKill} entries; 0 lost; 0 duplicate feed entries; ${repeats} Slack/mail deliveries repeated by the replay; ` +
+      `${dead.length} dead letters for ${bad.length} bad events`,
+  );
 }, 240_000);
