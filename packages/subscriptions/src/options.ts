@@ -8,7 +8,7 @@ export const subscriptionsStageSchema = z.strictObject({
   routes: z
     .record(z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/), z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]))
     .optional()
-    .describe("Sink names per channel (`{ email: mail, feed: feeds, slack: chat }`); a channel not listed goes to the sink named like the channel."),
+    .describe("Sink names per channel (`{ email: mail, feed: feeds, slack: chat }`). A message for a channel not listed here is dead-lettered with the reason. Default: each channel goes to the sink named like it."),
 });
 
 export const geoserverEventsStageSchema = z.strictObject({

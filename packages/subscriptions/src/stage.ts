@@ -127,7 +127,10 @@ export function subscriptionsStage(o: SubscriptionsStageOptions, ctx: Pick<Backe
           const metadata: Metadata = { ...meta, recipient: s.address, channel: s.channel, subscriber: s.user, subscription: s.id };
           const v = message.value as Record<string, unknown>;
           const value = v !== null && typeof v === "object" && "metadata" in v ? { ...v, metadata } : message.value;
-          pass.push({ ...message, value, metadata, routes: routes.get(s.channel) ?? [s.channel] });
+          const to = routes.get(s.channel) ?? (o.routes ? undefined : [s.channel]);
+          // With `routes` given, a channel it does not list has no sink: say so instead of routing to nothing.
+          if (to === undefined) dead.push({ message: { ...message, value, metadata }, reason: `[geowatch] [subscriptions] ${name}: subscription ${s.id} (${s.user}) uses channel "${s.channel}", which routes does not list (it lists ${[...routes.keys()].join(", ")})` });
+          else pass.push({ ...message, value, metadata, routes: to });
         }
       }
       return dead.length > 0 ? { pass, dead } : { pass };

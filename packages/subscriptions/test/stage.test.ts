@@ -35,7 +35,7 @@ beforeAll(async () => {
   // Two matching subscriptions of one recipient on one channel: one message.
   s.add({ user: "bob", channel: "slack", address: "#roads", actiontypes: ["edit"] });
   s.close();
-  const parsed = subscriptionsStage.parse({ db, fences: "fences.geojson", routes: { email: "mail", feed: ["feeds"] } }, { baseDir: dir });
+  const parsed = subscriptionsStage.parse({ db, fences: "fences.geojson", routes: { email: "mail", feed: ["feeds"], slack: "slack" } }, { baseDir: dir });
   if (!parsed.ok) throw new Error(JSON.stringify(parsed.problems));
   stage = await subscriptionsStage.create(parsed.options, { name: "subs", logger: quiet, secret: () => undefined, baseDir: dir });
   await stage.open?.();
@@ -68,6 +68,19 @@ describe("subscriptions stage", () => {
     const m = out.pass.find((p) => p.metadata!.recipient === "carol")!;
     expect(m.metadata).toMatchObject({ subscriber: "carol", channel: "feed", recipient: "carol", id: "e2", actiontype: "edit" });
     expect((m.value as { metadata: unknown }).metadata).toEqual(m.metadata);
+  });
+
+  it("dead-letters a recipient whose channel routes does not list, and delivers the others", async () => {
+    const s = openSubscriptionStore(db);
+    const extra = s.add({ user: "zed", channel: "sms", address: "+15550100", actiontypes: ["purge"] });
+    s.close();
+    const out = await stage.process([event("e7", { actiontype: "purge", targettype: "layer" })]);
+    expect(who(out.pass)).toEqual(["e7>feed:alice@feeds"]);
+    expect(out.dead!.map((d) => d.reason)).toEqual([`[geowatch] [subscriptions] subs: subscription ${extra.id} (zed) uses channel "sms", which routes does not list (it lists email, feed, slack)`]);
+    expect(out.dead![0]!.message.metadata).toMatchObject({ recipient: "+15550100", channel: "sms" });
+    const again = openSubscriptionStore(db);
+    again.remove(extra.id);
+    again.close();
   });
 
   it("dead-letters a message that is not an event", async () => {
