@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Subscriptions and feed tokens for the example (run once, from anywhere). Tokens are random and written to
-# tokens.json (mode 600); the feed URLs it prints carry them.
+# tokens.json (mode 600); the feed URLs it prints carry them. With --all-channels it also subscribes a mail
+# address and a Slack channel (for geowatch.all-channels.yaml).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -11,6 +12,10 @@ $SUBS add --db "$DB" --user alice --channel feed --targettype layer            #
 $SUBS add --db "$DB" --user bob --channel feed --featuretype tiger:roads       # one layer, any event
 $SUBS add --db "$DB" --user carol --channel feed --fence nyc                   # anything inside New York
 $SUBS add --db "$DB" --user dave --channel feed --actiontype delete            # every removal
+if [ "${1:-}" = "--all-channels" ]; then
+  $SUBS add --db "$DB" --user erin --channel email --address erin@example.org --actiontype delete --actiontype create
+  $SUBS add --db "$DB" --user roads-team --channel slack --address '#gis-roads' --featuretype tiger:roads
+fi
 $SUBS list --db "$DB"
 umask 077
 node -e '
