@@ -31,7 +31,7 @@ function maildir(): Delivered[] {
 }
 
 /** Mails whose envelope went to `address`, waiting until there are at least `n` (at most `timeoutMs`). */
-async function mailsTo(address: string, n: number, timeoutMs = 10_000): Promise<Delivered[]> {
+async function mailsTo(address: string, n: number, timeoutMs = 20_000): Promise<Delivered[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const got = maildir().filter((m) => m.rcpt_to.toLowerCase().includes(address.toLowerCase()));
@@ -246,18 +246,21 @@ describe("email through a Broker", () => {
     const broker = new Broker({
       name: "digest",
       consumers: [{ name: "in", consumer: input.consumer(), codec: jsonCodec }],
-      producers: [{ name: "email", producer: producer({ subject: "enter {{data.n}}", text: "event {{data.n}}", digest: { maxEvents: 10 } }), codec: jsonCodec, lingerMs: 1500 }],
+      producers: [{ name: "email", producer: producer({ subject: "enter {{data.n}}", text: "event {{data.n}}", digest: { maxEvents: 10 } }), codec: jsonCodec, lingerMs: 4000 }],
       receiveWaitMs: 100,
       sleepPeriodMs: 100,
     });
+    const started = Date.now();
     const running = broker.run();
-    await new Promise((r) => setTimeout(r, 700));
+    // Once the broker holds all four, the 4 s window is open: no mail yet, nothing acknowledged.
+    while (input.inFlight < 4 && Date.now() - started < 3000) await new Promise((r) => setTimeout(r, 20));
+    expect(input.inFlight, "the events are received and not acknowledged yet").toBe(4);
     expect(await mailsTo(to, 1, 0), "nothing mailed while the digest window is open").toHaveLength(0);
-    expect(input.inFlight, "the events are not acknowledged yet").toBe(4);
-    const mails = await mailsTo(to, 1, 10_000);
+    const mails = await mailsTo(to, 1, 30_000);
+    expect(Date.now() - started, "the digest waited for linger_ms").toBeGreaterThanOrEqual(3900);
     expect(mails).toHaveLength(1);
     expect(mails[0]!.subject).toBe("GeoWatch: 4 notifications");
-    const deadline = Date.now() + 5000;
+    const deadline = Date.now() + 15_000;
     while (input.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(input.inFlight + input.size, "acknowledged once the digest was sent").toBe(0);
     await broker.stop();
