@@ -117,7 +117,7 @@ describe("slack producer", () => {
     expect(server.messagesIn("alerts").map((m) => m.text)).toEqual(["a0", "a1"]);
     // Five posts at 4/s take at least four intervals of 250 ms; the other channel does not wait for them.
     expect(took).toBeGreaterThanOrEqual(950);
-    expect(took).toBeLessThan(5000);
+    expect(took, "paced, not stalled").toBeLessThan(15_000);
   });
 
   it("a 429 with Retry-After is waited out and the same message posted again: nothing lost, nothing reordered", async () => {
