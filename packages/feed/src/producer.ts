@@ -27,7 +27,7 @@ export function feedProducer(options: FeedProducerOptions, ctx: { logger?: Logge
     async connect() {
       db ??= openFeedDb(file);
       if (opts.serve && !server && file !== ":memory:") {
-        server = await feedServer({ ...opts.serve, db: file });
+        server = await feedServer({ ...opts.serve, db: file }, ctx);
         ctx.logger?.info("feed server listening", { url: server.url });
       }
     },

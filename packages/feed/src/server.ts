@@ -8,7 +8,8 @@ import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import Fastify from "fastify";
 import type { FastifyInstance } from "fastify";
-import { GeoWatchError } from "@geowatch/core";
+import { GeoWatchError, reasonOf } from "@geowatch/core";
+import type { Logger } from "@geowatch/core";
 import { openFeedDb } from "./db.js";
 import type { FeedDb, StoredEntry } from "./db.js";
 import { feedServerSchema, parseOptions } from "./options.js";
@@ -111,7 +112,7 @@ class DocCache {
 }
 
 /** Builds the Fastify app over an open database (for tests and for embedding). */
-export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publicUrl: () => string }): FastifyInstance {
+export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publicUrl: () => string; logger?: Logger }): FastifyInstance {
   const tokens = tokenSource(o.tokensFile);
   // Compared against when the user is unknown, so both paths do the same work.
   const dummy = digest(randomBytes(32).toString("hex"));
@@ -119,6 +120,13 @@ export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publ
   const app = Fastify({ logger: false });
   const notFound = { error: "not found" };
   app.setNotFoundHandler((_req, reply) => reply.code(404).send(notFound));
+  // Schema errors say what is wrong with the request; anything else (an unreadable tokens file, a database
+  // error) is logged and answered without details, which could name files.
+  app.setErrorHandler((err: Error & { validation?: unknown; statusCode?: number }, _req, reply) => {
+    if (err.validation !== undefined) return reply.code(400).send({ error: err.message });
+    o.logger?.error("feed request failed", { error: reasonOf(err) });
+    return reply.code(500).send({ error: "internal error" });
+  });
   app.get<{ Params: { file: string }; Querystring: { token?: string; limit?: number } }>(
     "/feeds/:file",
     {
@@ -166,12 +174,12 @@ export function feedApp(db: FeedDb, o: { tokensFile: string; title: string; publ
 }
 
 /** Serves the feeds a feed producer writes to `db` (this process or another one). */
-export async function feedServer(options: FeedServerOptions): Promise<FeedServer> {
+export async function feedServer(options: FeedServerOptions, ctx: { logger?: Logger } = {}): Promise<FeedServer> {
   const o = parseOptions<FeedServerOptions>(feedServerSchema, options, "feed server");
   const db = openFeedDb(resolve(o.db));
   const host = o.host ?? "127.0.0.1";
   let url = "";
-  const app = feedApp(db, { tokensFile: resolve(o.tokensFile), title: o.title ?? "GeoWatch notifications", publicUrl: () => o.publicUrl ?? url });
+  const app = feedApp(db, { tokensFile: resolve(o.tokensFile), title: o.title ?? "GeoWatch notifications", publicUrl: () => o.publicUrl ?? url, logger: ctx.logger });
   try {
     await app.listen({ port: o.port ?? 0, host });
   } catch (cause) {

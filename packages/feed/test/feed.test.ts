@@ -118,6 +118,23 @@ describe("feed server", () => {
     expect(after.headers.get("etag")).not.toBe(etag);
   });
 
+  it("answers 500 without details when the tokens file cannot be read", async () => {
+    const errors: string[] = [];
+    const dir2 = await mkdtemp(join(tmpdir(), "gw-feed-bad-"));
+    const logger = { debug() {}, info() {}, warn() {}, error: (msg: string, f?: Record<string, unknown>) => void errors.push(`${msg} ${String(f?.error)}`) };
+    const s2 = await feedServer({ db: join(dir2, "f.db"), tokensFile: join(dir2, "missing-tokens.json") }, { logger });
+    try {
+      const r = await fetch(`${s2.url}/feeds/alice.atom?token=x`);
+      expect(r.status).toBe(500);
+      const body = await r.text();
+      expect(body).toBe('{"error":"internal error"}');
+      expect(errors.join("\n")).toContain("missing-tokens.json");
+    } finally {
+      await s2.close();
+      await rm(dir2, { recursive: true, force: true });
+    }
+  });
+
   it("escapes everything it writes", async () => {
     const nasty = `<script>&"quotes" 'apos'</script>\u0001]]>`;
     await producer.send([envelope("x<&>", "alice", { featuretype: nasty, link: `https://example.org/a?b=1&c=<2>` })]);
