@@ -5,16 +5,18 @@
 // Baseline in the same run: the bare loop that reads the same file, decodes every line with the geojson codec and
 // encodes one output per point with the json codec (no stage, no state, no write).
 // Targets: pipeline >= 0.5x the bare loop's rate with SQLite state, >= 0.7x with memory state; peak RSS < 500 MB.
+// Also measured, to show what the stage costs: the same pipeline with a stage that passes nothing in place of the
+// geofence (the broker and the file channel alone).
 // Each measurement runs in its own process (its own peak RSS); bare, memory and SQLite runs alternate, medians.
 //
 //   pnpm build && pnpm bench geofence-e2e   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR])
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { arg, makeFences, makeTracks, rng, root } from "./geofence-data.mjs";
+import { arg, makeFences, makeTracks, rng, root, spatialRequire } from "./geofence-data.mjs";
 
 const dists = { core: "packages/core/dist/index.js", file: "packages/file/dist/index.js", spatial: "packages/spatial/dist/index.js" };
 for (const d of Object.values(dists)) {
@@ -24,7 +26,8 @@ for (const d of Object.values(dists)) {
   }
 }
 const load = (k) => import(pathToFileURL(join(root, dists[k])).href);
-const BATCH = 1000;
+const BATCH = arg("count", 1000);
+const CHUNK = arg("chunk-bytes", 131072);
 
 /** Reads an NDJSON file in 1 MiB chunks and calls `line` per line (as the file consumer splits it). */
 function eachLine(path, line) {
@@ -54,6 +57,7 @@ async function measure(mode, dir) {
   const input = join(dir, "points.ndjson");
   if (mode === "bare") {
     const geojson = getCodec("geojson"), json = getCodec("json");
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     let count = 0, bytes = 0;
     eachLine(input, (l) => {
@@ -61,11 +65,15 @@ async function measure(mode, dir) {
       count++;
     });
     const ms = performance.now() - t0;
+    const cu = process.cpuUsage(c0);
     if (bytes === 0) throw new Error("nothing encoded");
-    return { mode, count, ms, maxRssMB: process.resourceUsage().maxRSS / 1024 };
+    return { mode, count, ms, cpuMs: (cu.user + cu.system) / 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 };
   }
   const { fileBackend } = await load("file");
   const { geofenceStage } = await load("spatial");
+  const { defineStage } = await load("core");
+  const { z } = await import(pathToFileURL(spatialRequire.resolve("zod")).href);
+  const nothing = defineStage({ name: "nothing", description: "passes nothing (bench)", options: z.strictObject({}), create: () => ({ name: "nothing", process: () => ({ pass: [] }) }) });
   const out = join(dir, `events-${mode}-${process.pid}.ndjson`);
   const work = mkdtempSync(join(dir, `${mode}-`));
   const config = {
@@ -73,8 +81,10 @@ async function measure(mode, dir) {
       name: "geofence-e2e",
       count: BATCH,
       sleep_period: 0.05,
-      consumers: [{ name: "points", backend: "file", path: input, offset_path: join(work, "points.offset"), codec: "geojson" }],
-      stages: [{
+      // chunk_bytes: each receive reads one chunk and keeps only `count` lines of it (about 112 KB here), so the
+      // default 1 MiB chunk reads every line about 9 times; 128 KiB holds a batch.
+      consumers: [{ name: "points", backend: "file", path: input, offset_path: join(work, "points.offset"), codec: "geojson", chunk_bytes: CHUNK }],
+      stages: mode === "nostage" ? [{ stage: "nothing" }] : [{
         stage: "geofence",
         fences: join(dir, "fences.geojson"),
         track_id: "properties.id",
@@ -87,14 +97,16 @@ async function measure(mode, dir) {
   const warnings = [];
   const logger = { ...silentLogger, warn: (msg) => void warnings.push(msg) };
   const tLoad = performance.now();
-  const app = await new Runtime({ backends: [fileBackend], stages: [geofenceStage], baseDir: dir, logger }).load(config, "geofence-e2e");
+  const app = await new Runtime({ backends: [fileBackend], stages: [geofenceStage, nothing], baseDir: dir, logger }).load(config, "geofence-e2e");
   const loadMs = performance.now() - tLoad;
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const [stats] = await app.run({ untilIdle: true });
   await app.stop();
   const ms = performance.now() - t0;
+  const cu = process.cpuUsage(c0);
   const maxRssMB = process.resourceUsage().maxRSS / 1024;
-  const text = readFileSync(out, "utf8");
+  const text = existsSync(out) ? readFileSync(out, "utf8") : "";
   const events = text.length === 0 ? 0 : text.split("\n").length - 1;
   // The events' dates come from the clock (the points carry none): compare them without it.
   const sha = createHash("sha256").update(text.replace(/"date":"[^"]*"/g, "")).digest("hex");
@@ -108,11 +120,12 @@ async function measure(mode, dir) {
   }
   rmSync(out, { force: true });
   rmSync(work, { recursive: true, force: true });
-  return { mode, count: stats.acked, received: stats.received, dead: stats.deadLettered, events, sha, stored, ms, loadMs, fenceWarnings: warnings.length, maxRssMB };
+  return { mode, count: stats.acked, received: stats.received, dead: stats.deadLettered, events, sha, stored, ms, cpuMs: (cu.user + cu.system) / 1000, loadMs, fenceWarnings: warnings.length, maxRssMB };
 }
 
 function child(mode, dir) {
-  const r = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", mode, dir], { encoding: "utf8", maxBuffer: 1 << 26 });
+  const pass = process.argv.slice(2).filter((a, i, all) => ["--count", "--chunk-bytes"].includes(a) || ["--count", "--chunk-bytes"].includes(all[i - 1]));
+  const r = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", mode, dir, ...pass], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1));
 }
@@ -150,30 +163,40 @@ if (process.argv[2] === "--child") {
     closeSync(fd);
     const inputMB = statSync(join(dir, "points.ndjson")).size / 1e6;
 
-    const runs = { bare: [], memory: [], sqlite: [] };
-    for (let r = 0; r < RUNS; r++) for (const mode of ["bare", "memory", "sqlite"]) runs[mode].push(child(mode, dir));
+    const modes = ["bare", "nostage", "memory", "sqlite"];
+    const runs = Object.fromEntries(modes.map((m) => [m, []]));
+    for (let r = 0; r < RUNS; r++) for (const mode of modes) runs[mode].push(child(mode, dir));
     const med = (xs, f) => xs.map(f).sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const rate = (x) => (x.count / x.ms) * 1000;
-    const [bareRate, memRate, sqlRate] = ["bare", "memory", "sqlite"].map((m) => med(runs[m], rate));
+    const [bareRate, noRate, memRate, sqlRate] = modes.map((m) => med(runs[m], rate));
+    // CPU time per point (user + system, all threads): on a shared machine the wall clock also measures the
+    // neighbours; the CPU ratio is what the pipeline itself costs against the bare loop.
+    const [bareCpu, noCpu, memCpu, sqlCpu] = modes.map((m) => med(runs[m], (x) => x.cpuMs / x.count));
     const rss = Object.fromEntries(Object.entries(runs).map(([m, xs]) => [m, Math.max(...xs.map((x) => x.maxRssMB))]));
     const all = [...runs.memory, ...runs.sqlite];
-    const complete = [...runs.bare, ...all].every((x) => x.count === n) && all.every((x) => x.received === n && x.dead === 0);
+    const complete = [...runs.bare, ...runs.nostage, ...all].every((x) => x.count === n) && [...runs.nostage, ...all].every((x) => x.received === n && x.dead === 0);
     const sameEvents = all.every((x) => x.sha === all[0].sha && x.events === all[0].events) && all[0].events > 0;
     const stored = runs.sqlite[0].stored;
     const memRatio = memRate / bareRate, sqlRatio = sqlRate / bareRate;
     const peak = Math.max(rss.memory, rss.sqlite);
     const fmt = (x) => Math.round(x).toLocaleString("en-US");
+    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(", ")} (${os.cpus().length} cores)`);
     const runsOf = (m) => runs[m].map((x) => fmt(rate(x))).join(" / ");
+    const cpuOf = (c) => `${(c * 1000).toFixed(2)} us CPU/point, CPU ratio ${(bareCpu / c).toFixed(2)}x`;
     console.log(`fences: ${fmt(N_FENCES)} (countries-land-10km in ${cell.toFixed(3)} deg cells, ${fmt(vertices)} vertices; loaded and indexed by the stage in ${fmt(runs.memory[0].loadMs)} ms; ${runs.memory[0].fenceWarnings} self-intersection warnings)`);
-    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
-    console.log(`bare loop (read + geojson decode + json encode):  ${fmt(bareRate)} points/s (runs ${runsOf("bare")}), peak RSS ${rss.bare.toFixed(0)} MB`);
-    console.log(`pipeline, memory state:  ${fmt(memRate)} points/s (runs ${runsOf("memory")}), peak RSS ${rss.memory.toFixed(0)} MB: ${memRatio.toFixed(2)}x bare (target >= 0.7x) ${memRatio >= 0.7 ? "PASS" : "FAIL"}`);
-    console.log(`pipeline, SQLite state:  ${fmt(sqlRate)} points/s (runs ${runsOf("sqlite")}), peak RSS ${rss.sqlite.toFixed(0)} MB: ${sqlRatio.toFixed(2)}x bare (target >= 0.5x) ${sqlRatio >= 0.5 ? "PASS" : "FAIL"}; ${fmt(stored)} tracks in the state after the run`);
+    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}, chunk_bytes ${CHUNK}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
+    console.log(`bare loop (read + geojson decode + json encode):  ${fmt(bareRate)} points/s (runs ${runsOf("bare")}), peak RSS ${rss.bare.toFixed(0)} MB; ${(bareCpu * 1000).toFixed(2)} us CPU/point`);
+    console.log(`without the stage (broker + file channel, a stage that passes nothing): ${fmt(noRate)} points/s (runs ${runsOf("nostage")}), peak RSS ${rss.nostage.toFixed(0)} MB: ${(noRate / bareRate).toFixed(2)}x bare; ${cpuOf(noCpu)}`);
+    console.log(`pipeline, memory state:  ${fmt(memRate)} points/s (runs ${runsOf("memory")}), peak RSS ${rss.memory.toFixed(0)} MB: ${memRatio.toFixed(2)}x bare (target >= 0.7x) ${memRatio >= 0.7 ? "PASS" : "FAIL"}; ${cpuOf(memCpu)}`);
+    console.log(`pipeline, SQLite state:  ${fmt(sqlRate)} points/s (runs ${runsOf("sqlite")}), peak RSS ${rss.sqlite.toFixed(0)} MB: ${sqlRatio.toFixed(2)}x bare (target >= 0.5x) ${sqlRatio >= 0.5 ? "PASS" : "FAIL"}; ${fmt(stored)} tracks in the state after the run; ${cpuOf(sqlCpu)}`);
     console.log(`peak RSS ${peak.toFixed(0)} MB (target < 500 MB) ${peak < 500 ? "PASS" : "FAIL"}; every point acknowledged, none dead-lettered: ${complete}; same events in every run: ${sameEvents}`);
     console.log(JSON.stringify({
       bench: "geofence-e2e", points: n, fences: N_FENCES, tracks: N_TRACKS, runs: RUNS, events: all[0].events,
-      bareRate: Math.round(bareRate), memoryRate: Math.round(memRate), sqliteRate: Math.round(sqlRate),
-      memoryRatio: +memRatio.toFixed(3), sqliteRatio: +sqlRatio.toFixed(3), peakRssMB: rss, sqliteTracksStored: stored,
+      bareRate: Math.round(bareRate), noStageRate: Math.round(noRate), noStageRatio: +(noRate / bareRate).toFixed(3), memoryRate: Math.round(memRate), sqliteRate: Math.round(sqlRate),
+      memoryRatio: +memRatio.toFixed(3), sqliteRatio: +sqlRatio.toFixed(3),
+      cpuUsPerPoint: { bare: +(bareCpu * 1000).toFixed(3), nostage: +(noCpu * 1000).toFixed(3), memory: +(memCpu * 1000).toFixed(3), sqlite: +(sqlCpu * 1000).toFixed(3) },
+      cpuRatio: { nostage: +(bareCpu / noCpu).toFixed(3), memory: +(bareCpu / memCpu).toFixed(3), sqlite: +(bareCpu / sqlCpu).toFixed(3) },
+      loadAverage: os.loadavg().map((l) => +l.toFixed(2)), peakRssMB: rss, sqliteTracksStored: stored,
       complete, sameEvents, targetMet: memRatio >= 0.7 && sqlRatio >= 0.5 && peak < 500,
     }));
     if (!complete || !sameEvents || !(stored > 0)) process.exitCode = 1;
