@@ -163,6 +163,7 @@ export class Broker {
   private commitTail: Promise<boolean> = Promise.resolve(true);
   /** Set while the dead-letter sink keeps refusing: why, and since when. */
   private dlqProblem: { reason: string; since: number } | undefined;
+  private sinkNames: Set<string> | undefined;
 
   constructor(opts: BrokerOptions) {
     this.o = opts;
@@ -459,7 +460,8 @@ export class Broker {
       }
     }
     const staged = this.runStagesInOrder(messages, dead, source);
-    const { pass, commits } = staged instanceof Promise ? await staged : staged;
+    const { pass: routed, commits } = staged instanceof Promise ? await staged : staged;
+    const pass = this.routable(routed, dead, source);
     const ticket = commits.length > 0 ? this.commitTicket(commits) : undefined;
     let delivered = true;
     if (pass.length > 0) {
@@ -476,6 +478,18 @@ export class Broker {
     if (!ticket) return delivered;
     ticket.settle(delivered);
     return ticket.done;
+  }
+
+  /** Messages whose `routes` name only sinks this broker lacks would be acknowledged and delivered to nobody: dead-letter them. */
+  private routable(messages: Message[], dead: Dead[], source: string): Message[] {
+    if (!messages.some((m) => m.routes !== undefined)) return messages;
+    const names = this.sinkNames ??= new Set([...this.sinks.map((s) => s.name), ...(this.o.storesOut ?? []).map((s) => s.name)]);
+    return messages.filter((m) => {
+      // `routes: []` is a deliberate drop; routes that all name missing sinks are a mistake worth a dead letter.
+      if (m.routes === undefined || m.routes.length === 0 || m.routes.some((r) => names.has(r))) return true;
+      dead.push({ reason: `routed to ${m.routes.map((r) => JSON.stringify(r)).join(", ")}, which this broker does not have (its sinks: ${[...names].join(", ") || "none"})`, message: m, source, ...this.origin(m) });
+      return false;
+    });
   }
 
   /**

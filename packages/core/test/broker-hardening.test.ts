@@ -282,3 +282,17 @@ describe("a node without a codec", () => {
     expect(letter.payload).toEqual({ base64: Buffer.from(bad).toString("base64") });
   });
 });
+
+describe("routes", () => {
+  it("dead-letters a message routed only to sinks the broker does not have, instead of acknowledging it undelivered", async () => {
+    const src = memoryChannel();
+    await src.producer().send([{ value: '{"to":"alerts"}' }, { value: '{"to":"nowhere"}' }]);
+    const router: Stage = { name: "router", process: (batch) => ({ pass: batch.map((m) => ({ ...m, routes: [(m.value as { to: string }).to] })) }) };
+    const alerts = collecting();
+    const dlq = collecting();
+    const b = new Broker({ name: "t", consumers: [{ name: "in", consumer: src.consumer(), codec: json }], producers: [{ name: "alerts", producer: alerts, codec: json }], deadLetter: { name: "dlq", producer: dlq }, stages: [router] });
+    await b.run({ untilIdle: true });
+    expect(alerts.got.map((r) => r.value)).toEqual(['{"to":"alerts"}']);
+    expect(JSON.parse(dlq.got[0]!.value as string).reason).toMatch(/routed to "nowhere", which this broker does not have \(its sinks: alerts\)/);
+  });
+});
