@@ -77,6 +77,11 @@ export const kinesisProducerSchema = z.strictObject({
     .describe("Partition key template: `{name}` is the envelope metadata's `name` (`{actiontype}-{featuretype}`), `{key}` the record key. Default: the record key, else a random key per record."),
   maxTries: positiveInt.optional().meta({ default: 5 }).describe("PutRecords attempts for entries that fail with throttling or an internal error (only those are sent again)."),
   retryBaseMs: positiveInt.optional().meta({ default: 100 }).describe("First backoff between attempts, doubled each time with full jitter."),
+  parallelCalls: positiveInt
+    .max(32, "must be <= 32")
+    .optional()
+    .meta({ default: 4 })
+    .describe("PutRecords calls in flight at once for one send. A partition key always takes the same call lane, so records of one key keep their order."),
 });
 
 /** Options of `kinesisConsumer`. */

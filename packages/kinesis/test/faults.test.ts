@@ -119,7 +119,7 @@ describe("kinesis faults", () => {
         Records: entries.map((_, i) => (i % 2 === 0 ? res.Records![k++]! : { ErrorCode: "ProvisionedThroughputExceededException", ErrorMessage: "Rate exceeded for shard" })),
       };
     });
-    const p = kinesisProducer({ stream, retryBaseMs: 20 }, { client });
+    const p = kinesisProducer({ stream, retryBaseMs: 20, parallelCalls: 1 }, { client });
     const values = Array.from({ length: 9 }, (_, i) => `p-${i}`);
     const res = await p.send(values.map((value, i) => ({ value, key: `k${i}` })));
     await p.close!();

@@ -57,6 +57,25 @@ describe("kinesis producer", () => {
     }
   });
 
+  it("parallel PutRecords lanes keep the order of each partition key", async () => {
+    const stream = await newStream("lanes", 4);
+    const p = kinesisProducer({ stream, endpoint: kinesisEndpoint(), parallelCalls: 4 });
+    const c = kinesisConsumer({ stream, endpoint: kinesisEndpoint(), shardIteratorType: "TRIM_HORIZON", checkpointPath: tmp(), idleTimeBetweenReadsMs: 200 });
+    try {
+      const sent = Array.from({ length: 2000 }, (_, i) => ({ value: `${i % 25}:${Math.floor(i / 25)}`, key: `key-${i % 25}` }));
+      const res = await p.send(sent);
+      expect(res.filter((r) => !r.ok)).toEqual([]);
+      const got = await receiveUntil(c, sent.length, 20_000);
+      expect(got.length).toBe(sent.length);
+      const perKey = new Map<string, number[]>();
+      for (const r of got) perKey.set(r.key!, [...(perKey.get(r.key!) ?? []), Number(text(r).split(":")[1])]);
+      expect(perKey.size).toBe(25);
+      for (const [key, ns] of perKey) expect(ns, `order of ${key}`).toEqual(Array.from({ length: 80 }, (_, i) => i));
+    } finally {
+      await Promise.all([p.close!(), c.close!()]);
+    }
+  });
+
   it("a partition key template reads envelope metadata; a record over 1 MiB fails alone and is not retryable", async () => {
     const stream = await newStream("pkey", 1);
     const p = kinesisProducer({ stream, endpoint: kinesisEndpoint(), partitionKey: "{actiontype}-{featuretype}" });
