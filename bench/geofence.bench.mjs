@@ -71,26 +71,25 @@ for (const f of features) {
 }
 const OV_STEPS = 40;
 const nOverlap = overlapPoints.length;
-const px = new Float64Array(total + nOverlap * OV_STEPS), py = new Float64Array(total + nOverlap * OV_STEPS);
-px.set(walkX);
-py.set(walkY);
-const trackIds = Array.from({ length: N_TRACKS }, (_, t) => `t${t}`);
-const trackOf = new Array(total + nOverlap * OV_STEPS);
-for (let k = 0; k < total; k++) trackOf[k] = trackIds[k % N_TRACKS];
+// Positions k < total are the walks; the overlap tracks follow (kept apart: copying 2M positions costs peak RSS).
+const ovX = new Float64Array(nOverlap * OV_STEPS), ovY = new Float64Array(nOverlap * OV_STEPS);
 overlapPoints.forEach((o, t) => {
   for (let s = 0; s < OV_STEPS; s++) {
-    const k = total + t * OV_STEPS + s;
-    px[k] = o.x + (s - OV_STEPS / 2) * 0.01;
-    py[k] = o.y;
-    trackOf[k] = `overlap${t}`;
+    ovX[t * OV_STEPS + s] = o.x + (s - OV_STEPS / 2) * 0.01;
+    ovY[t * OV_STEPS + s] = o.y;
   }
 });
+const trackIds = Array.from({ length: N_TRACKS }, (_, t) => `t${t}`);
+const overlapIds = overlapPoints.map((_, t) => `overlap${t}`);
+const xOf = (k) => (k < total ? walkX[k] : ovX[k - total]);
+const yOf = (k) => (k < total ? walkY[k] : ovY[k - total]);
+const trackOf = (k) => (k < total ? trackIds[k % N_TRACKS] : overlapIds[Math.floor((k - total) / OV_STEPS)]);
 
 const message = (k) => ({
-  value: { type: "Feature", properties: { id: trackOf[k] }, geometry: { type: "Point", coordinates: [px[k], py[k]] } },
+  value: { type: "Feature", properties: { id: trackOf(k) }, geometry: { type: "Point", coordinates: [xOf(k), yOf(k)] } },
 });
 
-/** Positions (indices into px/py) of the sample tracks, in stream order, then the overlap tracks. */
+/** Positions (k, as xOf/yOf read them) of the sample tracks, in stream order, then the overlap tracks. */
 const sample = [];
 for (let s = 0; s < steps; s++) for (let t = 0; t < SAMPLE_TRACKS; t++) sample.push(s * N_TRACKS + t);
 for (let k = total; k < total + nOverlap * OV_STEPS; k++) sample.push(k);
@@ -109,7 +108,7 @@ function naiveRun(keys, withBBox) {
   const events = [];
   const start = performance.now();
   for (const k of keys) {
-    const x = px[k], y = py[k], track = trackOf[k];
+    const x = xOf(k), y = yOf(k), track = trackOf(k);
     const now = [];
     for (let i = 0; i < features.length; i++) {
       if (withBBox) {
@@ -149,7 +148,7 @@ async function indexedRun(keys) {
 // The index alone (no messages, no state), over the same stream.
 const tQuery = performance.now();
 let queryHits = 0;
-for (let k = 0; k < nPoints; k++) queryHits += index.queryPoint(px[k], py[k]);
+for (let k = 0; k < nPoints; k++) queryHits += index.queryPoint(walkX[k], walkY[k]);
 const queryRate = nPoints / ((performance.now() - tQuery) / 1000);
 
 // The full stream through the indexed stage.
