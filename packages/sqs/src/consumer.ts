@@ -41,7 +41,8 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
   const waitSeconds = o.waitTimeSeconds ?? 20;
   const visibility = o.visibilityTimeoutSeconds ?? 30;
   const receivers = o.receivers ?? 3;
-  const maxInFlight = o.maxInFlight ?? 1000;
+  const maxInFlight = o.maxInFlight ?? 200;
+  const prefetch = 10 * receivers;
   const fifo = isFifo(o.queue);
   const client: SQSClient = makeClient(o, waitSeconds * 1000);
   const endpoint = o.endpoint ?? process.env.AWS_ENDPOINT_URL_SQS ?? "SQS";
@@ -113,7 +114,9 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
   async function poll(queue: string): Promise<void> {
     let failures = 0;
     while (!abort.signal.aborted) {
-      const ask = Math.min(10, maxInFlight - held.size - reserved);
+      // Received but not yet handed out counts against the prefetch bound: messages waiting in the buffer
+      // only burn their visibility timeout (and extension calls).
+      const ask = Math.min(10, maxInFlight - held.size - reserved, prefetch - buffer.length - reserved);
       if (ask <= 0) {
         await waitForWake(1000, abort.signal, room);
         continue;
@@ -222,7 +225,9 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
         if (left <= 0 || closed || opts.signal?.aborted) return [];
         await waitForWake(left, opts.signal, arrived);
       }
-      return buffer.splice(0, Math.floor(max));
+      const out = buffer.splice(0, Math.floor(max));
+      wake(room);
+      return out;
     },
     async ack(records: InRecord[]) {
       if (records.length > 0) await remove(settle(records));
@@ -236,11 +241,16 @@ export function sqsConsumer(options: SqsConsumerOptions, ctx: { logger?: Logger 
     async caughtUp() {
       if (buffer.length > 0) return false;
       const queue = await connect();
-      const a = await queueAttributes(client, queue, ["ApproximateNumberOfMessages"]).catch((err: unknown) => {
-        health.failed(err);
-        throw awsError(err, `reading the attributes of queue "${o.queue}"`);
-      });
-      return Number(a.ApproximateNumberOfMessages ?? "0") === 0;
+      const a = await queueAttributes(client, queue, ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"]).catch(
+        (err: unknown) => {
+          health.failed(err);
+          throw awsError(err, `reading the attributes of queue "${o.queue}"`);
+        },
+      );
+      const n = (k: string) => Number(a[k] ?? "0");
+      // Invisible messages this consumer does not hold are on their way to it (a receive in flight) or held
+      // elsewhere and may come back: not caught up until they are gone.
+      return n("ApproximateNumberOfMessages") === 0 && n("ApproximateNumberOfMessagesDelayed") === 0 && n("ApproximateNumberOfMessagesNotVisible") <= held.size;
     },
     /** Stops receiving and makes every message held but not settled visible again at once. */
     async close() {

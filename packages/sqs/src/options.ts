@@ -55,8 +55,8 @@ export const sqsConsumerSchema = z.strictObject({
     .describe("Stop extending a message's visibility this many ms after it was received, so a stuck process does not hold it for ever."),
   maxInFlight: positiveInt
     .optional()
-    .meta({ default: 1000 })
-    .describe("Most messages this consumer holds (received, not yet acked or nacked, including the prefetched ones); receivers pause at this bound."),
+    .meta({ default: 200 })
+    .describe("Most messages this consumer holds (received, not yet acked or nacked); receivers pause at this bound. Besides, at most 10 x receivers wait received but not yet handed to the broker."),
 });
 
 export const sqsProducerSchema = z.strictObject({
