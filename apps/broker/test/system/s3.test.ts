@@ -1,6 +1,7 @@
 // `geowatch run` against a real S3 API (moto: bash .ci/servers/moto.sh start): a file channel into an S3
 // store, and an S3 source into a file, each with a SIGKILL mid-flow and a restart: 0 missing.
 import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, connect as tcpConnect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { payloadText } from "@geowatch/core";
@@ -24,6 +25,37 @@ async function newBucket(tag: string): Promise<string> {
   const r = await fetch(`${motoEndpoint()}/${name}`, { method: "PUT" });
   if (!r.ok) throw new Error(`cannot create bucket ${name} at ${motoEndpoint()}: HTTP ${r.status} ${await r.text()}`);
   return name;
+}
+
+/** A TCP proxy to moto that can cut every connection and refuse new ones for a while. */
+async function proxy(target: string): Promise<{ url: string; cut(): void; restore(): Promise<void>; close(): void }> {
+  const t = new URL(target);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const listen = () =>
+    new Promise<void>((resolve) => {
+      server = createServer((client) => {
+        const up = tcpConnect(Number(t.port), t.hostname);
+        sockets.add(client).add(up);
+        client.pipe(up).pipe(client);
+        const end = () => (client.destroy(), up.destroy());
+        client.on("error", end).on("close", end);
+        up.on("error", end).on("close", end);
+      });
+      server.listen(port, "127.0.0.1", () => {
+        port = (server!.address() as { port: number }).port;
+        resolve();
+      });
+    });
+  await listen();
+  const cut = () => {
+    server?.close();
+    server = undefined;
+    for (const so of sockets) so.destroy();
+    sockets.clear();
+  };
+  return { url: `http://127.0.0.1:${port}`, cut, restore: listen, close: cut };
 }
 
 /** ids [0, n): how many distinct, missing and duplicated. */
@@ -168,5 +200,64 @@ describe("s3 under geowatch run", () => {
     expect(await stopRun(third)).toBe(0);
     expect(lines().length).toBe(t.distinct + t.duplicates);
     await writer.close();
+  }, 240_000);
+
+  it("the endpoint unreachable for 4 s mid-flow: /ready answers 503 during the cut, then 0 missing", async () => {
+    const endpoint = motoEndpoint();
+    const bucket = await newBucket("cut");
+    const dir = tempDir("s3-cut");
+    const output = join(dir, "out.ndjson");
+    const OBJECTS = 60;
+    const PER = 50;
+    const N = OBJECTS * PER;
+    const writer = s3Store({ bucket, endpoint });
+    for (let o = 0; o < OBJECTS; o++) {
+      const body = Array.from({ length: PER }, (_, j) => JSON.stringify({ id: o * PER + j }) + "\n").join("");
+      await writer.write({ key: `in/${String(o).padStart(5, "0")}.ndjson`, body, contentType: "application/x-ndjson", append: false });
+    }
+    const p = await proxy(endpoint);
+    const cfg = writeConfig(dir, [
+      "brokers:",
+      "  - name: cut",
+      "    count: 20",
+      "    sleep_period: 0.1",
+      "    consumers:",
+      `      - { backend: s3, bucket: ${bucket}, endpoint: "${p.url}", prefix: in/, split: lines, codec: json, max_attempts: 1, connect_timeout_ms: 500 }`,
+      "    producers:",
+      `      - { backend: file, path: ${output}, codec: json }`,
+    ]);
+    const lines = () => {
+      try {
+        return readFileSync(output, "utf8").split("\n").filter((l) => l.trim() !== "");
+      } catch {
+        return [];
+      }
+    };
+    const run = await startRun(cfg);
+    children.push(run);
+    try {
+      await until("some output", () => (lines().length >= 100 ? true : undefined), 60_000, 10);
+      p.cut();
+      const atCut = lines().length;
+      const during: number[] = [];
+      const cutUntil = Date.now() + 4000;
+      while (Date.now() < cutUntil) {
+        during.push((await run.ready())?.status ?? 0);
+        await sleep(250);
+      }
+      await p.restore();
+      await until("/ready 200 again", async () => ((await run.ready())?.status === 200 ? true : undefined), 20_000, 200);
+      await until("every id in the output", () => (tally(lines().map((l) => (JSON.parse(l) as { id: number }).id), N).missing.length === 0 ? true : undefined), 120_000, 250);
+      expect(await stopRun(run)).toBe(0);
+      const t = tally(lines().map((l) => (JSON.parse(l) as { id: number }).id), N);
+      console.log(`[s3 cut] ${atCut} lines at the cut; /ready during it: ${during.join(",")}; after: ${t.distinct} distinct, missing ${t.missing.length}, duplicates ${t.duplicates}`);
+      expect(atCut).toBeLessThan(N);
+      expect(during).toContain(503);
+      expect(t.missing).toEqual([]);
+      expect(t.foreign).toBe(0);
+    } finally {
+      p.close();
+      await writer.close();
+    }
   }, 240_000);
 });
