@@ -6,7 +6,8 @@
 // kinesalite (GEOWATCH_KINESIS_ENDPOINT, `bash .ci/servers/kinesalite.sh start && source .servers/env/kinesalite.env`);
 // starts nothing itself. Each measurement runs in its own process (its own peak RSS); the clock runs from the
 // first record received to the last record accepted by the output stream.
-// Env: BENCH_N (messages, default 50,000), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (records per receive).
+// Env: BENCH_N (messages, default 50,000), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (records per receive,
+// default 1000), BENCH_MAX_BATCH (the producer node's max_batch). Each run also prints its process CPU time.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -31,6 +32,7 @@ process.env.AWS_SECRET_ACCESS_KEY ??= "test";
 process.env.AWS_REGION ??= "us-east-1";
 const SHARDS = 4;
 const COUNT = Number(process.env.BENCH_COUNT ?? 1000);
+const MAX_BATCH = process.env.BENCH_MAX_BATCH ? Number(process.env.BENCH_MAX_BATCH) : undefined;
 const client = () => new KinesisClient({ endpoint: ENDPOINT, region: "us-east-1", requestHandler: new NodeHttpHandler() });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -143,7 +145,7 @@ async function broker(s, n) {
         consumers: [
           { name: "in", backend: "kinesis", stream: s.input, endpoint: ENDPOINT, shard_iterator_type: "TRIM_HORIZON", checkpoint_path: join(dir, "cp.db"), idle_time_between_reads_ms: 200, codec: "json" },
         ],
-        producers: [{ name: "out", backend: "kinesis", stream: s.output, endpoint: ENDPOINT, codec: "json" }],
+        producers: [{ name: "out", backend: "kinesis", stream: s.output, endpoint: ENDPOINT, codec: "json", ...(MAX_BATCH ? { max_batch: MAX_BATCH } : {}) }],
       },
     ],
   });
@@ -167,7 +169,8 @@ if (process.argv[2] === "--child") {
   const s = JSON.parse(sJson);
   const n = Number(nText);
   const res = mode === "raw" ? await raw(s, n) : await broker(s, n);
-  console.log(JSON.stringify({ mode, n, ...res, rate: (res.count / res.ms) * 1000, maxRssMB: process.resourceUsage().maxRSS / 1024 }));
+  const u = process.resourceUsage();
+  console.log(JSON.stringify({ mode, n, ...res, rate: (res.count / res.ms) * 1000, maxRssMB: u.maxRSS / 1024, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000 }));
   process.exit(0);
 } else {
   const n = Number(process.env.BENCH_N ?? 50_000);
@@ -193,7 +196,7 @@ if (process.argv[2] === "--child") {
         const out = await countRecords(c, output);
         if (out < n) throw new Error(`${mode}: ${out} of ${n} in the output`);
         list.push(res);
-        console.error(`run ${r + 1}/${runs} ${mode}: ${Math.round(res.rate)} msg/s (${Math.round(res.ms)} ms, peak RSS ${res.maxRssMB.toFixed(0)} MB, output ${out})`);
+        console.error(`run ${r + 1}/${runs} ${mode}: ${Math.round(res.rate)} msg/s (${Math.round(res.ms)} ms, CPU ${Math.round(res.cpuMs)} ms, peak RSS ${res.maxRssMB.toFixed(0)} MB, output ${out})`);
       }
     }
   } finally {
