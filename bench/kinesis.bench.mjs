@@ -7,7 +7,7 @@
 // starts nothing itself. Each measurement runs in its own process (its own peak RSS); the clock runs from the
 // first record received to the last record accepted by the output stream.
 // Env: BENCH_N (messages, default 50,000), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (records per receive,
-// default 1000), BENCH_MAX_BATCH (the producer node's max_batch). Each run also prints its process CPU time.
+// default 2000), BENCH_MAX_BATCH (the producer node's max_batch). Each run also prints its process CPU time.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -31,7 +31,8 @@ process.env.AWS_ACCESS_KEY_ID ??= "test";
 process.env.AWS_SECRET_ACCESS_KEY ??= "test";
 process.env.AWS_REGION ??= "us-east-1";
 const SHARDS = 4;
-const COUNT = Number(process.env.BENCH_COUNT ?? 1000);
+// 2000 = 500 records per PutRecords call x the producer's 4 parallel lanes: the sink sends what a receive produced.
+const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
 const MAX_BATCH = process.env.BENCH_MAX_BATCH ? Number(process.env.BENCH_MAX_BATCH) : undefined;
 const client = () => new KinesisClient({ endpoint: ENDPOINT, region: "us-east-1", requestHandler: new NodeHttpHandler() });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
