@@ -26,6 +26,12 @@ interface Seen {
 
 /** A read that no write followed within this long is forgotten (its rewrite never came). */
 const SEEN_TTL_MS = 120_000;
+/**
+ * Longest a read holds its key for the rewrite that follows it. When none comes (a plain read), the hold lapses;
+ * correctness never depends on it (the conditional write does), it only spares this process's own flushes of
+ * one key from failing each other's conditional writes.
+ */
+const HOLD_MS = 2000;
 const RESERVED = ".geowatch/";
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -45,6 +51,35 @@ export function s3Store(options: S3StoreOptions): S3Store {
   let lastMs = 0;
   let counter = 0;
   const seen = new Map<string, Seen[]>();
+  /** Per key: the end of the queue of reads holding it, and the release of the read now holding it. */
+  const queues = new Map<string, Promise<void>>();
+  const holders = new Map<string, () => void>();
+
+  /**
+   * A read-then-rewrite in this process holds the key until its write (or HOLD_MS), so this process's own
+   * flushes of one key merge one after another instead of failing each other's conditional writes.
+   */
+  async function hold(full: string): Promise<() => void> {
+    const before = queues.get(full) ?? Promise.resolve();
+    let free!: () => void;
+    const mine = new Promise<void>((r) => (free = r));
+    const tail = before.then(() => mine);
+    queues.set(full, tail);
+    await before;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(timer);
+      if (holders.get(full) === release) holders.delete(full);
+      if (queues.get(full) === tail) queues.delete(full);
+      free();
+    };
+    const timer = setTimeout(release, HOLD_MS);
+    timer.unref();
+    holders.set(full, release);
+    return release;
+  }
 
   const s3 = (): S3Link => (link ??= s3Link(opts));
 
@@ -148,27 +183,38 @@ export function s3Store(options: S3StoreOptions): S3Store {
       const body = payloadBytes(op.body);
       if (op.append) return put(partKey.replace("{key}", full).replace("{seq}", nextSeq()), body, op.contentType, { IfNoneMatch: "*" });
       const before = takeSeen(full);
-      const cond = !conditional || !before ? {} : before.etag ? { IfMatch: before.etag } : { IfNoneMatch: "*" };
-      // Parts the read merged into this body (or, for a plain replace, all there are now) go once it is written;
-      // parts written after that stay, as appends that came later.
-      const parts = before ? before.parts : await listParts(full);
-      await put(full, body, op.contentType, cond);
-      if (parts.length > 0) await remove(parts);
+      const release = before ? holders.get(full) : undefined;
+      try {
+        const cond = !conditional || !before ? {} : before.etag ? { IfMatch: before.etag } : { IfNoneMatch: "*" };
+        // Parts the read merged into this body (or, for a plain replace, all there are now) go once it is written;
+        // parts written after that stay, as appends that came later.
+        const parts = before ? before.parts : await listParts(full);
+        await put(full, body, op.contentType, cond);
+        if (parts.length > 0) await remove(parts);
+      } finally {
+        release?.();
+      }
     },
     async read(key: string): Promise<Payload | undefined> {
       const full = objectKey(key);
-      const [base, parts] = await Promise.all([get(full), listParts(full)]);
-      const bodies: Uint8Array[] = base ? [base.body] : [];
-      const got = parts.length > 0 ? await Promise.all(parts.map((k) => get(k))) : [];
-      // A part deleted between the listing and the get was merged by a concurrent rewrite, which is in `base` or newer.
-      for (const g of got) if (g) bodies.push(g.body);
-      // Bounded: reads that no rewrite follows (stores_in polling) must not pile up.
-      const now = Date.now();
-      const list = (seen.get(full) ?? []).filter((s) => now - s.at < SEEN_TTL_MS).slice(-15);
-      list.push({ etag: base?.etag, parts, at: now });
-      seen.set(full, list);
-      if (bodies.length === 0) return undefined;
-      return bodies.length === 1 ? bodies[0]! : new Uint8Array(Buffer.concat(bodies));
+      const release = conditional ? await hold(full) : undefined;
+      try {
+        const [base, parts] = await Promise.all([get(full), listParts(full)]);
+        const bodies: Uint8Array[] = base ? [base.body] : [];
+        const got = parts.length > 0 ? await Promise.all(parts.map((k) => get(k))) : [];
+        // A part deleted between the listing and the get was merged by a concurrent rewrite, which is in `base` or newer.
+        for (const g of got) if (g) bodies.push(g.body);
+        // Bounded: reads that no rewrite follows (stores_in polling) must not pile up.
+        const now = Date.now();
+        const list = (seen.get(full) ?? []).filter((x) => now - x.at < SEEN_TTL_MS).slice(-15);
+        list.push({ etag: base?.etag, parts, at: now });
+        seen.set(full, list);
+        if (bodies.length === 0) return undefined;
+        return bodies.length === 1 ? bodies[0]! : new Uint8Array(Buffer.concat(bodies));
+      } catch (err) {
+        release?.();
+        throw err;
+      }
     },
     async list(p: string): Promise<string[]> {
       return (await listKeys(prefix + p)).map((k) => k.slice(prefix.length));
@@ -180,6 +226,7 @@ export function s3Store(options: S3StoreOptions): S3Store {
       link?.close();
       link = undefined;
       seen.clear();
+      for (const release of [...holders.values()]) release();
     },
   };
 }

@@ -260,4 +260,53 @@ describe("s3 under geowatch run", () => {
       await writer.close();
     }
   }, 240_000);
+
+  it("two runs rewrite one geojson key at once (read, merge, conditional write): no feature lost", async () => {
+    const endpoint = motoEndpoint();
+    const bucket = await newBucket("merge");
+    const dir = tempDir("s3-merge");
+    const PER = 300;
+    const configs = [0, 1].map((w) => {
+      const input = join(dir, `in-${w}.ndjson`);
+      const features = Array.from({ length: PER }, (_, i) => JSON.stringify({ type: "Feature", properties: { id: w * PER + i }, geometry: { type: "Point", coordinates: [i % 180, w] } }));
+      writeFileSync(input, features.join("\n") + "\n");
+      return writeConfig(tempDir(`s3-merge-${w}`), [
+        "brokers:",
+        `  - name: merge-${w}`,
+        "    count: 25",
+        "    max_tries: 30",
+        "    consumers:",
+        `      - { backend: file, path: ${input}, codec: geojson }`,
+        "    stores_out:",
+        `      - { backend: s3, bucket: ${bucket}, endpoint: "${endpoint}", key: points.geojson, codec: geojson, flush_count: 25, flush_ms: 50 }`,
+            ]);
+    });
+    const runs = await Promise.all(configs.map((c) => startRun(c)));
+    children.push(...runs);
+    const reader = s3Store({ bucket, endpoint });
+    const ids = async () => {
+      const body = await reader.read("points.geojson");
+      return body ? (JSON.parse(payloadText(body)) as { features: Array<{ properties: { id: number } }> }).features.map((f) => f.properties.id) : [];
+    };
+    let seen = "";
+    await until(
+      "every feature of both runs in the object",
+      async () => {
+        const t = tally(await ids().catch((e: unknown) => ((seen = String(e)), [])), 2 * PER);
+        seen = `${t.distinct} distinct ${seen}`;
+        return t.missing.length === 0 ? true : undefined;
+      },
+      60_000,
+      500,
+    ).catch((e: unknown) => {
+      throw new Error(`${String(e)}: ${seen}\n${runs.map((r) => r.stderr().slice(-1500)).join("\n---\n")}`);
+    });
+    for (const r of runs) expect(await stopRun(r)).toBe(0);
+    const conflicts = runs.reduce((n, r) => n + r.logs().filter((l) => /changed since it was read/.test(JSON.stringify(l))).length, 0);
+    const t = tally(await ids(), 2 * PER);
+    console.log(`[s3 merge] ${t.distinct} distinct of ${2 * PER}, missing ${t.missing.length}, duplicates ${t.duplicates}; conflicting rewrites retried: ${conflicts}`);
+    expect(t.missing).toEqual([]);
+    expect(t.foreign).toBe(0);
+    await reader.close();
+  }, 240_000);
 });
