@@ -1,7 +1,7 @@
 import { defineBackend, defineStage } from "@geowatch/core";
 import { s3Fetch } from "./fetch.js";
 import { s3Consumer } from "./consumer.js";
-import { checkConsumer, checkStore, s3ConsumerSchema, s3FetchSchema, s3StoreSchema } from "./options.js";
+import { checkCodec, checkConsumer, checkStore, s3ConsumerSchema, s3FetchSchema, s3StoreSchema } from "./options.js";
 import { s3Store } from "./store.js";
 
 /** The S3 backend: `backend: s3` in config. */
@@ -18,6 +18,7 @@ export const s3FetchStage = defineStage({
   description: "turns S3 event notifications (S3 -> SQS/SNS) into the contents of the objects they name",
   options: s3FetchSchema,
   create: (o, ctx) => s3Fetch(o, { logger: ctx.logger }),
+  check: (o) => checkCodec("codec", o.codec),
 });
 
 export { s3Consumer } from "./consumer.js";

@@ -1,5 +1,5 @@
 /** Options of the S3 backend's roles: one zod schema per role gives validation, types, docs and JSON Schema. */
-import { GeoWatchError, parseOptions as parseWith } from "@geowatch/core";
+import { GeoWatchError, codecRegistry, parseOptions as parseWith } from "@geowatch/core";
 import type { OptionProblem } from "@geowatch/core";
 import { z } from "zod";
 
@@ -69,7 +69,13 @@ export function checkStore(o: { partKey?: string | undefined }): OptionProblem[]
 
 export function checkConsumer(o: { split?: string | undefined; unpack?: string | undefined }): OptionProblem[] {
   if (o.split === "lines" && o.unpack !== undefined) return [{ path: "unpack", message: "set either split: lines or unpack, not both" }];
-  return [];
+  return checkCodec("unpack", o.unpack);
+}
+
+/** A codec named in options must exist (the node's own `codec` is checked by the core). */
+export function checkCodec(path: string, name: string | undefined): OptionProblem[] {
+  if (name === undefined || Object.hasOwn(codecRegistry, name)) return [];
+  return [{ path, message: `unknown codec "${name}" (known: ${Object.keys(codecRegistry).join(", ")})` }];
 }
 
 /** Parses options (and the role's own rules) or throws one CONFIG error listing every problem with its path. */

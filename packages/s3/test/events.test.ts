@@ -86,5 +86,6 @@ describe("s3 event notifications -> SQS -> s3_fetch", () => {
     expect(s3FetchStage.parse({ split: "unpack", codec: "geojson", endpoint: "http://127.0.0.1:1" }).ok).toBe(true);
     const bad = s3FetchStage.parse({ split: "words" });
     expect(bad.ok).toBe(false);
+    expect(JSON.stringify(s3FetchStage.parse({ codec: "nope" }))).toMatch(/unknown codec/);
   });
 });

@@ -132,6 +132,8 @@ describe("s3 store", () => {
     expect(JSON.stringify(bad)).toMatch(/part_key/);
     const both = s3Backend.consumer!.parse({ bucket: "bkt", split: "lines", unpack: "geojson" }, { role: "consumer" });
     expect(both.ok).toBe(false);
+    const unknown = s3Backend.consumer!.parse({ bucket: "bkt", unpack: "shapefile" }, { role: "consumer" });
+    expect(JSON.stringify(unknown)).toMatch(/unknown codec \\"shapefile\\"/);
     const good = s3Backend.consumer!.parse({ bucket: "bkt", prefix: "in/", group_id: "g1", start_at: "end" }, { role: "consumer" });
     expect(good.ok).toBe(true);
   });
