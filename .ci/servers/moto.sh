@@ -44,8 +44,9 @@ install() {
 }
 
 ready() {
-  # moto answers its own API with JSON; any HTTP reply means the server loop runs.
-  curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/moto-api/data.json" 2>/dev/null
+  # moto's dashboard page is static (its data.json dumps every model and fails on some states); a 200 means
+  # the server loop runs. The venv's Python asks, so no curl is needed.
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:$PORT/moto-api/', timeout=2).status == 200 else 1)" >/dev/null 2>&1
 }
 
 write_env() {
@@ -64,6 +65,10 @@ start() {
     log "already running (pid $(cat "$BASE/pid")) on 127.0.0.1:$PORT"
     write_env
     return 0
+  fi
+  if [ -s "$BASE/pid" ] && kill -0 "$(cat "$BASE/pid")" 2>/dev/null; then
+    log "moto_server pid $(cat "$BASE/pid") (started by this script) runs but does not answer on port $PORT; stop it first"
+    return 1
   fi
   if ready; then
     log "port $PORT already answers but not from a moto this script started; set GEOWATCH_MOTO_PORT"
