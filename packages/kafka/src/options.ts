@@ -135,7 +135,8 @@ export const kafkaConsumerSchema = kafkaOptionsSchema.omit({ compression: true, 
 });
 
 /** A producer: no consumer-only options. */
-export const kafkaProducerSchema = kafkaOptionsSchema.omit({
+export const kafkaProducerSchema = kafkaOptionsSchema
+  .omit({
     groupId: true,
     topics: true,
     topicPattern: true,
@@ -145,9 +146,10 @@ export const kafkaProducerSchema = kafkaOptionsSchema.omit({
     fetchMaxBytesPerPartition: true,
     fetchMinBytes: true,
     fetchMaxWaitMs: true,
-  }).extend({
-  topic: kafkaOptionsSchema.shape.topic.describe("Destination topic (before `topic_prefix`) for records that carry no topic; required for a dead-letter sink."),
-});
+  })
+  .extend({
+    topic: kafkaOptionsSchema.shape.topic.describe("Destination topic (before `topic_prefix`) for records that carry no topic; required for a dead-letter sink."),
+  });
 
 /** Consumer rules the schema cannot say. Paths are camelCase. */
 export function checkConsumer(o: KafkaOptions): OptionProblem[] {

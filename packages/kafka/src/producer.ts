@@ -25,7 +25,7 @@ function toMessage(r: OutRecord): Message {
 /** One shared result for every accepted record without an id: a send of many records allocates none. */
 const OK: SendResult = Object.freeze({ ok: true });
 
-/** Record ids `topic:partition:offset`, known when a topic's batch landed in one partition (appends keep order). */
+/** Record ids `topic:partition:offset`, known when a request's records landed in one partition (appends keep order). */
 function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<string | undefined> {
   const parts = meta.filter((m) => m.topicName === topic);
   const only = parts.length === 1 ? parts[0] : undefined;
