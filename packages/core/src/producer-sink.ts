@@ -140,7 +140,7 @@ export class ProducerSink {
       const acc = (this.lingering ??= { messages: [], waiters: [], timer: undefined });
       for (const m of messages) acc.messages.push(m);
       acc.waiters.push({ mine: new Set(messages), resolve });
-      if (acc.messages.length >= (this.node.maxBatch ?? 500)) this.flush();
+      if (acc.messages.length >= (Number.isFinite(this.maxBatch) ? this.maxBatch : 500)) this.flush();
       else if (this.lingerMs > 0) acc.timer ??= setTimeout(() => this.flush(), this.lingerMs);
     });
   }
