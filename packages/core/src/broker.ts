@@ -153,8 +153,6 @@ export class Broker {
   private readonly dedupSeen = new Set<string>();
   private readonly abort = new AbortController();
   private readonly storeInReadAt = new Map<string, number>();
-  /** The record each decoded message came from, so a dead letter carries the original bytes. */
-  private readonly recordOf = new WeakMap<Message, InRecord>();
   private running: Promise<BrokerStats> | undefined;
   private stopping = false;
   /** Stage work of the batch before, while a stage is asynchronous: batches enter the stages in order. */
@@ -389,6 +387,8 @@ export class Broker {
     try {
       const codec = node.codec ?? passthrough;
       const messages: Message[] = [];
+      /** The record each decoded message came from (same index), so a dead letter carries the original bytes. */
+      const fromRecords: InRecord[] = [];
       const dead: Dead[] = [];
       for (let i = 0; i < n; i++) {
         const r = records[i]!;
@@ -408,10 +408,10 @@ export class Broker {
         if (r.headers !== undefined) m.headers = r.headers;
         if (r.position !== undefined) m.position = r.position;
         if (r.timestamp !== undefined) m.timestamp = r.timestamp;
-        this.recordOf.set(m, r);
         messages.push(m);
+        fromRecords.push(r);
       }
-      const delivered = await this.process(messages, dead, node.name);
+      const delivered = await this.process(messages, dead, node.name, fromRecords);
       if (!delivered) throw notDelivered(this.name);
       await this.acknowledge(node, records, segments);
     } catch (err) {
@@ -446,7 +446,7 @@ export class Broker {
    * delivered at shutdown or the dead-letter sink refused at shutdown. Never throws: whatever a message
    * holds, it ends delivered or dead-lettered.
    */
-  private async process(input: Message[], dead: Dead[], source: string): Promise<boolean> {
+  private async process(input: Message[], dead: Dead[], source: string, fromRecords?: InRecord[]): Promise<boolean> {
     let messages = this.filter(input, dead, source);
     if (this.o.hooks?.middle) {
       try {
@@ -469,12 +469,15 @@ export class Broker {
       for (const failed of results) {
         for (const f of failed) {
           if (f.undelivered) delivered = false;
-          else dead.push({ reason: f.reason, message: f.message, source, ...this.origin(f.message) });
+          else dead.push({ reason: f.reason, message: f.message, source });
         }
       }
     }
     // A sink was down at shutdown: nothing of this batch may be acknowledged; it is delivered again later.
-    if (delivered && dead.length > 0) delivered = await this.deadLetter(dead);
+    if (delivered && dead.length > 0) {
+      if (fromRecords) attachRecords(dead, input, fromRecords);
+      delivered = await this.deadLetter(dead);
+    }
     if (!ticket) return delivered;
     ticket.settle(delivered);
     return ticket.done;
@@ -487,7 +490,7 @@ export class Broker {
     return messages.filter((m) => {
       // `routes: []` is a deliberate drop; routes that all name missing sinks are a mistake worth a dead letter.
       if (m.routes === undefined || m.routes.length === 0 || m.routes.some((r) => names.has(r))) return true;
-      dead.push({ reason: `routed to ${m.routes.map((r) => JSON.stringify(r)).join(", ")}, which this broker does not have (its sinks: ${[...names].join(", ") || "none"})`, message: m, source, ...this.origin(m) });
+      dead.push({ reason: `routed to ${m.routes.map((r) => JSON.stringify(r)).join(", ")}, which this broker does not have (its sinks: ${[...names].join(", ") || "none"})`, message: m, source });
       return false;
     });
   }
@@ -547,7 +550,7 @@ export class Broker {
   }
 
   private takeStageOutput(stage: Stage, out: StageOutput, dead: Dead[], source: string, commits: Array<() => void | Promise<void>>): Message[] {
-    if (out.dead) for (const d of out.dead) dead.push({ reason: `[${stage.name}] ${d.reason}`, message: d.message, source, ...this.origin(d.message) });
+    if (out.dead) for (const d of out.dead) dead.push({ reason: `[${stage.name}] ${d.reason}`, message: d.message, source });
     if (out.commit) commits.push(out.commit);
     return out.pass;
   }
@@ -594,12 +597,6 @@ export class Broker {
     return step(0);
   }
 
-  /** The source record of a decoded message, for dead letters. */
-  private origin(m: Message): { record?: InRecord } {
-    const r = this.recordOf.get(m);
-    return r ? { record: r } : {};
-  }
-
   /**
    * Queues a batch's stage commits behind the previous batch's. They run once this batch is delivered and
    * every earlier batch's commits ran; after a batch that was not delivered, no later commit runs (its
@@ -643,7 +640,7 @@ export class Broker {
         try {
           return this.firstSeen(m);
         } catch (err) {
-          dead.push({ reason: `deduplicate failed: ${describeUnencodable(m.value, err)}`, message: m, source, ...this.origin(m) });
+          dead.push({ reason: `deduplicate failed: ${describeUnencodable(m.value, err)}`, message: m, source });
           return false;
         }
       });
@@ -780,6 +777,17 @@ export class Broker {
 interface Staged {
   pass: Message[];
   commits: Array<() => void | Promise<void>>;
+}
+
+/** Gives each dead letter of a decoded message the record it came from (looked up only when there are dead letters). */
+function attachRecords(dead: Dead[], messages: Message[], records: InRecord[]): void {
+  const byMessage = new Map<Message, InRecord>();
+  for (let i = 0; i < messages.length; i++) byMessage.set(messages[i]!, records[i]!);
+  for (const d of dead) {
+    if (d.record || !d.message) continue;
+    const r = byMessage.get(d.message);
+    if (r) d.record = r;
+  }
 }
 
 /** A decode failure's reason, naming where the record sits when the source says. */
