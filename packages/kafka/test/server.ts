@@ -45,6 +45,19 @@ export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T>
 
 export async function createTopic(topic: string, partitions = 1): Promise<void> {
   await withAdmin((a) => a.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true }));
+  // Under load a new topic's leaders can be reported before its metadata has spread: wait until every
+  // partition answers with offsets (kafkajs does not retry "does not host this topic-partition" there).
+  const until = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const offsets = await withAdmin((a) => a.fetchTopicOffsets(topic));
+      if (offsets.length === partitions) return;
+    } catch (err) {
+      if (Date.now() > until) throw err;
+    }
+    if (Date.now() > until) throw new Error(`topic ${topic} has not all of its ${partitions} partitions after 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 export async function deleteTopics(topics: string[]): Promise<void> {
