@@ -1,4 +1,4 @@
-import { GeoWatchError, sleep, waitForWake, type Consumer, type InRecord, type ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, guardConsumer, sleep, waitForWake, type Consumer, type InRecord, type ManagedConsumer, type ReceiveOptions } from "@geowatch/core";
 import type { Channel, ChannelModel, ConsumeMessage } from "amqplib";
 import { amqpError, backoff, BACKEND, closeQuietly, loggerOf, openConnection, type AmqpContext } from "./connection.js";
 import { resolveAmqpOptions, type AmqpOptions } from "./options.js";
@@ -27,7 +27,7 @@ interface Session {
  * buffer that `receive` drains; prefetch bounds the buffer. A dropped connection is reopened with
  * backoff; deliveries of the old channel are forgotten (RabbitMQ redelivers them).
  */
-export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer {
+export function createAmqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer {
   const o = resolveAmqpOptions(options, ctx?.secret);
   if (!o.queue) throw new GeoWatchError("CONFIG", "a consumer needs `queue`", { backend: BACKEND, path: "queue" });
   const queue: string = o.queue;
@@ -36,6 +36,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   const buffer: Array<{ msg: ConsumeMessage; session: number }> = [];
   const waiters = new Set<() => void>();
   let session: Session | undefined;
+  /** The first open in flight, so close can wait for it and close what it opened. */
   let opening: Promise<void> | undefined;
   let reconnecting: Promise<void> | undefined;
   let everConnected = false;
@@ -43,6 +44,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
   /** Why the last channel went away, while reconnecting. */
   let lostWhy = "connection lost";
   let sessions = 0;
+  /** Set by close: a waiting receive returns at once and a lost channel is not reopened. */
   let closed = false;
 
   const notify = () => {
@@ -145,27 +147,20 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
     });
   }
 
+  // The runtime layer calls connect once at a time (retrying a failure) and nothing after close; a channel
+  // lost later is reopened by startReconnect.
   async function connect(): Promise<void> {
-    if (closed) throw closedError();
-    if (session) return;
-    if (everConnected) {
-      startReconnect();
-      return;
+    opening = open().then((s) => {
+      session = s;
+      everConnected = true;
+      notify();
+    });
+    try {
+      await opening;
+    } finally {
+      opening = undefined;
     }
-    opening ??= open()
-      .then((s) => {
-        if (closed) return closeQuietly(s.conn);
-        session = s;
-        everConnected = true;
-        notify();
-      })
-      .finally(() => {
-        opening = undefined;
-      });
-    await opening;
   }
-
-  const closedError = () => new GeoWatchError("CLOSED", `consumer of queue "${queue}" is closed`, { backend: BACKEND });
 
   function toRecord(msg: ConsumeMessage, sessionId: number): InRecord {
     const headers: Record<string, string> = {};
@@ -217,9 +212,7 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
       return { ok: true };
     },
     async receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
-      if (closed) throw closedError();
       if (fatal) throw fatal;
-      if (!everConnected) await connect();
       const deadline = Date.now() + Math.max(0, opts.waitMs);
       while (buffer.length === 0 || session === undefined) {
         if (fatal) throw fatal;
@@ -251,7 +244,6 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
       }
     },
     async close(): Promise<void> {
-      if (closed) return;
       closed = true;
       closer.abort();
       notify();
@@ -266,4 +258,16 @@ export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): Consumer 
       await reconnecting;
     },
   };
+}
+
+/**
+ * An AMQP consumer wrapped in core's runtime layer (connect once with retries, refuse calls after close, close
+ * once), for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function amqpConsumer(options: AmqpOptions, ctx?: AmqpContext): ManagedConsumer {
+  return guardConsumer(createAmqpConsumer(options, ctx), {
+    name: `amqp consumer "${options.queue ?? ""}"`,
+    backend: BACKEND,
+    ...(ctx?.logger && { logger: ctx.logger }),
+  });
 }

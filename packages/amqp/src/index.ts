@@ -1,6 +1,6 @@
 import { defineBackend } from "@geowatch/core";
-import { amqpConsumer } from "./consumer.js";
-import { amqpProducer } from "./producer.js";
+import { createAmqpConsumer } from "./consumer.js";
+import { createAmqpProducer } from "./producer.js";
 import { amqpConsumerSchema, amqpProducerSchema, checkProducer } from "./options.js";
 
 /** The AMQP 0-9-1 (RabbitMQ) backend: `backend: amqp` in config. */
@@ -9,11 +9,11 @@ export const amqpBackend = defineBackend({
   description: "AMQP 0-9-1 (RabbitMQ): a queue consumer with acks and an exchange producer with publisher confirms",
   consumer: {
     options: amqpConsumerSchema,
-    create: (o, ctx) => amqpConsumer(o, { logger: ctx.logger, name: ctx.name, secret: (ref) => ctx.secret(ref) }),
+    create: (o, ctx) => createAmqpConsumer(o, { logger: ctx.logger, name: ctx.name, secret: (ref) => ctx.secret(ref) }),
   },
   producer: {
     options: amqpProducerSchema,
-    create: (o, ctx) => amqpProducer(o, { logger: ctx.logger, name: ctx.name, secret: (ref) => ctx.secret(ref) }),
+    create: (o, ctx) => createAmqpProducer(o, { logger: ctx.logger, name: ctx.name, secret: (ref) => ctx.secret(ref) }),
     check: (o, use) => checkProducer(o, use),
   },
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { GeoWatchError, type Metadata, type OutRecord, type Producer, type SendResult } from "@geowatch/core";
+import { GeoWatchError, guardProducer, type ManagedProducer, type Metadata, type OutRecord, type Producer, type SendResult } from "@geowatch/core";
 import type { ChannelModel, ConfirmChannel, Options } from "amqplib";
 import { amqpError, BACKEND, closeQuietly, loggerOf, openConnection, type AmqpContext } from "./connection.js";
 import { KEY_HEADER } from "./consumer.js";
@@ -32,13 +32,12 @@ export function routingKeyFor(template: string, metadata: Metadata | undefined):
  * Publishes to an exchange with publisher confirms: each record's result comes from the broker's
  * ack or nack of that message. Persistent by default.
  */
-export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer {
+export function createAmqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer {
   const o = resolveAmqpOptions(options, ctx?.secret);
   const log = loggerOf(ctx);
   const target = o.exchange ? `exchange "${o.exchange}"` : "the default exchange";
   let session: Session | undefined;
   let opening: Promise<Session> | undefined;
-  let closed = false;
   /** The last failed attempt to (re)open the connection, until one succeeds. */
   let unreachable: string | undefined;
 
@@ -65,8 +64,8 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
     }
   }
 
+  /** The open session, or a new one when the last was lost (one open at a time for concurrent sends). */
   function ready(): Promise<Session> {
-    if (closed) return Promise.reject(new GeoWatchError("CLOSED", `producer to ${target} is closed`, { backend: BACKEND }));
     if (session?.open) return Promise.resolve(session);
     opening ??= open()
       .then(
@@ -179,8 +178,6 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
       }
     },
     async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
       const s = session ?? (await opening?.catch(() => undefined));
       session = undefined;
       if (s?.open) {
@@ -193,4 +190,12 @@ export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): Producer 
       await closeQuietly(s?.conn);
     },
   };
+}
+
+/**
+ * An AMQP producer wrapped in core's runtime layer (connect once with retries, refuse calls after close, close
+ * once), for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function amqpProducer(options: AmqpOptions, ctx?: AmqpContext): ManagedProducer {
+  return guardProducer(createAmqpProducer(options, ctx), { name: "amqp producer", backend: BACKEND, ...(ctx?.logger && { logger: ctx.logger }) });
 }

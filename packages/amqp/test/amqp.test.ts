@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isGeoWatchError, namedMemoryChannel, Runtime, type Consumer, type InRecord, type OutRecord, type Producer } from "@geowatch/core";
 import type { ChannelModel } from "amqplib";
 import { amqpBackend, amqpConsumer, amqpProducer, routingKeyFor } from "../src/index.js";
+import { createAmqpConsumer } from "../src/consumer.js";
 import { admin, amqpUrl, deleteAll, messageCount, quiet, receiveN, server, text, uniqueName } from "./helpers.js";
 
 let conn: ChannelModel;
@@ -254,7 +255,9 @@ describe("amqp against RabbitMQ", () => {
     const q = uniqueName("health");
     const ch = await conn.createChannel();
     await ch.assertQueue(q, { durable: true });
-    const c = consumer({ queue: q, declare: false, reconnectMaxMs: 200 });
+    // The backend's own health hook, on the raw object (core's runtime layer reads it as `state`/`lastError`).
+    queues.push(q);
+    const c = track(createAmqpConsumer({ url: amqpUrl(), queue: q, declare: false, reconnectMaxMs: 200 }, { logger: quiet }));
     await c.connect!();
     expect(c.health!()).toEqual({ ok: true });
     // The server cancels the consumer when its queue goes; without `declare` it cannot come back until the queue does.
@@ -318,6 +321,34 @@ describe("amqp against RabbitMQ", () => {
     expect(body.reason).toBe(dead!.headers!["x-geowatch-reason"]);
     expect(body.metadata).toBeUndefined();
     await c.ack!([dead!]);
+  });
+});
+
+describe("lifecycle (core's runtime layer around the raw I/O)", () => {
+  it("connects once under concurrent first calls, and refuses calls after close", async () => {
+    const q = uniqueName("life");
+    queues.push(q);
+    const c = track(amqpConsumer({ url: amqpUrl(), queue: q }, { logger: quiet }));
+    const p = track(amqpProducer({ url: amqpUrl(), queue: q }));
+    expect([c.state, p.state]).toEqual(["idle", "idle"]);
+    await Promise.all([c.connect(), c.receive(1, { waitMs: 0 }), c.ack!([])]);
+    const sent = await Promise.all([p.send([{ value: "a" }]), p.send([{ value: "b" }]), p.ensureTopic!(q, { create: false }).then(() => [])]);
+    expect(sent.flat().map((r) => r.ok)).toEqual([true, true]);
+    expect([c.state, p.state]).toEqual(["ready", "ready"]);
+    // One connect: one consumer on the queue, not one per concurrent first call.
+    const ch = await conn.createChannel();
+    expect((await ch.checkQueue(q)).consumerCount).toBe(1);
+    await ch.close();
+    const got = await receiveN(c, 2);
+    expect(got.map(text).sort()).toEqual(["a", "b"]);
+    await c.ack!(got);
+    await c.close();
+    await c.close(); // once
+    await p.close();
+    await expect(c.receive(1, { waitMs: 0 })).rejects.toThrow(new RegExp(`"amqp consumer "${q}"" is closed`));
+    await expect(c.ack!(got)).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(p.send([{ value: "c" }])).rejects.toThrow(/"amqp producer" is closed/);
+    await expect(p.ensureTopic!(q, { create: false })).rejects.toMatchObject({ code: "CLOSED" });
   });
 });
 

@@ -1,5 +1,5 @@
-import { GeoWatchError, waitForWake } from "@geowatch/core";
-import type { Consumer, InRecord, Logger, Position, ReceiveOptions } from "@geowatch/core";
+import { GeoWatchError, guardConsumer, waitForWake } from "@geowatch/core";
+import type { Consumer, InRecord, Logger, ManagedConsumer, Position, ReceiveOptions } from "@geowatch/core";
 import type { Admin, Consumer as KConsumer, EachBatchPayload, KafkaMessage } from "kafkajs";
 import { createKafka, isRebalanceError, kafkaError } from "./client.js";
 import { parseOptions, topicName } from "./options.js";
@@ -69,14 +69,16 @@ const skipTo = new WeakMap<InRecord, string>();
  * delivered are paused until `receive` has drained it to half. Offsets are committed only by `commit`,
  * and only for owned partitions.
  */
-export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
+export function createKafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): Consumer {
   const opts = parseOptions(options, "consumer");
   const logger = deps.logger;
   const limit = opts.maxBufferedRecords ?? 10_000;
   const { kafka, brokers } = createKafka(opts, logger, deps.secret);
 
   let consumer: KConsumer | undefined;
+  /** The connect in flight, so close can wait for it and disconnect what it opened. */
   let connecting: Promise<void> | undefined;
+  /** Set by close: batches kafkajs still delivers are dropped. */
   let closed = false;
   let failure: GeoWatchError | undefined;
   /** Why kafkajs is restarting the consumer (a crash it recovers from), until the next join or fetch. */
@@ -282,14 +284,17 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     clearTimeout(timer);
   };
 
-  const connect = (): Promise<void> => {
-    if (closed) return Promise.reject(new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" }));
-    connecting ??= doConnect().catch((err: unknown) => {
-      connecting = undefined;
+  // The runtime layer calls connect once at a time (retrying a failure) and nothing after close.
+  const connect = async (): Promise<void> => {
+    connecting = doConnect();
+    try {
+      await connecting;
+    } catch (err) {
       consumer = undefined;
       throw err;
-    });
-    return connecting;
+    } finally {
+      connecting = undefined;
+    }
   };
 
   const take = (max: number): InRecord[] => {
@@ -314,10 +319,7 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
     if (admin) return admin;
     const a = kafka.admin();
     await a.connect();
-    if (closed) {
-      await a.disconnect().catch(() => undefined);
-      throw new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" });
-    }
+    // close waits for a check in flight, then disconnects this client.
     admin = a;
     return a;
   };
@@ -396,7 +398,6 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       return { ok: true };
     },
     async receive(max: number, o: ReceiveOptions): Promise<InRecord[]> {
-      await connect();
       if (failure) throw failure;
       if (buffer.length > 0) return take(max);
       if (o.waitMs <= 0 || o.signal?.aborted) return [];
@@ -410,7 +411,6 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
      * assigned topic per call (plus one committed-offsets lookup after each join), on one kept admin client.
      */
     async caughtUp(): Promise<boolean> {
-      if (closed) throw new GeoWatchError("CLOSED", "consumer is closed", { backend: "kafka" });
       if (failure) throw failure;
       checking ??= checkCaughtUp().finally(() => (checking = undefined));
       return checking;
@@ -440,7 +440,6 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       }
     },
     async close(): Promise<void> {
-      if (closed) return;
       closed = true;
       buffer = [];
       wake();
@@ -454,4 +453,12 @@ export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {
       await Promise.all([c?.disconnect().catch(() => undefined), a?.disconnect().catch(() => undefined)]);
     },
   };
+}
+
+/**
+ * A Kafka consumer wrapped in core's runtime layer (connect once with retries, refuse calls after close, close
+ * once), for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function kafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDeps = {}): ManagedConsumer {
+  return guardConsumer(createKafkaConsumer(options, deps), { name: "kafka consumer", backend: "kafka", ...(deps.logger && { logger: deps.logger }) });
 }

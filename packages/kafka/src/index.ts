@@ -1,6 +1,6 @@
 import { defineBackend } from "@geowatch/core";
-import { kafkaConsumer } from "./consumer.js";
-import { kafkaProducer } from "./producer.js";
+import { createKafkaConsumer } from "./consumer.js";
+import { createKafkaProducer } from "./producer.js";
 import { checkConsumer, checkProducer, kafkaConsumerSchema, kafkaProducerSchema } from "./options.js";
 
 /** The Kafka backend: `backend: kafka` in config. */
@@ -9,12 +9,12 @@ export const kafkaBackend = defineBackend({
   description: "Apache Kafka: consumer groups with committed offsets and an idempotent producer",
   consumer: {
     options: kafkaConsumerSchema,
-    create: (o, ctx) => kafkaConsumer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
+    create: (o, ctx) => createKafkaConsumer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
     check: (o) => checkConsumer(o),
   },
   producer: {
     options: kafkaProducerSchema,
-    create: (o, ctx) => kafkaProducer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
+    create: (o, ctx) => createKafkaProducer(o, { logger: ctx.logger, secret: (ref) => ctx.secret(ref) }),
     check: (o, use) => checkProducer(o, use),
   },
 });

@@ -1,5 +1,5 @@
-import { GeoWatchError } from "@geowatch/core";
-import type { Logger, OutRecord, Producer, SendResult } from "@geowatch/core";
+import { GeoWatchError, guardProducer } from "@geowatch/core";
+import type { Logger, ManagedProducer, OutRecord, Producer, SendResult } from "@geowatch/core";
 import kafkajs from "kafkajs";
 import type { Admin, Message, Producer as KProducer, RecordMetadata } from "kafkajs";
 import { createKafka, kafkaError } from "./client.js";
@@ -38,7 +38,7 @@ function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<stri
  * An idempotent Kafka producer (`acks: -1`). A batch is sent per destination topic, as requests of at most
  * `maxRequestRecords`; each record gets the result of its request, so one missing topic fails only its records.
  */
-export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): Producer {
+export function createKafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): Producer {
   const opts = parseOptions(options, "producer");
   const { kafka, brokers } = createKafka(opts, deps.logger, deps.secret);
   const compression = opts.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
@@ -46,8 +46,8 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
   const known = new Set<string>();
   let producer: KProducer | undefined;
   let admin: Admin | undefined;
+  /** The connect in flight, so close can wait for it and disconnect what it opened. */
   let connecting: Promise<void> | undefined;
-  let closed = false;
   /** The last send's connection failure, until a send gets through. */
   let unreachable: string | undefined;
 
@@ -72,13 +72,14 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
     admin = a;
   };
 
-  const connect = (): Promise<void> => {
-    if (closed) return Promise.reject(new GeoWatchError("CLOSED", "producer is closed", { backend: "kafka" }));
-    connecting ??= doConnect().catch((err: unknown) => {
+  // The runtime layer calls connect once at a time (retrying a failure) and nothing after close.
+  const connect = async (): Promise<void> => {
+    connecting = doConnect();
+    try {
+      await connecting;
+    } finally {
       connecting = undefined;
-      throw err;
-    });
-    return connecting;
+    }
   };
 
   const exists = async (topic: string): Promise<boolean> => {
@@ -102,7 +103,6 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
     connect,
     health: () => (unreachable === undefined ? { ok: true } : { ok: false, error: unreachable }),
     async send(records: OutRecord[]): Promise<SendResult[]> {
-      await connect();
       const results: SendResult[] = new Array(records.length);
       const byTopic = new Map<string, number[]>();
       records.forEach((r, i) => {
@@ -157,7 +157,6 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
       return results;
     },
     async ensureTopic(name: string, o: { create: boolean; partitions?: number }): Promise<void> {
-      await connect();
       const topic = topicName(opts, name);
       if (await exists(topic)) return;
       if (!o.create) throw missing(topic);
@@ -173,11 +172,17 @@ export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {
       known.add(topic);
     },
     async close(): Promise<void> {
-      if (closed) return;
-      closed = true;
       await connecting?.catch(() => undefined);
       await producer?.disconnect().catch(() => undefined);
       await admin?.disconnect().catch(() => undefined);
     },
   };
+}
+
+/**
+ * A Kafka producer wrapped in core's runtime layer (connect once with retries, refuse calls after close, close
+ * once), for use without a config. The backend definition hands the runtime the raw object instead.
+ */
+export function kafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): ManagedProducer {
+  return guardProducer(createKafkaProducer(options, deps), { name: "kafka producer", backend: "kafka", ...(deps.logger && { logger: deps.logger }) });
 }

@@ -428,6 +428,30 @@ describe("kafka producer and consumer", () => {
     }
   });
 
+  it("lifecycle: connects once under concurrent first calls, and refuses calls after close", async () => {
+    const t = await topic("life", 2);
+    const groupId = `g-${t}`;
+    const p = kafkaProducer({ brokers: brokers(), topic: t });
+    const c = kafkaConsumer({ brokers: brokers(), topic: t, groupId, fromBeginning: true });
+    open.push(p, c);
+    expect([p.state, c.state]).toEqual(["idle", "idle"]);
+    const sent = await Promise.all([p.send([{ value: "a" }]), p.send([{ value: "b" }]), p.ensureTopic!(t, { create: false }).then(() => [])]);
+    expect(sent.flat().map((r) => r.ok)).toEqual([true, true]);
+    await Promise.all([c.connect(), c.caughtUp!(), c.commit!([])]);
+    expect([p.state, c.state]).toEqual(["ready", "ready"]);
+    // One connect: one member in the group, not one per concurrent first call.
+    const members = await withAdmin(async (a) => (await a.describeGroups([groupId])).groups[0]!.members.length);
+    expect(members).toBe(1);
+    expect((await receiveN(c, 2)).map(text).sort()).toEqual(["a", "b"]);
+    await c.close();
+    await c.close(); // once
+    await p.close();
+    await expect(c.receive(1, { waitMs: 0 })).rejects.toThrow(/"kafka consumer" is closed/);
+    await expect(c.commit!([])).rejects.toMatchObject({ code: "CLOSED" });
+    await expect(p.send([{ value: "c" }])).rejects.toThrow(/"kafka producer" is closed/);
+    await expect(p.ensureTopic!(t, { create: false })).rejects.toMatchObject({ code: "CLOSED" });
+  });
+
   it("options: every problem is reported with its path, as config spells it", () => {
     const bad = kafkaBackend.producer!.parse({ brokers: [], compression: "zstd", partitions: 0, nope: 1, sasl: { mechanism: "x" } }, { role: "producer" });
     expect(bad.ok).toBe(false);
