@@ -168,13 +168,6 @@ export class Broker {
     this.name = opts.name;
     this.log = opts.logger ?? silentLogger;
     const observer = opts.observer;
-    const safe = (what: string, fn: () => void) => {
-      try {
-        fn();
-      } catch (err) {
-        this.log.warn(`${what} callback failed`, { broker: this.name, error: reasonOf(err) });
-      }
-    };
     this.sinks = (opts.producers ?? []).map(
       (node) =>
         new ProducerSink(node, {
@@ -207,7 +200,7 @@ export class Broker {
           signal: this.abort.signal,
           onRetry: (n) => {
             this.stats.retries += n;
-            safe("retried", () => observer?.retried?.(node.name, n));
+            this.observe("retried", () => observer?.retried?.(node.name, n));
           },
         }),
     );

@@ -122,6 +122,11 @@ export function formatPath(path: ReadonlyArray<PropertyKey>, prefix = ""): strin
   return out;
 }
 
+/** A zod issue's message, with "required" for a missing value instead of zod's "expected X, received undefined". */
+export function issueMessage(issue: { code: string; message: string }): string {
+  return issue.code === "invalid_type" && / received undefined$/.test(issue.message) ? "required" : issue.message;
+}
+
 /** Converts zod issues to config issues with paths; an unknown key is reported on its own path with the known ones. */
 export function zodIssues(error: z.ZodError, prefix = ""): ConfigIssue[] {
   return error.issues.flatMap((i) => {
@@ -129,7 +134,7 @@ export function zodIssues(error: z.ZodError, prefix = ""): ConfigIssue[] {
       const known = i.path.length === 0 ? KNOWN_KEYS.get(prefix === "" ? "top" : /^brokers\[\d+\]$/.test(prefix) ? "broker" : "") : undefined;
       return i.keys.map((k) => ({ path: formatPath([...i.path, k], prefix), message: `unknown key${known ? ` (known: ${known})` : ""}` }));
     }
-    return [{ path: formatPath(i.path, prefix), message: i.code === "invalid_type" && / received undefined$/.test(i.message) ? "required" : i.message }];
+    return [{ path: formatPath(i.path, prefix), message: issueMessage(i) }];
   });
 }
 

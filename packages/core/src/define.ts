@@ -5,7 +5,7 @@
  */
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
-import { formatPath } from "./config.js";
+import { formatPath, issueMessage } from "./config.js";
 import type { OptionProblem } from "./options.js";
 import type { BackendContext, Consumer, Producer, Stage, Store } from "./types.js";
 
@@ -184,7 +184,7 @@ const objectShape = (s: z.ZodType): Record<string, z.ZodType> | undefined => {
   return defOf(u).type === "object" ? (u as z.ZodObject).shape : undefined;
 };
 
-const toCamel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+export const toCamel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 export const toSnake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /**
@@ -253,7 +253,7 @@ function parseWith(schema: OptionsSchema, raw: Record<string, unknown>, baseDir:
         const known = Object.keys(shape).map(toSnake).join(", ") || "none";
         return issue.keys.map((k) => ({ path: snakePath([...issue.path, k]), message: `unknown option (known: ${known})` }));
       }
-      return [{ path: snakePath(issue.path), message: issue.code === "invalid_type" && / received undefined$/.test(issue.message) ? "required" : issue.message }];
+      return [{ path: snakePath(issue.path), message: issueMessage(issue) }];
     });
     // Role rules too, so one pass lists every problem; they see the input as far as it goes.
     if (check) for (const p of safeCheck(check, input as Record<string, unknown>)) problems.push({ ...p, path: snakePath(p.path.split(".")) });

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { formatPath } from "./config.js";
+import { formatPath, issueMessage } from "./config.js";
 import { knownOptionsAt } from "./define.js";
 import { GeoWatchError } from "./errors.js";
 
@@ -25,8 +25,7 @@ export function optionProblems(schema: OptionSchema, options: unknown): OptionPr
       const known = isZod(schema) ? knownOptionsAt(schema, issue.path).join(", ") : "";
       return issue.keys.map((k) => ({ path: formatPath([...issue.path, k]), message: known ? `unknown option (known: ${known})` : "unknown option" }));
     }
-    const message = issue.code === "invalid_type" && / received undefined$/.test(issue.message) ? "required" : issue.message;
-    return [{ path: formatPath(issue.path) || "(root)", message }];
+    return [{ path: formatPath(issue.path) || "(root)", message: issueMessage(issue) }];
   });
 }
 

@@ -18,7 +18,7 @@ import {
   type NodeConfig,
   type StoreConfig,
 } from "./config.js";
-import { type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
+import { toCamel, type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
 import { GeoWatchError, reasonOf } from "./errors.js";
 import { memoryBackend } from "./backends/memory.js";
 import { silentLogger } from "./logger.js";
@@ -399,7 +399,7 @@ export class Runtime {
     // Defaults are a per-backend fallback for every node: keys this role does not know are not its problem.
     const shape = def.schema.shape;
     const fallback: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(defaults[n.backend] ?? {})) if (k in shape || camel(k) in shape) fallback[k] = v;
+    for (const [k, v] of Object.entries(defaults[n.backend] ?? {})) if (k in shape || toCamel(k) in shape) fallback[k] = v;
     const merged = { ...fallback, ...inline, ...((n as NodeConfig).options ?? {}) };
     const parsed = def.parse(merged, use, { baseDir: this.baseDir });
     if (!parsed.ok) {
@@ -536,7 +536,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 function joinPath(base: string, rel: string): string {
   return rel.startsWith("[") ? `${base}${rel}` : `${base}.${rel}`;
