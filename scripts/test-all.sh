@@ -44,8 +44,8 @@ prepare_servers() {
     for a in "$@"; do [[ "$a" == -* ]] || names+=("$a"); done
     echo "installing ${names[*]} ($what), apt output in $apt_log"
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get install -y "$@" >>"$apt_log" 2>&1 \
-      || { "${sudo[@]}" apt-get update >>"$apt_log" 2>&1 && "${sudo[@]}" apt-get install -y "$@" >>"$apt_log" 2>&1; } \
+    "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=1200 install -y "$@" >>"$apt_log" 2>&1 \
+      || { "${sudo[@]}" apt-get update >>"$apt_log" 2>&1 && "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=1200 install -y "$@" >>"$apt_log" 2>&1; } \
       || { echo "apt-get install $* failed; last lines of $apt_log:"; tail -n 15 "$apt_log"; return 1; }
   }
   java_major() { local v; v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"; echo "${v:-0}"; }
@@ -69,6 +69,16 @@ prepare_servers() {
     apt_install "the RabbitMQ server" --no-install-recommends rabbitmq-server || echo "FAILED: install rabbitmq-server"
   else
     echo "rabbitmq-server: ok"
+  fi
+  # Every Debian package the server scripts declare ("# apt: ..." lines), in one apt-get call.
+  source .ci/servers/lib/apt.sh
+  local wanted missing
+  wanted="$(declared_apt .ci/servers/*.sh | tr '\n' ' ')"
+  missing="$(missing_apt $wanted | tr '\n' ' ')"
+  if [ -n "${missing// /}" ]; then
+    apt_install "what the server scripts declare" --no-install-recommends $missing || echo "FAILED: install $missing"
+  else
+    echo "declared apt packages: ok"
   fi
   local pids=() script
   for script in .ci/servers/*.sh; do
