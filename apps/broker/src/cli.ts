@@ -164,9 +164,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** `geowatch backends`: the installed backends and stages, with their options as config spells them. */
+/** `geowatch backends`: the installed backends, stages and package codecs, with their options as config spells them. */
 async function listBackends(): Promise<number> {
-  const { backends, stages, errors } = await makeRuntime(undefined, "silent").installed();
+  const { backends, stages, codecs, errors } = await makeRuntime(undefined, "silent").installed();
   const lines: string[] = ["Backends (name in config: `backend: <name>`):"];
   const options = (docs: OptionDoc[]) => {
     for (const d of docs) {
@@ -188,6 +188,13 @@ async function listBackends(): Promise<number> {
     for (const s of [...stages].sort((a, b) => a.name.localeCompare(b.name))) {
       lines.push("", `  ${s.name} - ${s.description}`);
       options(s.docs());
+    }
+  }
+  if (codecs.length > 0) {
+    lines.push("", "Codecs from packages (`codec: <name>` or `codec: { name: <name>, options: {...} }`; built in: plain, json, ndjson, geojson, tsv, list, csv, template):");
+    for (const c of [...codecs].sort((a, b) => a.name.localeCompare(b.name))) {
+      lines.push("", `  ${c.name} - ${c.description}`);
+      options(c.docs());
     }
   }
   if (errors.length > 0) lines.push("", "Installed but failed to load:", ...errors.map((e) => `  ${e}`));

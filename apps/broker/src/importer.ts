@@ -23,8 +23,8 @@ export function projectImporter(cwd = process.cwd()): (specifier: string) => Pro
 }
 
 /**
- * Lists the installed `@geowatch/*` packages that declare backends or stages in their package.json
- * (`"geowatch": { "backends": [...], "stages": [...] }`), seen from the project and from the CLI itself.
+ * Lists the installed `@geowatch/*` packages that declare backends, stages or codecs in their package.json
+ * (`"geowatch": { "backends": [...], "stages": [...], "codecs": [...] }`), seen from the project and from the CLI itself.
  */
 export function discoverPackages(cwd = process.cwd()): () => Promise<GeoWatchPackage[]> {
   return async () => {
@@ -43,7 +43,7 @@ export function discoverPackages(cwd = process.cwd()): () => Promise<GeoWatchPac
           const name = `@geowatch/${n}`;
           if (found.has(name)) continue;
           try {
-            const pkg = JSON.parse(readFileSync(join(scope, n, "package.json"), "utf8")) as { geowatch?: { backends?: unknown; stages?: unknown } };
+            const pkg = JSON.parse(readFileSync(join(scope, n, "package.json"), "utf8")) as { geowatch?: { backends?: unknown; stages?: unknown; codecs?: unknown } };
             const g = pkg.geowatch;
             if (!g) continue;
             const list = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : undefined);
@@ -52,6 +52,8 @@ export function discoverPackages(cwd = process.cwd()): () => Promise<GeoWatchPac
             const stages = list(g.stages);
             if (backends) entry.backends = backends;
             if (stages) entry.stages = stages;
+            const codecs = list(g.codecs);
+            if (codecs) entry.codecs = codecs;
             found.set(name, entry);
           } catch {
             // Not a readable package: not ours to list.

@@ -7,7 +7,7 @@ import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { formatPath, issueMessage } from "./config.js";
 import type { OptionProblem } from "./options.js";
-import type { BackendContext, Consumer, Producer, Stage, Store } from "./types.js";
+import type { BackendContext, Codec, Consumer, Producer, Stage, Store } from "./types.js";
 
 /** A zod (v4) object schema: a backend's or stage's options, keys in camelCase. */
 export type OptionsSchema = z.ZodObject;
@@ -94,6 +94,48 @@ export interface StageDefinition {
   create(options: Record<string, unknown>, ctx: BackendContext): Stage | Promise<Stage>;
   docs(): OptionDoc[];
   jsonSchema(): Record<string, unknown>;
+}
+
+export interface CodecSpec<S extends OptionsSchema> {
+  /** Name in config (`codec: gml`); a package declares it in package.json `"geowatch": { "codecs": ["gml"] }`. */
+  name: string;
+  description: string;
+  /** Its options (`codec: { name: gml, options: {...} }`), keys in camelCase; none when omitted. */
+  options?: S;
+  create(options: z.output<S>): Codec;
+  check?(options: z.output<S>): OptionProblem[];
+}
+
+export interface CodecDefinition {
+  readonly kind: "geowatch-codec";
+  readonly name: string;
+  readonly description: string;
+  readonly schema: OptionsSchema;
+  parse(raw: Record<string, unknown>, opts?: { baseDir?: string }): ParsedOptions;
+  create(options: Record<string, unknown>): Codec;
+  docs(): OptionDoc[];
+  jsonSchema(): Record<string, unknown>;
+}
+
+/** Defines a codec that a package provides (the built-in ones are in core's codec registry). */
+export function defineCodec<S extends OptionsSchema>(spec: CodecSpec<S>): CodecDefinition {
+  const schema = (spec.options ?? z.strictObject({})) as OptionsSchema;
+  const checkFn = spec.check;
+  return Object.freeze({
+    kind: "geowatch-codec" as const,
+    name: spec.name,
+    description: spec.description,
+    schema,
+    parse: (raw: Record<string, unknown>, opts: { baseDir?: string } = {}) =>
+      parseWith(schema, raw, opts.baseDir, checkFn ? (o) => checkFn(o as z.output<S>) : undefined),
+    create: (options: Record<string, unknown>) => spec.create(options as z.output<S>),
+    docs: () => optionDocs(schema),
+    jsonSchema: () => optionsJsonSchema(schema),
+  });
+}
+
+export function isCodecDefinition(v: unknown): v is CodecDefinition {
+  return v !== null && typeof v === "object" && (v as { kind?: unknown }).kind === "geowatch-codec";
 }
 
 /** Defines a backend from one option schema per role. */

@@ -11,9 +11,9 @@ export { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 export type { ErrorCode, GeoWatchErrorOptions } from "./errors.js";
 
 // Writing a backend or a stage.
-export { defineBackend, defineStage, isBackendDefinition, isStageDefinition } from "./define.js";
+export { defineBackend, defineCodec, defineStage, isBackendDefinition, isCodecDefinition, isStageDefinition } from "./define.js";
 export type {
-  BackendDefinition, BackendSpec, RoleSpec, RoleDefinition, StageDefinition, StageSpec, NodeUse, OptionDoc, OptionsSchema, ParsedOptions,
+  BackendDefinition, BackendSpec, CodecDefinition, CodecSpec, RoleSpec, RoleDefinition, StageDefinition, StageSpec, NodeUse, OptionDoc, OptionsSchema, ParsedOptions,
 } from "./define.js";
 export { parseOptions, optionProblems } from "./options.js";
 export type { OptionProblem, OptionSchema } from "./options.js";

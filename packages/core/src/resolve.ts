@@ -5,13 +5,14 @@
  * package names.
  */
 import { GeoWatchError, reasonOf } from "./errors.js";
-import { isBackendDefinition, isStageDefinition, type BackendDefinition, type StageDefinition } from "./define.js";
+import { isBackendDefinition, isCodecDefinition, isStageDefinition, type BackendDefinition, type CodecDefinition, type StageDefinition } from "./define.js";
 
 /** An installed package that declares GeoWatch backends or stages in its package.json `geowatch` field. */
 export interface GeoWatchPackage {
   name: string;
   backends?: string[];
   stages?: string[];
+  codecs?: string[];
 }
 
 export type Importer = (specifier: string) => Promise<Record<string, unknown>>;
@@ -19,6 +20,7 @@ export type Importer = (specifier: string) => Promise<Record<string, unknown>>;
 export interface ResolverOptions {
   backends?: BackendDefinition[];
   stages?: StageDefinition[];
+  codecs?: CodecDefinition[];
   importer?: Importer;
   /** Lists installed packages that declare backends or stages (for stages by name, and "did you mean"). */
   discover?: () => Promise<GeoWatchPackage[]>;
@@ -32,12 +34,14 @@ const looksLikePackage = (name: string) => name.startsWith("@") || name.startsWi
 export class Resolver {
   private readonly backends = new Map<string, BackendDefinition>();
   private readonly stages = new Map<string, StageDefinition>();
+  private readonly codecs = new Map<string, CodecDefinition>();
   private readonly failed = new Map<string, GeoWatchError>();
   private discovered: Promise<GeoWatchPackage[]> | undefined;
 
   constructor(private readonly o: ResolverOptions = {}) {
     for (const b of o.backends ?? []) this.backends.set(b.name, b);
     for (const s of o.stages ?? []) this.stages.set(stageKey(s.name), s);
+    for (const c of o.codecs ?? []) this.codecs.set(c.name, c);
   }
 
   register(def: BackendDefinition): void {
@@ -53,6 +57,11 @@ export class Resolver {
     return [...new Set(this.stages.values())];
   }
 
+  /** Codecs from packages loaded so far. */
+  loadedCodecs(): CodecDefinition[] {
+    return [...this.codecs.values()];
+  }
+
   /** Every installed package that declares backends or stages. */
   installed(): Promise<GeoWatchPackage[]> {
     this.discovered ??= (this.o.discover?.() ?? Promise.resolve([])).catch(() => []);
@@ -65,6 +74,7 @@ export class Resolver {
     for (const pkg of await this.installed()) {
       for (const b of pkg.backends ?? []) await this.backend(b).catch((e: unknown) => errors.push(reasonOf(e)));
       for (const s of pkg.stages ?? []) await this.stage(s).catch((e: unknown) => errors.push(reasonOf(e)));
+      for (const c of pkg.codecs ?? []) await this.codec(c).catch((e: unknown) => errors.push(reasonOf(e)));
     }
     return { errors };
   }
@@ -124,6 +134,28 @@ export class Resolver {
     for (const d of Object.values(mod).filter(isStageDefinition)) this.stages.set(stageKey(d.name), d);
     const def = this.stages.get(stageKey(name));
     if (!def) throw new GeoWatchError("CONFIG", `package "${pkg.name}" declares stage "${name}" but exports no such stage definition`);
+    return def;
+  }
+
+  /**
+   * A codec from a package (the built-in codecs never come here): by package name, or by the name an
+   * installed package declares in `"geowatch": { "codecs": [...] }`.
+   */
+  async codec(name: string, builtIn: Iterable<string> = []): Promise<CodecDefinition> {
+    const known = this.codecs.get(name);
+    if (known) return known;
+    const installed = await this.installed();
+    const specifier = looksLikePackage(name) ? name : installed.find((p) => p.codecs?.includes(name))?.name;
+    if (!specifier) {
+      const names = new Set([...builtIn, ...this.codecs.keys(), ...installed.flatMap((p) => p.codecs ?? [])]);
+      throw new GeoWatchError("CONFIG", `unknown codec "${name}"${suggest(name, names)} (known: ${[...names].sort().join(", ")}); install the package that provides it`);
+    }
+    const mod = await this.load(specifier, `codec "${name}"`, async () => `codec "${name}": package "${specifier}" is not installed`);
+    for (const d of Object.values(mod).filter(isCodecDefinition)) this.codecs.set(d.name, d);
+    const defs = Object.values(mod).filter(isCodecDefinition);
+    const def = this.codecs.get(name) ?? (looksLikePackage(name) && defs.length === 1 ? defs[0] : undefined);
+    if (!def) throw new GeoWatchError("CONFIG", `package "${specifier}" ${looksLikePackage(name) ? "exports no GeoWatch codec" : `declares codec "${name}" but exports no such codec definition`} (make one with defineCodec)`);
+    this.codecs.set(name, def);
     return def;
   }
 

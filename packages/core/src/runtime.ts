@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 import { Broker, type BrokerObserver, type BrokerStats, type ConsumerNode, type RunOptions } from "./broker.js";
-import { getCodec } from "./codecs/index.js";
+import { codecRegistry, getCodec } from "./codecs/index.js";
 import {
   brokerFieldsSchema,
   ConfigError,
@@ -18,7 +18,7 @@ import {
   type NodeConfig,
   type StoreConfig,
 } from "./config.js";
-import { toCamel, type BackendDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
+import { toCamel, type BackendDefinition, type CodecDefinition, type NodeUse, type RoleDefinition, type StageDefinition } from "./define.js";
 import { GeoWatchError, reasonOf } from "./errors.js";
 import { memoryBackend } from "./backends/memory.js";
 import { silentLogger } from "./logger.js";
@@ -35,6 +35,8 @@ export interface RuntimeOptions {
   backends?: BackendDefinition[];
   /** Stages available without importing a package. */
   stages?: StageDefinition[];
+  /** Codecs (beyond the built-in ones) available without importing a package. */
+  codecs?: CodecDefinition[];
   /** Imports a package by name from the user's project (so third-party backends resolve there). */
   importer?: Importer;
   /** Lists installed packages that declare backends or stages in their package.json `geowatch` field. */
@@ -100,6 +102,7 @@ export class Runtime {
     this.resolver = new Resolver({
       backends: [memoryBackend, ...(opts.backends ?? [])],
       ...(opts.stages ? { stages: opts.stages } : {}),
+      ...(opts.codecs ? { codecs: opts.codecs } : {}),
       ...(opts.importer ? { importer: opts.importer } : {}),
       ...(opts.discover ? { discover: opts.discover } : {}),
     });
@@ -119,10 +122,10 @@ export class Runtime {
     return this.resolver.stage(name);
   }
 
-  /** Every installed backend and stage, loaded; `errors` lists packages that failed to load. */
-  async installed(): Promise<{ backends: BackendDefinition[]; stages: StageDefinition[]; errors: string[] }> {
+  /** Every installed backend, stage and package codec, loaded; `errors` lists packages that failed to load. */
+  async installed(): Promise<{ backends: BackendDefinition[]; stages: StageDefinition[]; codecs: CodecDefinition[]; errors: string[] }> {
     const { errors } = await this.resolver.loadAll();
-    return { backends: this.resolver.loadedBackends(), stages: this.resolver.loadedStages(), errors };
+    return { backends: this.resolver.loadedBackends(), stages: this.resolver.loadedStages(), codecs: this.resolver.loadedCodecs(), errors };
   }
 
   /** The config JSON Schema, with the options of every installed backend and stage. */
@@ -378,7 +381,7 @@ export class Runtime {
     own: readonly string[],
     issues: ConfigIssue[],
   ) {
-    const codec = this.codecFor(n.codec, `${path}.codec`, issues);
+    const codec = await this.codecFor(n.codec, `${path}.codec`, issues);
     let backend: BackendDefinition;
     try {
       backend = await this.resolver.backend(n.backend);
@@ -443,11 +446,20 @@ export class Runtime {
     }
   }
 
-  private codecFor(ref: NodeConfig["codec"], path: string, issues: ConfigIssue[]): Codec | undefined {
+  /** A built-in codec, or one an installed package provides (its options validated with their paths). */
+  private async codecFor(ref: NodeConfig["codec"], path: string, issues: ConfigIssue[]): Promise<Codec | undefined> {
     if (ref === undefined) return undefined;
     const [name, options] = typeof ref === "string" ? [ref, undefined] : [ref.name, ref.options];
     try {
-      return getCodec(name, options);
+      if (Object.hasOwn(codecRegistry, name)) return getCodec(name, options);
+      const def = await this.resolver.codec(name, Object.keys(codecRegistry));
+      const parsed = def.parse(options ?? {}, { baseDir: this.baseDir });
+      if (!parsed.ok) {
+        const at = typeof ref === "string" ? path : `${path}.options`;
+        for (const p of parsed.problems) issues.push({ path: p.path ? joinPath(at, p.path) : at, message: p.message });
+        return undefined;
+      }
+      return def.create(parsed.options);
     } catch (err) {
       issues.push({ path, message: clean(err) });
       return undefined;

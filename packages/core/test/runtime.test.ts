@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ConfigError, configJsonSchema } from "../src/config.js";
-import { defineBackend, defineStage } from "../src/define.js";
+import { defineBackend, defineCodec, defineStage } from "../src/define.js";
 import { Runtime } from "../src/runtime.js";
 import { namedMemoryChannel } from "../src/backends/memory.js";
 import type { OutRecord, Producer } from "../src/types.js";
@@ -151,6 +151,49 @@ describe("Runtime", () => {
     expect(await rt.validate({ brokers: [{ name: "b", consumers: [IN], producers: [{ backend: "@acme/geowatch-webhook" }] }] })).toEqual([]);
     await rt.validate({ brokers: [{ name: "b", consumers: [IN], producers: [{ backend: "wfs" }] }] });
     expect(asked).toEqual(["@acme/geowatch-webhook", "@geowatch/wfs", "wfs"]);
+  });
+
+  it("resolves a codec an installed package declares, validates its options with their paths, and uses it", async () => {
+    const shout = defineCodec({
+      name: "shout",
+      description: "upper-cases text",
+      options: z.strictObject({ suffix: z.string().describe("appended").optional(), repeatCount: z.number().int().min(1).optional() }),
+      create: (o) => ({
+        name: "shout",
+        contentType: "text/plain",
+        decode: (v) => String(v),
+        encode: (m) => `${String(m).toUpperCase().repeat(o.repeatCount ?? 1)}${o.suffix ?? ""}`,
+      }),
+    });
+    const asked: string[] = [];
+    const rt = new Runtime({
+      backends: [sinkBackend([])],
+      importer: async (s) => {
+        asked.push(s);
+        if (s === "@acme/codecs") return { shout };
+        throw Object.assign(new Error(`Cannot find package '${s}'`), { code: "ERR_MODULE_NOT_FOUND" });
+      },
+      discover: async () => [{ name: "@acme/codecs", codecs: ["shout"] }],
+    });
+    const bad = await rt.validate({
+      brokers: [{ name: "b", consumers: [IN], producers: [
+        { backend: "sink", topic: "t", codec: { name: "shout", options: { repeat_count: 0, sufix: "!" } } },
+        { backend: "sink", topic: "t", codec: "shoutt" },
+      ] }],
+    });
+    expect(bad.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^brokers\[0\]\.producers\[0\]\.codec\.options\.repeat_count: /),
+      expect.stringMatching(/^brokers\[0\]\.producers\[0\]\.codec\.options\.sufix: unknown option \(known: suffix, repeat_count\)/),
+      expect.stringMatching(/^brokers\[0\]\.producers\[1\]\.codec: unknown codec "shoutt" \(did you mean "shout"\?\)/),
+    ]);
+    const got: OutRecord[] = [];
+    const rt2 = new Runtime({ backends: [sinkBackend(got)], codecs: [shout] });
+    const app = await rt2.load({ brokers: [{ name: "b", consumers: [{ backend: "memory", topic: "rt-codec-in", codec: "plain" }], producers: [{ backend: "sink", topic: "t", codec: { name: "shout", options: { suffix: "!" } } }] }] });
+    await namedMemoryChannel("rt-codec-in").producer().send([{ value: "hi" }]);
+    await app.run({ untilIdle: true });
+    await app.stop();
+    expect(got.map((r) => String(r.value))).toEqual(["HI!"]);
+    expect(asked).toEqual(["@acme/codecs"]);
   });
 
   it("uses global defaults only as a fallback, and converts keys from snake_case at the option level only", async () => {
