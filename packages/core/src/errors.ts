@@ -13,7 +13,13 @@ export type ErrorCode =
   | "AUTH"
   | "FILTER"
   | "UNSUPPORTED"
-  | "SECURITY";
+  | "SECURITY"
+  /** A URL refused by a URL policy (private address, not on the allow list, bad scheme). */
+  | "URL_REFUSED"
+  /** An HTTP fetch failed (connection, too many redirects, body too large). */
+  | "FETCH"
+  /** An XML document refused or not parsed (entity declarations, size or depth limits, not well-formed). */
+  | "XML";
 
 export interface GeoWatchErrorOptions {
   /** The backend or component name shown in brackets. */

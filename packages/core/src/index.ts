@@ -10,6 +10,10 @@ export type {
 export { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
 export type { ErrorCode, GeoWatchErrorOptions } from "./errors.js";
 
+// Fetching URLs that users or requests give.
+export { urlPolicy, checkUrl, fetchWithPolicy, isPrivateAddress } from "./net.js";
+export type { UrlPolicy, UrlPolicyOptions, FetchInit, FetchPolicyOptions } from "./net.js";
+
 // Writing a backend or a stage.
 export { defineBackend, defineCodec, defineStage, isBackendDefinition, isCodecDefinition, isStageDefinition } from "./define.js";
 export type {
