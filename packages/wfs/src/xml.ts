@@ -1,0 +1,309 @@
+/**
+ * Safe XML for WFS and GML: fast-xml-parser with entity expansion off. A DOCTYPE or ENTITY declaration
+ * (billion laughs, external entities) is refused before parsing; only the five predefined entities and
+ * numeric character references are decoded, by this module; size, nesting depth and well-formedness
+ * are checked. Namespace prefixes are kept, and the helpers find elements by local name, since servers
+ * choose their own prefixes.
+ */
+import { GeoWatchError } from "@geowatch/core";
+import { XMLParser, XMLValidator } from "fast-xml-parser";
+
+/** An element as parsed: attributes under `@_name`, text under `#text`, CDATA under `#cdata`, children by qualified name (repeated ones as arrays). */
+export interface XmlElement {
+  [name: string]: XmlValue;
+}
+/** A parsed value: text (an element with text only), an element, or the repeats of one child name. */
+export type XmlValue = string | XmlElement | XmlValue[];
+
+export interface ParseXmlOptions {
+  /** Largest document in bytes (UTF-8). Default 16 MiB. */
+  maxBytes?: number;
+  /** Deepest element nesting. Default 100. */
+  maxDepth?: number;
+  /** What the document is, for error messages ("TransactionResponse", "GetFeature response"). */
+  what?: string;
+  /** Check well-formedness (matching tags, quoted attributes) before building the tree. Default true. */
+  validate?: boolean;
+}
+
+export const DEFAULT_MAX_XML_BYTES = 16 * 1024 * 1024;
+export const DEFAULT_MAX_XML_DEPTH = 100;
+
+const ATTR = "@_";
+const TEXT = "#text";
+const CDATA = "#cdata";
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+const PREDEFINED: Record<string, string> = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+const ENTITY_REF = /&(#x[0-9a-fA-F]+|#[0-9]+|[a-zA-Z_][\w.-]*);/g;
+
+/**
+ * Decodes the predefined entities and character references; any other `&name;` stays as written (there
+ * is no DOCTYPE to define it, and nothing is ever expanded from one).
+ */
+export function decodeEntities(text: string): string {
+  if (text.indexOf("&") < 0) return text;
+  return text.replace(ENTITY_REF, (whole, ref: string) => {
+    if (ref.charCodeAt(0) !== 35) return PREDEFINED[ref] ?? whole;
+    const cp = ref.charCodeAt(1) === 120 ? Number.parseInt(ref.slice(2), 16) : Number.parseInt(ref.slice(1), 10);
+    if (!Number.isFinite(cp) || cp <= 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return whole;
+    return String.fromCodePoint(cp);
+  });
+}
+
+const valueProcessor = (_name: string, value: string): string => (value.indexOf("&") < 0 ? value : decodeEntities(value));
+
+function parserFor(maxDepth: number): XMLParser {
+  return new XMLParser({
+    ignoreAttributes: false,
+    attributeNamePrefix: ATTR,
+    textNodeName: TEXT,
+    cdataPropName: CDATA,
+    removeNSPrefix: false,
+    parseTagValue: false,
+    parseAttributeValue: false,
+    // Text is kept as written: a property's leading and trailing spaces are part of its value.
+    trimValues: false,
+    processEntities: false,
+    htmlEntities: false,
+    ignoreDeclaration: true,
+    ignorePiTags: true,
+    maxNestedTags: maxDepth,
+    tagValueProcessor: valueProcessor,
+    attributeValueProcessor: valueProcessor,
+  });
+}
+
+const parsers = new Map<number, XMLParser>();
+
+function xmlError(message: string, what: string | undefined, cause?: unknown, path?: string): GeoWatchError {
+  return new GeoWatchError("XML", `${what ? `${what}: ` : ""}${message}`, { backend: "wfs", cause, path });
+}
+
+function lineAt(text: string, index: number): number {
+  let line = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && i < index; i = text.indexOf("\n", i + 1)) line++;
+  return line;
+}
+
+const DECLARATION = /<!(DOCTYPE|ENTITY)/i;
+
+/**
+ * Parses XML text or UTF-8 bytes into an element tree. Throws a GeoWatchError with code `XML` when the
+ * document is too large, declares a DOCTYPE or entities, nests too deep or is not well-formed.
+ */
+export function parseXml(input: string | Uint8Array, opts: ParseXmlOptions = {}): XmlElement {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_XML_BYTES;
+  const maxDepth = opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH;
+  const what = opts.what;
+  let text: string;
+  if (typeof input === "string") {
+    // A string's UTF-8 length is between its length and three times it: count bytes only when in doubt.
+    if (input.length > maxBytes || (input.length * 3 > maxBytes && Buffer.byteLength(input, "utf8") > maxBytes)) {
+      throw xmlError(`document is larger than the limit of ${maxBytes} bytes`, what);
+    }
+    text = input;
+  } else {
+    if (input.byteLength > maxBytes) throw xmlError(`document of ${input.byteLength} bytes is larger than the limit of ${maxBytes} bytes`, what);
+    try {
+      text = utf8.decode(input);
+    } catch (err) {
+      throw xmlError("document is not valid UTF-8", what, err);
+    }
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const decl = DECLARATION.exec(text);
+  if (decl) {
+    throw xmlError(`DOCTYPE/entity declarations are not accepted (at line ${lineAt(text, decl.index)})`, what, undefined, `line ${lineAt(text, decl.index)}`);
+  }
+  if (text.trim() === "") throw xmlError("empty document", what);
+  if (opts.validate !== false) {
+    const valid = XMLValidator.validate(text, { allowBooleanAttributes: false });
+    if (valid !== true) {
+      const { msg, line, col } = valid.err;
+      throw xmlError(`not well-formed XML: ${msg} (line ${line} column ${col})`, what, undefined, `line ${line}`);
+    }
+  }
+  let parser = parsers.get(maxDepth);
+  if (!parser) parsers.set(maxDepth, (parser = parserFor(maxDepth)));
+  let doc: unknown;
+  try {
+    doc = parser.parse(text);
+  } catch (err) {
+    const msg = err instanceof Error ? err.message : String(err);
+    if (/nested tags/i.test(msg)) throw xmlError(`elements nest deeper than the limit of ${maxDepth}`, what, err);
+    throw xmlError(`not well-formed XML: ${msg}`, what, err);
+  }
+  if (typeof doc !== "object" || doc === null) throw xmlError("no root element", what);
+  return doc as XmlElement;
+}
+
+/** `gml:Point` -> `Point`. */
+export function localName(qname: string): string {
+  const i = qname.indexOf(":");
+  return i < 0 ? qname : qname.slice(i + 1);
+}
+
+/** `gml:Point` -> `gml`; "" without a prefix. */
+export function prefixOf(qname: string): string {
+  const i = qname.indexOf(":");
+  return i < 0 ? "" : qname.slice(0, i);
+}
+
+/** True for keys that name child elements (not attributes, text or CDATA). */
+export function isElementKey(key: string): boolean {
+  const c = key.charCodeAt(0);
+  return c !== 64 /* @ */ && c !== 35 /* # */ && c !== 63; /* ? */
+}
+
+/** The value as a list: repeated children are arrays, single ones are not. */
+export function asArray<T>(value: T | T[] | undefined): T[] {
+  return value === undefined ? [] : Array.isArray(value) ? value : [value];
+}
+
+/** The root element of a parsed document: `[qualified name, element]`. */
+export function rootElement(doc: XmlElement): [string, XmlValue] | undefined {
+  for (const key in doc) if (isElementKey(key)) return [key, doc[key]!];
+  return undefined;
+}
+
+/** The children of `node` with local name `local`, whatever their prefix, in document order per name. */
+export function childrenByLocalName(node: XmlValue | undefined, local: string): XmlValue[] {
+  if (node === undefined || typeof node === "string" || Array.isArray(node)) return [];
+  const out: XmlValue[] = [];
+  for (const key in node) {
+    if (!isElementKey(key) || localName(key) !== local) continue;
+    const v = node[key]!;
+    if (Array.isArray(v)) for (const x of v) out.push(x);
+    else out.push(v);
+  }
+  return out;
+}
+
+/** The first child of `node` with local name `local`. */
+export function childByLocalName(node: XmlValue | undefined, local: string): XmlValue | undefined {
+  return childrenByLocalName(node, local)[0];
+}
+
+/** Every descendant (and `node` itself when given as a document) with local name `local`, depth first. */
+export function findElements(node: XmlValue | undefined, local: string, out: XmlValue[] = []): XmlValue[] {
+  if (node === undefined || typeof node === "string") return out;
+  if (Array.isArray(node)) {
+    for (const x of node) findElements(x, local, out);
+    return out;
+  }
+  for (const key in node) {
+    if (!isElementKey(key)) continue;
+    const v = node[key]!;
+    if (localName(key) === local) for (const x of asArray(v)) out.push(x);
+    findElements(v, local, out);
+  }
+  return out;
+}
+
+/** An attribute by qualified name (`gml:id`) or, when no prefix is given, by local name under any prefix. */
+export function attr(node: XmlValue | undefined, name: string): string | undefined {
+  if (node === undefined || typeof node === "string" || Array.isArray(node)) return undefined;
+  const direct = node[ATTR + name];
+  if (typeof direct === "string") return direct;
+  if (name.includes(":")) return undefined;
+  for (const key in node) {
+    if (key.charCodeAt(0) === 64 && localName(key.slice(2)) === name) {
+      const v = node[key];
+      if (typeof v === "string") return v;
+    }
+  }
+  return undefined;
+}
+
+/** The text content of an element: its own text and CDATA (child elements' text is not included). */
+export function textOf(node: XmlValue | undefined): string {
+  if (node === undefined) return "";
+  if (typeof node === "string") return node;
+  if (Array.isArray(node)) return node.map(textOf).join("");
+  const t = node[TEXT];
+  const c = node[CDATA];
+  const text = t === undefined ? "" : typeof t === "string" ? t : textOf(t);
+  return c === undefined ? text : text + textOf(c);
+}
+
+/** The namespace declarations on an element: URI by prefix ("" for the default namespace). */
+export function namespacesOf(node: XmlValue | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (node === undefined || typeof node === "string" || Array.isArray(node)) return out;
+  for (const key in node) {
+    if (key === "@_xmlns") out.set("", String(node[key]));
+    else if (key.startsWith("@_xmlns:")) out.set(key.slice(8), String(node[key]));
+  }
+  return out;
+}
+
+const ESC_TEXT = /[&<>\r]/;
+const ESC_ATTR = /[&<>"'\t\n\r]/;
+
+/** Escapes text content (`&`, `<`, `>`, and CR so that it survives end-of-line normalisation). */
+export function escapeXml(text: string): string {
+  if (!ESC_TEXT.test(text)) return text;
+  return text.replace(/[&<>\r]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : "&#13;"));
+}
+
+/** Escapes an attribute value for either quote style; tabs and line breaks as references (attribute normalisation would turn them into spaces). */
+export function escapeAttr(text: string): string {
+  if (!ESC_ATTR.test(text)) return text;
+  return text.replace(/[&<>"'\t\n\r]/g, (c) => {
+    switch (c) {
+      case "&":
+        return "&amp;";
+      case "<":
+        return "&lt;";
+      case ">":
+        return "&gt;";
+      case '"':
+        return "&quot;";
+      case "'":
+        return "&apos;";
+      case "\t":
+        return "&#9;";
+      case "\n":
+        return "&#10;";
+      default:
+        return "&#13;";
+    }
+  });
+}
+
+/** One exception of an OWS ExceptionReport or an OGC ServiceExceptionReport. */
+export interface ExceptionInfo {
+  /** `exceptionCode` (OWS) or `code` (ServiceException), when given. */
+  code?: string;
+  locator?: string;
+  /** The exception texts, joined by "; " when there are several. */
+  text: string;
+}
+
+/**
+ * The exception a server reported, when the document is an OWS `ExceptionReport` (WFS 1.1/2.0) or an
+ * OGC `ServiceExceptionReport` (WFS 1.0); several exceptions are joined, the first one's code and locator kept.
+ */
+export function parseExceptionReport(doc: XmlElement): ExceptionInfo | undefined {
+  const root = rootElement(doc);
+  if (!root) return undefined;
+  const [name, el] = root;
+  const local = localName(name);
+  let parts: ExceptionInfo[];
+  if (local === "ExceptionReport") {
+    parts = childrenByLocalName(el, "Exception").map((ex) => ({
+      code: attr(ex, "exceptionCode"),
+      locator: attr(ex, "locator"),
+      text: childrenByLocalName(ex, "ExceptionText").map((t) => textOf(t).trim()).filter(Boolean).join("; "),
+    }));
+  } else if (local === "ServiceExceptionReport") {
+    parts = childrenByLocalName(el, "ServiceException").map((ex) => ({ code: attr(ex, "code"), locator: attr(ex, "locator"), text: textOf(ex).trim() }));
+  } else return undefined;
+  const first = parts[0];
+  const info: ExceptionInfo = { text: parts.map((p) => p.text).filter(Boolean).join("; ") };
+  if (first?.code !== undefined) info.code = first.code;
+  if (first?.locator !== undefined) info.locator = first.locator;
+  if (info.text === "") info.text = info.code ?? "the server reported an exception without text";
+  return info;
+}
