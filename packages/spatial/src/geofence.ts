@@ -18,8 +18,15 @@ import { compilePath, locate, problemReason } from "./message.js";
 import type { Located } from "./message.js";
 import { geofenceSchema, parseOptions } from "./options.js";
 import type { GeofenceEvent, GeofenceOptions, SpatialStageContext } from "./options.js";
-import { memoryGeofenceState, sqliteGeofenceState } from "./state.js";
+import { compareOffsets } from "./offsets.js";
+import { memoryGeofenceState, onlyPosition, sqliteGeofenceState } from "./state.js";
 import type { CoveredPositions, GeofenceState, TrackState } from "./state.js";
+import { kafkaGeofenceState } from "./state-kafka.js";
+import type { KafkaStateOptions } from "./state-kafka.js";
+import { postgresGeofenceState } from "./state-postgres.js";
+import type { PostgresStateOptions } from "./state-postgres.js";
+
+export { compareOffsets } from "./offsets.js";
 
 const NONE: string[] = [];
 
@@ -28,29 +35,6 @@ const CACHE_TRACKS = 100_000;
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === "function";
-}
-
-const DIGITS = /^[0-9]+$/;
-
-/** An offset as a digit string without leading zeros, or undefined when it is not a non-negative integer. */
-function digitsOf(v: string | number): string | undefined {
-  if (typeof v === "number") return Number.isSafeInteger(v) && v >= 0 ? String(v) : undefined;
-  if (!DIGITS.test(v)) return undefined;
-  return v.length > 1 && v.charCodeAt(0) === 48 ? v.replace(/^0+(?=[0-9])/, "") : v;
-}
-
-/**
- * Orders two offsets of one stream: numbers numerically; digit strings (Kafka offsets, 56-digit Kinesis
- * sequence numbers) by length, then lexicographically. Undefined when they are not comparable.
- */
-export function compareOffsets(a: string | number, b: string | number): number | undefined {
-  if (typeof a === "number" && typeof b === "number") {
-    return Number.isNaN(a) || Number.isNaN(b) ? undefined : a < b ? -1 : a > b ? 1 : 0;
-  }
-  const da = digitsOf(a), db = digitsOf(b);
-  if (da === undefined || db === undefined) return undefined;
-  if (da.length !== db.length) return da.length < db.length ? -1 : 1;
-  return da < db ? -1 : da > db ? 1 : 0;
 }
 
 /** Whether a state already includes the input at `p` (only when the offsets are comparable). */
@@ -103,10 +87,19 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // A SQLite file named in options is opened in open(), not here: building a stage (`geowatch validate`)
   // has no side effects.
   const sqlitePath = typeof o.state === "object" && "sqlite" in o.state ? resolve(ctx.baseDir ?? process.cwd(), o.state.sqlite) : undefined;
-  const ownsState = o.state === undefined || typeof o.state === "string" || sqlitePath !== undefined;
-  let state: GeofenceState | undefined = sqlitePath !== undefined
+  const pgOptions = typeof o.state === "object" && "postgres" in o.state ? (o.state as { postgres: PostgresStateOptions }).postgres : undefined;
+  const kafkaOptions = typeof o.state === "object" && "kafka" in o.state ? (o.state as { kafka: KafkaStateOptions }).kafka : undefined;
+  const opensState = sqlitePath !== undefined || pgOptions !== undefined || kafkaOptions !== undefined;
+  const ownsState = o.state === undefined || typeof o.state === "string" || opensState;
+  let state: GeofenceState | undefined = opensState
     ? undefined
     : o.state === undefined || o.state === "memory" ? memoryGeofenceState() : (o.state as GeofenceState);
+  // Shared by a consumer group's processes: memory of a stream's tracks holds only while the stream is read
+  // without a gap. `expected`: per stream, the offset of the next record when nothing was skipped.
+  const partitioned = pgOptions !== undefined || kafkaOptions !== undefined || (state?.partitioned ?? false);
+  const expected = new Map<string, string | number>();
+  // Counts restores, so a commit computed before one does not put its (maybe stale) states in the cache.
+  let restores = 0;
   let closed = false;
   // Changes of batches not yet committed, newest per track; later batches read them before the durable state.
   const overlay = new Map<string, Pending>();
@@ -115,7 +108,9 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   let busy: Promise<unknown> | undefined;
   // The committed states of an SQLite file this stage opened itself: it is their only writer, so what it read or
   // wrote last is what the file holds, and a batch reads SQLite only for tracks it has not seen lately (null: none).
-  const cache = sqlitePath !== undefined ? new Map<string, TrackState | null>() : undefined;
+  // PostgreSQL shared by a group: the same holds for the streams this process reads without a gap (the cache is
+  // dropped whenever a stream restarts elsewhere than where it stopped).
+  const cache = sqlitePath !== undefined || pgOptions !== undefined ? new Map<string, TrackState | null>() : undefined;
   const remember = (c: Map<string, TrackState | null>, track: string, st: TrackState | undefined): void => {
     if (c.size >= CACHE_TRACKS && !c.has(track)) c.delete(c.keys().next().value!);
     c.set(track, st ?? null);
@@ -195,6 +190,14 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         continue;
       }
       const track = typeof t === "string" ? t : String(t);
+      if (partitioned && trackOf !== undefined && message.key !== track) {
+        // Partitioned state follows the input partitions: a track's positions must all be in one partition.
+        dead.push({
+          message,
+          reason: `[geowatch] [spatial] ${name}: input not keyed by track (key ${message.key === undefined ? "absent" : JSON.stringify(message.key)}, track ${JSON.stringify(track)}); state shared by a consumer group needs the input topic keyed by the track id`,
+        });
+        continue;
+      }
       let slot = slotOf.get(track);
       if (slot === undefined) {
         slot = unique.length;
@@ -269,6 +272,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
       if (nChanged === 0) return out;
       const mine = ++seq;
+      const restoresAt = restores;
       const entries: Array<readonly [string, TrackState]> = [];
       for (let s = 0; s < unique.length; s++) {
         if (changed[s] === 0) continue;
@@ -280,7 +284,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         // Entries a later batch changed again stay: that batch's commit writes them.
         for (const [track, st] of entries) {
           if (overlay.get(track)?.seq === mine) overlay.delete(track);
-          if (cache !== undefined) remember(cache, track, st);
+          if (cache !== undefined && restores === restoresAt) remember(cache, track, st);
         }
       };
       out.commit = () => {
@@ -321,16 +325,24 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     name,
     async open() {
       if (closed) throw new GeoWatchError("CLOSED", `${name}: stage is closed`, { backend: "spatial" });
-      if (state === undefined && sqlitePath !== undefined) state = sqliteGeofenceState(sqlitePath);
+      if (state !== undefined) return;
+      if (sqlitePath !== undefined) state = sqliteGeofenceState(sqlitePath);
+      else if (pgOptions !== undefined) state = await postgresGeofenceState(pgOptions, ctx.logger);
+      else if (kafkaOptions !== undefined) state = await kafkaGeofenceState(kafkaOptions, ctx.logger);
     },
     process(batch: Message[]): StageOutput | Promise<StageOutput> {
       const durable = state;
       if (durable === undefined || closed) {
         throw new GeoWatchError(
           "CLOSED",
-          closed ? `${name}: stage is closed` : `${name}: state ${JSON.stringify(sqlitePath)} is not open (call open() before process())`,
+          closed ? `${name}: stage is closed` : `${name}: state ${sqlitePath !== undefined ? JSON.stringify(sqlitePath) : ""} is not open (call open() before process())`,
           { backend: "spatial" },
         );
+      }
+      const gaps = partitioned ? discontinuous(batch) : undefined;
+      if (gaps !== undefined) {
+        const go = () => restore(durable, gaps).then(() => run(batch, durable));
+        return serialize(busy !== undefined ? busy.then(go, go) : go());
       }
       if (busy !== undefined) return serialize(busy.then(() => run(batch, durable), () => run(batch, durable)));
       const r = run(batch, durable);
@@ -346,6 +358,43 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       if (ownsState) await s?.close?.();
     },
   };
+
+  /**
+   * The streams of a batch that do not continue where this process left them (first read, a partition taken
+   * over, a seek back after a rebalance): what it holds of their tracks may be stale. Updates `expected`.
+   * Called in processing order. A gap in offsets (a filtered or undecodable record, a compacted or
+   * transactional topic) also counts: it costs a restore, never a wrong event.
+   */
+  function discontinuous(batch: Message[]): string[] | undefined {
+    let out: string[] | undefined;
+    let stream: string | undefined;
+    let next: string | number | undefined;
+    for (const m of batch) {
+      const p = m.position;
+      if (p === undefined) continue;
+      if (p.stream !== stream) {
+        if (stream !== undefined) expected.set(stream, next!);
+        stream = p.stream;
+        const want = expected.get(stream);
+        if ((want === undefined || compareOffsets(want, p.offset) !== 0) && !(out ??= []).includes(stream)) out.push(stream);
+      } else if (next !== undefined && compareOffsets(next, p.offset) !== 0 && !(out ??= []).includes(stream)) out.push(stream);
+      next = p.next;
+    }
+    if (stream !== undefined) expected.set(stream, next!);
+    return out;
+  }
+
+  /** Forgets what this process holds of the streams' tracks, then has the store bring them up to date. */
+  async function restore(durable: GeofenceState, streams: string[]): Promise<void> {
+    restores++;
+    // A read cache only: cheaper to drop whole (restores are rare) than to sort out which entries are stale.
+    cache?.clear();
+    const gone = new Set(streams);
+    for (const [track, p] of overlay) if (gone.has(onlyPosition(p.state)?.stream ?? "")) overlay.delete(track);
+    const t0 = Date.now();
+    await durable.restore?.(streams);
+    ctx.logger?.info("geofence: streams (re)started; state restored", { stage: name, streams, ms: Date.now() - t0 });
+  }
 
   /** Makes the next batch wait for this one (its changes must be in the overlay before the next reads it). */
   function serialize<T>(p: Promise<T>): Promise<T> {

@@ -5,6 +5,8 @@ import { z } from "zod";
 import { FenceIndex } from "./fence-index.js";
 import type { FeatureCollection } from "./geojson.js";
 import type { GeofenceState } from "./state.js";
+import type { KafkaStateOptions } from "./state-kafka.js";
+import type { PostgresStateOptions } from "./state-postgres.js";
 
 /** Fences: a path to a GeoJSON file, a FeatureCollection object, or an index built with `createFenceIndex`. */
 export type FenceSource = string | FeatureCollection | FenceIndex;
@@ -52,9 +54,11 @@ export interface GeofenceOptions {
   /** Events to emit. Default `["enter", "exit"]`. Env: none. */
   events?: GeofenceEvent[];
   /**
-   * Per-track state: a `GeofenceState`, `"memory"`, or `{ sqlite: "path/to/state.db" }`. Default `"memory"`. Env: none.
+   * Per-track state: a `GeofenceState`, `"memory"`, `{ sqlite: "path/to/state.db" }` (one process), or state shared
+   * by the processes of a Kafka consumer group, following the input partitions: `{ postgres: { url, table? } }`
+   * or `{ kafka: { brokers, topic } }` (a compacted changelog topic). Default `"memory"`. Env: none.
    */
-  state?: GeofenceState | "memory" | { sqlite: string };
+  state?: GeofenceState | "memory" | { sqlite: string } | { postgres: PostgresStateOptions } | { kafka: KafkaStateOptions };
   /** Also pass the input messages on, after their events. Default `false`. Env: none. */
   passThrough?: boolean;
 }
@@ -106,10 +110,24 @@ const idProperty = z.string().min(1).meta({ default: "id" }).describe("Property 
 const stateSchema = z.union([
   z.literal("memory"),
   z.strictObject({ sqlite: z.string().min(1, "must be a non-empty path").meta({ path: true }).describe("SQLite file (relative to the config file).") }),
+  z.strictObject({
+    postgres: z.strictObject({
+      url: z.string().min(1).describe("PostgreSQL connection URL (postgres://user@host:port/db); put the password in ${ENV}."),
+      table: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, "must be a name or schema.name (letters, digits, _)").optional().meta({ default: "geofence_state" }).describe("Table of the track states, created when missing."),
+    }).describe("State in PostgreSQL, one row per track, shared by every process of the consumer group."),
+  }),
+  z.strictObject({
+    kafka: z.strictObject({
+      brokers: z.array(z.string().min(1)).min(1).describe("Bootstrap brokers (host:port) of the changelog's cluster."),
+      topic: z.string().min(1).describe("Compacted changelog topic; created with the input topic's partition count when missing."),
+      clientId: z.string().min(1).optional().meta({ default: "geowatch-geofence-state" }).describe("Kafka client id."),
+      restoreTimeoutMs: z.number().int().positive().optional().meta({ default: 120000 }).describe("Longest a changelog replay may take before the batch fails and is retried."),
+    }).describe("State in a compacted Kafka changelog topic, replayed by the process that takes over a partition."),
+  }),
   z.custom<GeofenceState>(
     (v) => v !== null && typeof v === "object" && typeof (v as GeofenceState).get === "function" && typeof (v as GeofenceState).set === "function",
   ),
-], { error: `must be "memory", { sqlite: path } or a GeofenceState` }).meta({ default: "memory" }).describe("Per-track state: `memory` (lost on restart) or `{ sqlite: path }` (survives restarts and crashes).");
+], { error: `must be "memory", { sqlite: path }, { postgres: { url } }, { kafka: { brokers, topic } } or a GeofenceState` }).meta({ default: "memory" }).describe("Per-track state: `memory` (lost on restart), `{ sqlite: path }` (one process; survives restarts and crashes), or shared by a consumer group's processes: `{ postgres: { url } }`, `{ kafka: { brokers, topic } }`.");
 
 export const bboxFilterSchema = z.strictObject({
   bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]).refine((b) => b[0] <= b[2] && b[1] <= b[3], "min must not exceed max").describe("[minX, minY, maxX, maxY] in the messages' coordinates."),

@@ -36,7 +36,30 @@ export interface GeofenceState {
   set(entries: ReadonlyArray<readonly [track: string, state: TrackState]>): void | Promise<void>;
   /** Forgets a track. */
   delete?(track: string): void | Promise<void>;
+  /**
+   * Shared by several processes (a consumer group), each owning some input streams (Kafka partitions).
+   * The stage then trusts what it holds in memory about a stream's tracks only while it reads that stream
+   * without a gap, and calls `restore` before reading the tracks of a stream it (re)starts reading.
+   */
+  readonly partitioned?: boolean;
+  /**
+   * Brings the states of these streams' tracks up to what the shared store holds (a changelog replay);
+   * after it, `get` answers them. Stores that read through on every `get` need not have it.
+   */
+  restore?(streams: readonly string[]): void | Promise<void>;
   close?(): void | Promise<void>;
+}
+
+/** The one stream and offset a state covers, when it covers exactly one stream (keyed input). */
+export function onlyPosition(st: TrackState): { stream: string; offset: string | number } | undefined {
+  const c = st.covered;
+  if (c === undefined) return undefined;
+  let stream: string | undefined;
+  for (const k in c) {
+    if (stream !== undefined) return undefined;
+    stream = k;
+  }
+  return stream === undefined ? undefined : { stream, offset: c[stream]! };
 }
 
 /** State in a Map: fast, lost on restart. */
