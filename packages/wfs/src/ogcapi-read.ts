@@ -50,6 +50,7 @@ export function readItems(http: WfsHttp, o: WfsReaderOptions, collection = o.typ
     let url: string | undefined = firstUrl(Math.min(pageSize, limit));
     const seen = new Set<string>();
     let got = 0;
+    let firstIds: string | undefined;
     for (let n = 0; url !== undefined && got < limit; n++) {
       if (n >= MAX_PAGES || seen.has(url)) {
         throw new GeoWatchError("FETCH", `items of "${collection}": the next links of ${redactUrl(http.baseUrl)} loop or do not end (at ${redactUrl(url)})`, { backend: BACKEND });
@@ -59,6 +60,12 @@ export function readItems(http: WfsHttp, o: WfsReaderOptions, collection = o.typ
       checkResponse(res, "items");
       const page = featureCollectionOf(res, "items");
       let features: Feature[] = withIds(page.features, o.idField);
+      // MapServer 8.0's items ignore `offset`: every next link answers the first page again.
+      const ids = JSON.stringify(features.slice(0, 3).map((f) => [f.id, f.geometry]));
+      if (n > 0 && features.length > 0 && ids === firstIds) {
+        throw new GeoWatchError("UNSUPPORTED", `items of "${collection}" from ${redactUrl(http.baseUrl)}: the next page repeats the first (the server ignores its own paging); set page_size above the collection's size`, { backend: BACKEND });
+      }
+      if (n === 0) firstIds = ids;
       if (got + features.length > limit) features = features.slice(0, limit - got);
       got += features.length;
       yield page.numberMatched !== undefined ? { features, total: page.numberMatched } : { features };
