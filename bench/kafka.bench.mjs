@@ -5,6 +5,9 @@
 //   geowatch plain      `geowatch run --until-idle`: kafka -> plain codec -> kafka   target >= 0.5x kcat relay
 //   geowatch json       the same with the json codec on both sides (parse + stringify) target >= 0.3x kcat relay
 //   geowatch file       kafka -> plain codec -> NDJSON file (fsync per batch)           target >= 0.5x kcat consume
+//   kafkajs relay       reference: kafkajs used directly, in its own process, as the backend uses it (fetch sizes,
+//                       idempotent producer with acks=all, requests of 1000 records, commit after each send): the
+//                       ceiling of any relay built on kafkajs, so the gap splits into client and GeoWatch
 // Every geowatch run is the real CLI in its own process with a fresh consumer group, at-least-once as shipped
 // (offsets committed only after the sink accepted the records); each run checks that the group committed all
 // N offsets and that the output holds at least N records. Clocks are wall clocks of whole processes (start-up,
@@ -25,6 +28,46 @@ import kafkajs from "kafkajs";
 
 const { Kafka, logLevel } = kafkajs;
 const here = dirname(fileURLToPath(import.meta.url));
+const SELF = fileURLToPath(import.meta.url);
+
+/**
+ * The kafkajs reference relay (run as `node kafka.bench.mjs --kafkajs-relay IN OUT GROUP N`): eachBatch -> sendBatch in
+ * requests of 1000 records -> commit the batch's next offset, until N records were relayed.
+ */
+async function rawRelay([input, output, groupId, n]) {
+  const total = Number(n);
+  const k = new Kafka({ clientId: "bench-raw", brokers: process.env.GEOWATCH_KAFKA_BROKERS.split(","), logLevel: logLevel.NOTHING });
+  const producer = k.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const consumer = k.consumer({ groupId, maxWaitTimeInMs: 200, maxBytes: 52_428_800, maxBytesPerPartition: 4_194_304 });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [input], fromBeginning: true });
+  let relayed = 0;
+  let finish;
+  const finished = new Promise((r) => (finish = r));
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    eachBatch: async ({ batch }) => {
+      const msgs = batch.messages;
+      for (let i = 0; i < msgs.length; i += 1000) {
+        const messages = msgs.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value }));
+        await producer.sendBatch({ acks: -1, topicMessages: [{ topic: output, messages }] });
+      }
+      await consumer.commitOffsets([{ topic: input, partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() }]);
+      relayed += msgs.length;
+      if (relayed >= total) finish();
+    },
+  });
+  await finished;
+  await consumer.disconnect();
+  await producer.disconnect();
+}
+
+if (process.argv[2] === "--kafkajs-relay") {
+  await rawRelay(process.argv.slice(3));
+  process.exit(0);
+}
 const CLI = join(here, "..", "apps", "broker", "bin", "geowatch.js");
 const BROKERS = process.env.GEOWATCH_KAFKA_BROKERS;
 if (!BROKERS) {
@@ -37,7 +80,7 @@ const COUNT = Number(process.env.BENCH_COUNT ?? 5000);
 const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 50_000);
 const BUFFER = process.env.BENCH_BUFFER ? Number(process.env.BENCH_BUFFER) : undefined;
 const PARTITIONS = 6;
-const ALL_MODES = ["kcat-consume", "kcat-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
+const ALL_MODES = ["kcat-consume", "kcat-relay", "kafkajs-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
 const MODES = process.env.BENCH_MODES ? process.env.BENCH_MODES.split(",") : ALL_MODES;
 const kafka = new Kafka({ clientId: "geowatch-bench", brokers: BROKERS.split(","), logLevel: logLevel.NOTHING });
 
@@ -153,6 +196,18 @@ async function kcatRelay(ctx, run) {
   return { ms, rssMB, cpuS };
 }
 
+async function kafkajsRelay(ctx, run) {
+  const out = await newTopic(`${ctx.input}-kjs-${run}`);
+  ctx.topics.push(out);
+  const groupId = `gw-bench-kafkajs-${run}-${Date.now()}`;
+  const { ms, rssMB, cpuS } = await timed(process.execPath, [SELF, "--kafkajs-relay", ctx.input, out, groupId, String(N)]);
+  const committed = await groupCommitted(groupId, ctx.input);
+  if (committed !== N) throw new Error(`kafkajs relay: the group committed ${committed} of ${N} offsets`);
+  const got = await ends(out);
+  if (got < N) throw new Error(`kafkajs relay: the output holds ${got} records, want >= ${N}`);
+  return { ms, rssMB, cpuS };
+}
+
 async function geowatch(ctx, run, kind) {
   const groupId = `gw-bench-${kind}-${run}-${Date.now()}`;
   const codec = kind === "json" ? "json" : "plain";
@@ -199,6 +254,7 @@ async function geowatch(ctx, run, kind) {
 const RUNNERS = {
   "kcat-consume": kcatConsume,
   "kcat-relay": kcatRelay,
+  "kafkajs-relay": kafkajsRelay,
   "geowatch-plain": (ctx, run) => geowatch(ctx, run, "plain"),
   "geowatch-json": (ctx, run) => geowatch(ctx, run, "json"),
   "geowatch-file": (ctx, run) => geowatch(ctx, run, "file"),
@@ -245,12 +301,18 @@ const targets = [
   ["geowatch-plain", "kcat-relay", 0.5],
   ["geowatch-json", "kcat-relay", 0.3],
   ["geowatch-file", "kcat-consume", 0.5],
+  ["kafkajs-relay", "kcat-relay", undefined],
+  ["geowatch-plain", "kafkajs-relay", undefined],
 ].filter(([a, b]) => rate[a] !== undefined && rate[b] !== undefined);
 let failed = false;
 const ratios = {};
 for (const [a, b, want] of targets) {
   const ratio = rate[a] / rate[b];
   ratios[`${a}/${b}`] = ratio;
+  if (want === undefined) {
+    console.log(`ratio ${a} / ${b}: ${ratio.toFixed(2)}x (reference)`);
+    continue;
+  }
   const ok = ratio >= want;
   failed ||= !ok;
   console.log(`ratio ${a} / ${b}: ${ratio.toFixed(2)}x (target >= ${want}x) ${ok ? "PASS" : "FAIL"}`);
