@@ -24,7 +24,8 @@ CLASSES="$BASE/solr-classes"
 SOLR_HOME="$BASE/solr-home"
 INI="$BASE/ckan.ini"
 PYTHON="${GEOWATCH_PYTHON:-python3}"
-REQUIREMENTS=("ckan[requirements]==2.12.0")
+# openpyxl: the independent XLSX reader of the packager tests (GEOWATCH_CKAN_PYTHON).
+REQUIREMENTS=("ckan[requirements]==2.12.0" "openpyxl==3.1.5")
 PORT="${GEOWATCH_CKAN_PORT:-25000}"
 SOLR_PORT="${GEOWATCH_CKAN_SOLR_PORT:-25983}"
 REDIS_PORT="${GEOWATCH_CKAN_REDIS_PORT:-26379}"
@@ -196,6 +197,7 @@ start() {
     echo "export GEOWATCH_CKAN_URL=http://127.0.0.1:$PORT"
     echo "export GEOWATCH_CKAN_TOKEN_FILE=$BASE/token"
     echo "export GEOWATCH_CKAN_TOKEN=\$(cat $BASE/token)"
+    echo "export GEOWATCH_CKAN_PYTHON=$VENV/bin/python"
     echo "export GEOWATCH_CKAN_DATASTORE_URL=postgres://ckan_default@127.0.0.1:$PG_PORT/datastore_default"
   } > "$ENV_DIR/ckan.env"
   log "ready: CKAN (pid $(cat "$BASE/ckan.pid")) on 127.0.0.1:$PORT, Solr $SOLR_PORT, Redis $REDIS_PORT; env in $ENV_DIR/ckan.env"

@@ -1,0 +1,190 @@
+/** The packager's configuration: one zod schema gives validation, types and the README's options table. */
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { GeoWatchError, parseOptions } from "@geowatch/core";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+
+const nonEmpty = z.string().min(1, "must be a non-empty string");
+const posInt = z.number().int("must be an integer").positive("must be > 0");
+
+const emailSchema = z.strictObject({
+  host: nonEmpty.optional().meta({ env: "GEOWATCH_SMTP_HOST", default: "localhost" }).describe("SMTP host."),
+  port: posInt.max(65535).optional().meta({ env: "GEOWATCH_SMTP_PORT", default: 587 }).describe("SMTP port."),
+  secure: z.boolean().optional().meta({ default: false }).describe("TLS from the first byte (port 465)."),
+  starttls: z.enum(["required", "opportunistic", "off"]).optional().meta({ default: "required" }).describe("STARTTLS policy."),
+  user: nonEmpty.optional().meta({ env: "GEOWATCH_SMTP_USER" }).describe("SMTP AUTH user."),
+  password: nonEmpty.optional().meta({ env: "GEOWATCH_SMTP_PASSWORD", secret: true }).describe("SMTP AUTH password; never logged."),
+  passwordFile: nonEmpty.optional().meta({ env: "GEOWATCH_SMTP_PASSWORD_FILE", path: true }).describe("File holding the SMTP password."),
+  ca: nonEmpty.optional().meta({ env: "GEOWATCH_SMTP_CA", path: true }).describe("PEM file the server certificate must chain to."),
+  from: nonEmpty.optional().meta({ default: "(nobody)" }).describe("EMAIL_FROM: the sender; placeholders as in `subject`."),
+  subject: nonEmpty
+    .optional()
+    .meta({ default: "Resource from {ckan_host}" })
+    .describe("EMAIL_SUBJECT. Placeholders as in ckanpackager: {resource_id}, {zip_file_name}, {ckan_host}, plus {link} and {expires}."),
+  body: nonEmpty.optional().describe("EMAIL_BODY, same placeholders. Default: ckanpackager's text with the download link."),
+});
+
+export const packagerConfigSchema = z.strictObject({
+  host: nonEmpty.optional().meta({ default: "127.0.0.1", env: "GEOWATCH_PACKAGER_HOST" }).describe("HOST: address the HTTP service listens on."),
+  port: z.number().int().min(0).max(65535).optional().meta({ default: 8765, env: "GEOWATCH_PACKAGER_PORT" }).describe("PORT (0: any free port)."),
+  secret: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_SECRET", secret: true }).describe("SECRET shared with the callers (required, or secret_file)."),
+  secretFile: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_SECRET_FILE", path: true }).describe("File holding the shared secret."),
+  dataDir: nonEmpty.optional().meta({ default: "./packager-data", path: true }).describe("Directory of the job queue, the statistics database, the ZIP store and temp files."),
+  storeDirectory: nonEmpty.optional().meta({ path: true }).describe("STORE_DIRECTORY for finished ZIPs. Default: <data_dir>/store."),
+  tempDirectory: nonEmpty.optional().meta({ path: true }).describe("TEMP_DIRECTORY for ZIPs being written. Default: <data_dir>/tmp (same filesystem as the store, so the rename is atomic)."),
+  queuePath: nonEmpty.optional().meta({ path: true }).describe("SQLite file of the job queue (@geowatch/queue). Default: <data_dir>/jobs.db."),
+  cacheTime: posInt.optional().meta({ default: 86400 }).describe("CACHE_TIME in seconds: a request with the same data parameters reuses the ZIP this long."),
+  pageSize: posInt.max(32000).optional().meta({ default: 5000 }).describe("PAGE_SIZE: rows per datastore_search call (CKAN caps it at 32000)."),
+  slowRequest: posInt.optional().meta({ default: 50000 }).describe("SLOW_REQUEST: from this many rows (or an unknown count) a job goes to the slow queue."),
+  workers: z
+    .strictObject({
+      fast: z.number().int().min(0).optional().meta({ default: 1 }).describe("In-process workers on the fast queue."),
+      slow: z.number().int().min(0).optional().meta({ default: 1 }).describe("In-process workers on the slow queue."),
+    })
+    .optional()
+    .describe("Workers run by `serve` (0 leaves a queue to `geowatch-packager worker --queue ...` processes)."),
+  visibilityTimeoutMs: posInt.optional().meta({ default: 30000 }).describe("A job whose worker died is retried this long after its lease was last extended."),
+  maxAttempts: posInt.optional().meta({ default: 5 }).describe("Deliveries of a job before it is dead-lettered as failed."),
+  allowHosts: z.array(nonEmpty).optional().meta({ default: [] }).describe("Hosts a request's api_url or resource_url may name; empty: any public host. Private, loopback and link-local hosts only when listed here."),
+  allowPrivate: z.boolean().optional().meta({ default: false }).describe("Allow every private, loopback and link-local address (a packager inside a private network)."),
+  requestTimeoutMs: posInt.optional().meta({ default: 60000 }).describe("Timeout of one CKAN call or of a resource download's connect and first byte."),
+  maxDownloadBytes: posInt.optional().meta({ default: 10 * 1024 ** 3 }).describe("Largest resource file /package_url fetches."),
+  publicUrl: nonEmpty.optional().describe("Base URL of this service in mailed links. Default: http://<host>:<port>."),
+  linkExpiry: posInt.optional().meta({ default: 7 * 86400 }).describe("Seconds a mailed download link stays valid."),
+  email: emailSchema.optional().describe("Mail settings (SMTP through @geowatch/email) and the EMAIL_* templates."),
+  dwc: z
+    .strictObject({
+      idField: nonEmpty.optional().meta({ default: "_id" }).describe("DWC_ID_FIELD: the row id in the archive."),
+      dynamicTerm: nonEmpty.optional().meta({ default: "dynamicProperties" }).describe("DWC_DYNAMIC_TERM: where unmatched fields go, as JSON."),
+      extensionFields: z
+        .record(
+          z.string(),
+          z.strictObject({
+            extension: z.enum(["multimedia"]).describe("The extension rows go to."),
+            fields: z.record(z.string(), z.string()).describe("The extension's fields with their defaults."),
+          }),
+        )
+        .optional()
+        .describe("DWC_EXTENSION_FIELDS: fields holding a JSON list of extension rows. Default: associatedMedia -> multimedia."),
+    })
+    .optional()
+    .describe("Darwin Core Archive settings (/package_dwc_archive)."),
+  logLevel: z.enum(["debug", "info", "warn", "error"]).optional().meta({ default: "info" }).describe("Log level."),
+});
+
+export type PackagerConfigInput = z.input<typeof packagerConfigSchema>;
+
+/** The configuration with every default filled in and paths resolved. */
+export interface PackagerConfig {
+  host: string;
+  port: number;
+  secret: string;
+  dataDir: string;
+  storeDirectory: string;
+  tempDirectory: string;
+  queuePath: string;
+  statsPath: string;
+  cacheTime: number;
+  pageSize: number;
+  slowRequest: number;
+  workers: { fast: number; slow: number };
+  visibilityTimeoutMs: number;
+  maxAttempts: number;
+  allowHosts: string[];
+  allowPrivate: boolean;
+  requestTimeoutMs: number;
+  maxDownloadBytes: number;
+  publicUrl: string;
+  linkExpiry: number;
+  email: z.output<typeof emailSchema>;
+  dwc: { idField: string; dynamicTerm: string; extensionFields: Record<string, { extension: "multimedia"; fields: Record<string, string> }> };
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export const DEFAULT_EMAIL_BODY = `Hello,
+
+The link to the resource you requested on {ckan_host} is available at:
+{link}
+
+It stays valid until {expires}.
+
+Best Wishes,
+The Data Portal Bot
+`;
+
+const DEFAULT_EXTENSION_FIELDS = {
+  associatedMedia: {
+    extension: "multimedia" as const,
+    fields: {
+      type: "StillImage",
+      format: "image/jpeg",
+      identifier: "",
+      title: "",
+      license: "http://creativecommons.org/licenses/by/4.0/",
+      rightsHolder: "",
+    },
+  },
+};
+
+/** snake_case keys to camelCase, recursively, except inside maps whose keys are data (extension field names). */
+function camelKeys(value: unknown, path: string[] = []): unknown {
+  if (Array.isArray(value)) return value.map((v) => camelKeys(v, path));
+  if (value === null || typeof value !== "object") return value;
+  const dataKeys = path.at(-1) === "extensionFields" || path.at(-1) === "fields";
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const key = dataKeys ? k : k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    out[key] = camelKeys(v, [...path, key]);
+  }
+  return out;
+}
+
+/** Reads a YAML or JSON config file (snake_case keys). */
+export function readConfigFile(path: string): PackagerConfigInput {
+  const text = readFileSync(path, "utf8");
+  const raw: unknown = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  return camelKeys(raw ?? {}) as PackagerConfigInput;
+}
+
+/** Validates (every problem at once, with paths) and fills defaults; env fallbacks from `env`. */
+export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv = process.env): PackagerConfig {
+  const o = parseOptions(packagerConfigSchema, input, "packager config", "packager");
+  const secretFile = o.secretFile ?? env.GEOWATCH_PACKAGER_SECRET_FILE;
+  const secret = o.secret ?? env.GEOWATCH_PACKAGER_SECRET ?? (secretFile ? readFileSync(secretFile, "utf8").trim() : undefined);
+  if (!secret) {
+    throw new GeoWatchError("CONFIG", "no shared secret: set secret, secret_file, GEOWATCH_PACKAGER_SECRET or GEOWATCH_PACKAGER_SECRET_FILE", { backend: "packager", path: "secret" });
+  }
+  const dataDir = resolve(o.dataDir ?? "./packager-data");
+  const host = o.host ?? env.GEOWATCH_PACKAGER_HOST ?? "127.0.0.1";
+  const port = o.port ?? (env.GEOWATCH_PACKAGER_PORT ? Number(env.GEOWATCH_PACKAGER_PORT) : 8765);
+  return {
+    host,
+    port,
+    secret,
+    dataDir,
+    storeDirectory: resolve(o.storeDirectory ?? join(dataDir, "store")),
+    tempDirectory: resolve(o.tempDirectory ?? join(dataDir, "tmp")),
+    queuePath: resolve(o.queuePath ?? join(dataDir, "jobs.db")),
+    statsPath: join(dataDir, "stats.db"),
+    cacheTime: o.cacheTime ?? 86400,
+    pageSize: o.pageSize ?? 5000,
+    slowRequest: o.slowRequest ?? 50000,
+    workers: { fast: o.workers?.fast ?? 1, slow: o.workers?.slow ?? 1 },
+    visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30000,
+    maxAttempts: o.maxAttempts ?? 5,
+    allowHosts: o.allowHosts ?? [],
+    allowPrivate: o.allowPrivate ?? false,
+    requestTimeoutMs: o.requestTimeoutMs ?? 60000,
+    maxDownloadBytes: o.maxDownloadBytes ?? 10 * 1024 ** 3,
+    publicUrl: (o.publicUrl ?? `http://${host.includes(":") ? `[${host}]` : host}:${port}`).replace(/\/+$/, ""),
+    linkExpiry: o.linkExpiry ?? 7 * 86400,
+    email: o.email ?? {},
+    dwc: {
+      idField: o.dwc?.idField ?? "_id",
+      dynamicTerm: o.dwc?.dynamicTerm ?? "dynamicProperties",
+      extensionFields: o.dwc?.extensionFields ?? DEFAULT_EXTENSION_FIELDS,
+    },
+    logLevel: o.logLevel ?? "info",
+  };
+}

@@ -1,0 +1,10 @@
+export { startPackager, startWorker } from "./app.js";
+export type { RunningPackager, StartOptions } from "./app.js";
+export { packagerConfigSchema, readConfigFile, resolveConfig } from "./config.js";
+export type { PackagerConfig, PackagerConfigInput } from "./config.js";
+export { cacheKey, FORMATS } from "./jobs.js";
+export type { Format, JobData, JobKind } from "./jobs.js";
+export { parseFormBody } from "./server.js";
+export { datastorePages, countRows } from "./sources/datastore.js";
+export type { DatastoreQuery, Field, Page, PagingStyle } from "./sources/datastore.js";
+export { main } from "./cli.js";

@@ -1,0 +1,136 @@
+/**
+ * What the HTTP layer and the CLI share: accepting a job (count its rows, pick the fast or slow queue, put it on
+ * the GeoWatch queue), the status counters, statistics, the cache and signed download links. The long work
+ * is never done here: workers (worker.ts) take the jobs from the queue.
+ */
+import { createHmac, randomUUID, timingSafeEqual, createHash } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { GeoWatchError, jsonLogger, urlPolicy } from "@geowatch/core";
+import type { Logger, Producer, UrlPolicy } from "@geowatch/core";
+import { queueProducer, queueStats } from "@geowatch/queue";
+import type { QueueStats } from "@geowatch/queue";
+import type { PackagerConfig } from "./config.js";
+import { PackagerDb } from "./db.js";
+import { cacheKey } from "./jobs.js";
+import type { JobData, JobMessage } from "./jobs.js";
+import { countRows } from "./sources/datastore.js";
+
+export const QUEUES = { fast: "packager.fast", slow: "packager.slow" } as const;
+export type QueueName = keyof typeof QUEUES;
+
+const digest = (s: string) => createHash("sha256").update(s).digest();
+
+export class PackagerService {
+  readonly db: PackagerDb;
+  readonly policy: UrlPolicy;
+  readonly logger: Logger;
+  private readonly producer: Producer;
+  private readonly secretDigest: Buffer;
+
+  constructor(
+    readonly config: PackagerConfig,
+    opts: { logger?: Logger } = {},
+  ) {
+    this.db = new PackagerDb(config.statsPath);
+    this.policy = urlPolicy({ allowHosts: config.allowHosts, allowPrivate: config.allowPrivate });
+    this.logger = opts.logger ?? jsonLogger({ level: config.logLevel });
+    this.producer = queueProducer({ path: config.queuePath, queue: QUEUES.fast });
+    this.secretDigest = digest(config.secret);
+  }
+
+  /** Constant-time comparison over equal-length digests; the secret itself is never logged. */
+  checkSecret(given: unknown): boolean {
+    if (typeof given !== "string" || given === "") return false;
+    return timingSafeEqual(digest(given), this.secretDigest);
+  }
+
+  /**
+   * Queues a job: a cached ZIP or a small count goes to the fast queue, a large or unknown count to the slow one.
+   * Returns the job id and queue. Recorded in the request statistics.
+   */
+  async enqueue(data: JobData, email: string, key: string | undefined): Promise<{ id: string; queue: QueueName; rows: number | null; cached: boolean }> {
+    const ckanHost = hostOf(data.apiUrl ?? data.resourceUrl ?? "");
+    let rows: number | null = null;
+    const cached = this.cachedZip(data) !== undefined;
+    if (!cached && data.kind !== "url" && data.apiUrl) {
+      try {
+        rows = (await countRows({ apiUrl: data.apiUrl, resourceId: data.resourceId, filters: data.filters, q: data.q, offset: data.offset, limit: data.limit, key }, { policy: this.policy, timeoutMs: this.config.requestTimeoutMs })) ?? null;
+      } catch (err) {
+        // A refused URL is the caller's error; anything else leaves the count unknown (slow queue).
+        if (err instanceof GeoWatchError && err.code === "URL_REFUSED") throw err;
+        this.logger.warn("could not count the rows; the job goes to the slow queue", { resource_id: data.resourceId, error: (err as Error).message });
+      }
+    }
+    const queue: QueueName = cached || (rows !== null && rows < this.config.slowRequest) ? "fast" : "slow";
+    const id = randomUUID();
+    const msg: JobMessage = { id, data, email, key, ckanHost };
+    this.db.addJob({ id, kind: data.kind, queue, resourceId: data.resourceId, email, rowsTotal: rows });
+    const [res] = await this.producer.send([{ value: JSON.stringify(msg), key: id, topic: QUEUES[queue] }]);
+    if (!res?.ok) throw new GeoWatchError("SEND", `could not queue the job: ${res && !res.ok ? res.error.message : "no result"}`);
+    this.db.logRequest(data.resourceId, email);
+    this.logger.info("job queued", { job: id, queue, kind: data.kind, resource_id: data.resourceId, rows });
+    return { id, queue, rows, cached };
+  }
+
+  /** The cached ZIP of these data parameters, if younger than CACHE_TIME. */
+  cachedZip(data: JobData): string | undefined {
+    return this.db.cached(cacheKey(data), this.config.cacheTime);
+  }
+
+  queueStats(): Record<QueueName, QueueStats> {
+    return { fast: queueStats(this.config.queuePath, QUEUES.fast), slow: queueStats(this.config.queuePath, QUEUES.slow) };
+  }
+
+  status(): Record<string, unknown> {
+    const qs = this.queueStats();
+    const workers = this.db.liveWorkers(15);
+    const depth = (s: QueueStats) => s.ready + s.inFlight + s.delayed;
+    return {
+      worker_count: (workers.fast ?? 0) + (workers.slow ?? 0),
+      queue_length: depth(qs.fast) + depth(qs.slow),
+      processed_requests: this.db.counter("processed_requests"),
+      queues: Object.fromEntries(
+        (Object.keys(qs) as QueueName[]).map((q) => [q, { workers: workers[q] ?? 0, length: depth(qs[q]), ready: qs[q].ready, in_flight: qs[q].inFlight, delayed: qs[q].delayed, dead: qs[q].dead }]),
+      ),
+    };
+  }
+
+  /** Empties the cache and deletes the cached ZIPs. */
+  async clearCache(): Promise<number> {
+    const names = this.db.clearCache();
+    await Promise.all(names.map((n) => rm(join(this.config.storeDirectory, n), { force: true })));
+    return names.length;
+  }
+
+  /** A download link for a ZIP, valid for `linkExpiry` seconds: HMAC over name and expiry with the secret. */
+  link(name: string, now = Date.now()): { url: string; expires: number } {
+    const expires = Math.floor(now / 1000) + this.config.linkExpiry;
+    const sig = this.sign(name, expires);
+    return { url: `${this.config.publicUrl}/download/${encodeURIComponent(name)}?expires=${expires}&signature=${sig}`, expires };
+  }
+
+  checkLink(name: string, expires: number, signature: string): "ok" | "expired" | "bad" {
+    const want = Buffer.from(this.sign(name, expires), "hex");
+    const got = Buffer.from(signature, "hex");
+    if (got.length !== want.length || !timingSafeEqual(got, want)) return "bad";
+    return expires * 1000 >= Date.now() ? "ok" : "expired";
+  }
+
+  private sign(name: string, expires: number): string {
+    return createHmac("sha256", this.config.secret).update(`${name}\n${expires}`).digest("hex");
+  }
+
+  async close(): Promise<void> {
+    await this.producer.close?.();
+    this.db.close();
+  }
+}
+
+export function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return "";
+  }
+}

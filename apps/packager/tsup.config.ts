@@ -1,0 +1,2 @@
+import { geowatchBuild } from "../../tsup.shared.mjs";
+export default geowatchBuild({ entry: ["src/index.ts", "src/cli.ts"] });
