@@ -299,8 +299,10 @@ export function createKafkaConsumer(options: KafkaOptions, deps: KafkaConsumerDe
 
   const take = (max: number): InRecord[] => {
     if (rebalancing) return [];
-    const out = buffer.length <= max ? buffer : buffer.slice(0, Math.max(0, max));
-    buffer = out === buffer ? [] : buffer.slice(out.length);
+    // splice, not slice: the buffer may hold whole 4 MB fetches (tens of thousands of records), and copying the
+    // rest on every take was ~1% of a relay's CPU; V8 trims the front in place.
+    const out = buffer.length <= max ? buffer : buffer.splice(0, Math.max(0, max));
+    if (out === buffer) buffer = [];
     // Records of one partition sit in offset order: only the last one taken per partition says where it stands.
     const seen = new Set<string>();
     for (let i = out.length - 1; i >= 0; i--) {
