@@ -6,7 +6,7 @@
 import { createHmac, randomUUID, timingSafeEqual, createHash } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { GeoWatchError, jsonLogger, urlPolicy } from "@geowatch/core";
+import { GeoWatchError, checkUrl, jsonLogger, urlPolicy } from "@geowatch/core";
 import type { Logger, Producer, UrlPolicy } from "@geowatch/core";
 import { queueProducer, queueStats } from "@geowatch/queue";
 import type { QueueStats } from "@geowatch/queue";
@@ -50,6 +50,8 @@ export class PackagerService {
    * Returns the job id and queue. Recorded in the request statistics.
    */
   async enqueue(data: JobData, email: string, key: string | undefined): Promise<{ id: string; queue: QueueName; rows: number | null; cached: boolean }> {
+    // A URL the policy refuses is refused now, to the caller (redirects are checked again when fetched).
+    await checkUrl((data.apiUrl ?? data.resourceUrl)!, this.policy);
     const ckanHost = hostOf(data.apiUrl ?? data.resourceUrl ?? "");
     let rows: number | null = null;
     const cached = this.cachedZip(data) !== undefined;

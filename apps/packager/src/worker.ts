@@ -5,6 +5,7 @@
  * job is rebuilt from the start and only ever renamed into place whole).
  */
 import { existsSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { isGeoWatchError, reasonOf } from "@geowatch/core";
@@ -37,6 +38,7 @@ export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise
     pollIntervalMs: 200,
     retryDelayMs: 2000,
   });
+  await removeStaleParts(config.tempDirectory);
   db.heartbeat(id, o.queue);
   const beat = setInterval(() => db.heartbeat(id, o.queue), 5000);
   beat.unref();
@@ -55,6 +57,26 @@ export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise
     await consumer.close();
   }
   return jobs;
+}
+
+/** Temp files of workers that died mid-job (their pid is in the name and no longer runs). */
+async function removeStaleParts(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    const pid = /-(\d+)-\d+(?:-multimedia\.txt|\.gpkg)$|\.(\d+)\.\d+\.part$/.exec(n);
+    const p = Number(pid?.[1] ?? pid?.[2]);
+    if (!pid || p === process.pid || alive(p)) continue;
+    await rm(join(dir, n), { force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 async function handle(svc: PackagerService, consumer: QueueConsumer, record: InRecord, o: WorkerOptions): Promise<void> {

@@ -101,6 +101,7 @@ export function testConfig(extra: PackagerConfigInput = {}): PackagerConfig {
     secret: "test-secret-0123456789",
     dataDir: mkdtempSync(join(tmpdir(), "gw-packager-")),
     allowHosts: ["127.0.0.1"],
+    logLevel: "warn",
     pageSize: 500,
     email: { host: s.host, port: s.port, user: s.user, passwordFile: s.passwordFile, ca: s.ca, from: "Data Portal <portal@example.org>" },
     ...extra,
