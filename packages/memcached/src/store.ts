@@ -58,6 +58,7 @@ export function createMemcachedStore(options: MemcachedStoreOptions): MemcachedS
   const casRetries = opts.casRetries ?? 10;
   const rules = (opts.ttls ?? []).map((r) => ({ re: compilePattern(r.key), ttl: r.ttl }));
   const seen = new Map<string, Seen>();
+  const queues = new Map<string, Promise<void>>();
   let link: Link | undefined;
   let itemSizeMax: number | undefined;
   let down: string | undefined;
@@ -205,8 +206,22 @@ export function createMemcachedStore(options: MemcachedStoreOptions): MemcachedS
       const ttl = ttlOf(op.key);
       const max = maxFor(full);
       if (max !== undefined && body.length > max) throw tooLarge(full, body.length, false);
-      if (op.append) await appendValue(full, body, ttl);
-      else await replaceValue(full, body, ttl);
+      // Writes of one key apply in the order they were issued (a later flush's `which: last` wins).
+      const before = queues.get(full);
+      const mine = (before ?? Promise.resolve()).then(
+        () => (op.append ? appendValue(full, body, ttl) : replaceValue(full, body, ttl)),
+        () => (op.append ? appendValue(full, body, ttl) : replaceValue(full, body, ttl)),
+      );
+      const tail = mine.then(
+        () => undefined,
+        () => undefined,
+      );
+      queues.set(full, tail);
+      try {
+        await mine;
+      } finally {
+        if (queues.get(full) === tail) queues.delete(full);
+      }
     },
     async read(key: string): Promise<Payload | undefined> {
       const full = fullKey(key);
