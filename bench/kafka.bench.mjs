@@ -5,9 +5,9 @@
 //   geowatch plain      `geowatch run --until-idle`: kafka -> plain codec -> kafka   target >= 0.5x kcat relay
 //   geowatch json       the same with the json codec on both sides (parse + stringify) target >= 0.3x kcat relay
 //   geowatch file       kafka -> plain codec -> NDJSON file (fsync per batch)           target >= 0.5x kcat consume
-//   kafkajs relay       reference: kafkajs used directly, in its own process, as the backend uses it (fetch sizes,
-//                       idempotent producer with acks=all, requests of 1000 records, commit after each send): the
-//                       ceiling of any relay built on kafkajs, so the gap splits into client and GeoWatch
+//   kafkajs relay       reference: kafkajs 2.2.4 as published, used directly in its own process the way the backend
+//                       uses it (fetch sizes, idempotent producer with acks=all, requests of 1000 records, commit
+//                       after each send): the ceiling of a relay on kafkajs, so the gap splits into client and GeoWatch
 // Every geowatch run is the real CLI in its own process with a fresh consumer group, at-least-once as shipped
 // (offsets committed only after the sink accepted the records); each run checks that the group committed all
 // N offsets and that the output holds at least N records. Clocks are wall clocks of whole processes (start-up,
@@ -48,12 +48,13 @@ async function rawRelay([input, output, groupId, n]) {
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    eachBatch: async ({ batch }) => {
+    eachBatch: async ({ batch, resolveOffset }) => {
       const msgs = batch.messages;
       for (let i = 0; i < msgs.length; i += 1000) {
         const messages = msgs.slice(i, i + 1000).map((m) => ({ key: m.key, value: m.value }));
         await producer.sendBatch({ acks: -1, topicMessages: [{ topic: output, messages }] });
       }
+      resolveOffset(batch.lastOffset());
       await consumer.commitOffsets([{ topic: input, partition: batch.partition, offset: (BigInt(batch.lastOffset()) + 1n).toString() }]);
       relayed += msgs.length;
       if (relayed >= total) finish();
