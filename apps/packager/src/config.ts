@@ -48,7 +48,7 @@ export const packagerConfigSchema = z.strictObject({
   maxAttempts: posInt.optional().meta({ default: 5 }).describe("Deliveries of a job before it is dead-lettered as failed."),
   allowHosts: z.array(nonEmpty).optional().meta({ default: [] }).describe("Hosts a request's api_url or resource_url may name; empty: any public host. Private, loopback and link-local hosts only when listed here."),
   allowPrivate: z.boolean().optional().meta({ default: false }).describe("Allow every private, loopback and link-local address (a packager inside a private network)."),
-  requestTimeoutMs: posInt.optional().meta({ default: 60000 }).describe("Timeout of one CKAN call or of a resource download's connect and first byte."),
+  requestTimeoutMs: posInt.optional().meta({ default: 60000 }).describe("Time limit of one CKAN call (a whole datastore_search page); a resource download gets at least an hour."),
   maxDownloadBytes: posInt.optional().meta({ default: 10 * 1024 ** 3 }).describe("Largest resource file /package_url fetches."),
   publicUrl: nonEmpty.optional().describe("Base URL of this service in mailed links. Default: http://<host>:<port>."),
   linkExpiry: posInt.optional().meta({ default: 7 * 86400 }).describe("Seconds a mailed download link stays valid."),

@@ -27,6 +27,7 @@ export class PackagerService {
   readonly logger: Logger;
   private readonly producer: Producer;
   private readonly secretDigest: Buffer;
+  private statusCache: { at: number; value: Record<string, unknown> } | undefined;
 
   constructor(
     readonly config: PackagerConfig,
@@ -71,6 +72,7 @@ export class PackagerService {
     const [res] = await this.producer.send([{ value: JSON.stringify(msg), key: id, topic: QUEUES[queue] }]);
     if (!res?.ok) throw new GeoWatchError("SEND", `could not queue the job: ${res && !res.ok ? res.error.message : "no result"}`);
     this.db.logRequest(data.resourceId, email);
+    this.statusCache = undefined;
     this.logger.info("job queued", { job: id, queue, kind: data.kind, resource_id: data.resourceId, rows });
     return { id, queue, rows, cached };
   }
@@ -84,7 +86,19 @@ export class PackagerService {
     return { fast: queueStats(this.config.queuePath, QUEUES.fast), slow: queueStats(this.config.queuePath, QUEUES.slow) };
   }
 
+  /**
+   * The /status answer, computed at most every 200 ms (a monitoring endpoint polled hard must not cost a
+   * database round per call); accepting a job or clearing the cache here recomputes it.
+   */
   status(): Record<string, unknown> {
+    const now = Date.now();
+    if (this.statusCache && now - this.statusCache.at < 200) return this.statusCache.value;
+    const value = this.computeStatus();
+    this.statusCache = { at: now, value };
+    return value;
+  }
+
+  private computeStatus(): Record<string, unknown> {
     const qs = this.queueStats();
     const workers = this.db.liveWorkers(15);
     const depth = (s: QueueStats) => s.ready + s.inFlight + s.delayed;
@@ -101,6 +115,7 @@ export class PackagerService {
   /** Empties the cache and deletes the cached ZIPs. */
   async clearCache(): Promise<number> {
     const names = this.db.clearCache();
+    this.statusCache = undefined;
     await Promise.all(names.map((n) => rm(join(this.config.storeDirectory, n), { force: true })));
     return names.length;
   }
