@@ -46,7 +46,7 @@ export function readItems(http: WfsHttp, o: WfsReaderOptions, collection = o.typ
   }
 
   async function* pages(extra?: ReadExtra): AsyncGenerator<FeaturePage> {
-    const limit = Math.min(extra?.limit ?? Infinity, o.maxFeatures ?? Infinity);
+    const limit = extra?.limit ?? o.maxFeatures ?? Infinity;
     let url: string | undefined = firstUrl(Math.min(pageSize, limit));
     const seen = new Set<string>();
     let got = 0;

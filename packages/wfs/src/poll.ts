@@ -100,6 +100,9 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   let reads = 0;
   /** Once-mode: the page iterator of the one read, and whether it ended. */
   let once: AsyncGenerator<FeaturePage> | undefined;
+  /** Polling: at most this many features per poll, and whether the last poll left some for the next. */
+  const cap = o.maxFeatures ?? Infinity;
+  let more = false;
   let onceDone = false;
   let closed = false;
   let lock: Promise<unknown> = Promise.resolve();
@@ -116,7 +119,7 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   }
 
   /** Timestamp mode: features at or after the mark, minus those acknowledged at it, oldest first. */
-  function sinceMark(features: Feature[], field: string): Feature[] {
+  function sinceMark(features: Feature[], field: string): void {
     const atMark = new Set(mark?.ids ?? []);
     let missing = 0;
     const out: Array<{ f: Feature; v: string | number; id: string }> = [];
@@ -132,10 +135,9 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
     }
     if (missing > 0) log.warn("features without a usable poll field were skipped", { backend: BACKEND, field, count: missing, typeName: o.typeName });
     out.sort((a, b) => compareValues(a.v, b.v) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return out.map((x) => {
-      buffer.push(record(x.f, undefined, { id: x.id, value: x.v }));
-      return x.f;
-    });
+    // The oldest `max_features`: the mark moves only over what was emitted, so the rest come next poll.
+    more = out.length > cap;
+    for (const x of out.slice(0, cap)) buffer.push(record(x.f, undefined, { id: x.id, value: x.v }));
   }
 
   /** Id mode: features whose id is new or whose content changed. */
@@ -143,11 +145,18 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
     let missing = 0;
     const sorted = features.filter((f) => idOf(f) !== undefined || (missing++, false));
     sorted.sort((a, b) => compareValues(idOf(a), idOf(b)));
+    let emitted = 0;
+    more = false;
     for (const f of sorted) {
       const id = idOf(f)!;
       const h = hashOf(f);
       const before = hashes.get(id);
       if (before === h) continue;
+      // Past `max_features` the rest still differ from their acknowledged hash: the next poll has them.
+      if (emitted++ >= cap) {
+        more = true;
+        break;
+      }
       buffer.push(record(f, before === undefined ? "create" : "update", { id, value: h }));
     }
     if (missing > 0) log.warn("features without an id were skipped (set id_field)", { backend: BACKEND, count: missing, typeName: o.typeName });
@@ -166,10 +175,11 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   async function pollOnce(): Promise<void> {
     const field = poll!.field;
     if (by === "timestamp") {
-      const and: FilterExpr[] = mark && (o.protocol ?? "wfs") === "wfs" ? [{ property: field, gte: mark.value }] : [];
-      sinceMark(await readAll(reader, { and }), field);
+      const pushdown = mark !== undefined && poll!.serverFilter === true && (o.protocol ?? "wfs") === "wfs";
+      const and: FilterExpr[] = pushdown && mark ? [{ property: field, gte: mark.value }] : [];
+      sinceMark(await readAll(reader, { and, limit: Infinity }), field);
     } else {
-      changed(await readAll(reader));
+      changed(await readAll(reader, { limit: Infinity }));
     }
   }
 
@@ -186,7 +196,8 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   async function step(): Promise<void> {
     try {
       await fill();
-      if (poll) nextReadAt = Date.now() + intervalMs;
+      // A poll capped by max_features goes on at once with the rest.
+      if (poll) nextReadAt = more ? 0 : Date.now() + intervalMs;
       reads++;
       failures = 0;
       lastError = undefined;
@@ -274,7 +285,7 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
     },
     async caughtUp(): Promise<boolean> {
       if (buffer.length > 0) return false;
-      return poll ? reads > 0 && lastError === undefined && Date.now() < nextReadAt : onceDone;
+      return poll ? reads > 0 && lastError === undefined && !more && pending.size === 0 && Date.now() < nextReadAt : onceDone;
     },
     health(): BackendHealth {
       return lastError === undefined ? { ok: true } : { ok: false, error: lastError };

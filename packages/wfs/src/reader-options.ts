@@ -13,7 +13,14 @@ export const pollSchema = z.strictObject({
     .optional()
     .meta({ default: "timestamp" })
     .describe(
-      "`timestamp`: ask only for features whose `field` is at or after the last acknowledged one (a server-side filter on WFS). `id`: read the layer, emit features whose id is new or whose content changed since it was acknowledged (a hash per id in the checkpoint).",
+      "`timestamp`: emit features whose `field` is after the last acknowledged value, or at it and not acknowledged yet (oldest first). `id`: read the layer, emit features whose id is new or whose content changed since it was acknowledged (a hash per id in the checkpoint).",
+    ),
+  serverFilter: z
+    .boolean()
+    .optional()
+    .meta({ default: false })
+    .describe(
+      "`by: timestamp` on WFS: ask the server only for features whose `field` is at or after the acknowledged value (PropertyIsGreaterThanOrEqualTo) instead of reading the layer whole. Only where the server compares the field as written: MapServer 8 over a GeoPackage DateTime column does not (an ISO 8601 literal with `T...Z` excludes the value itself), and features would be skipped.",
     ),
   intervalMs: positiveInt.optional().meta({ default: 30000 }).describe("Time between polls in ms; a failed poll is retried after the same interval (up to 8 times longer after repeated failures)."),
   checkpoint: nonEmpty.meta({ path: true }).describe("SQLite file (node:sqlite) holding the acknowledged position; created when missing. A restart continues from it."),
@@ -25,7 +32,7 @@ export const pollSchema = z.strictObject({
  */
 export const wfsReaderShape = {
   pageSize: positiveInt.max(100000).optional().meta({ default: 1000 }).describe("Features per request (`count` / `maxFeatures` / `limit`)."),
-  maxFeatures: positiveInt.optional().describe("Stop after this many features per read or poll. Default: all."),
+  maxFeatures: positiveInt.optional().describe("Stop after this many features per read. When polling, the layer is read whole and at most this many new or changed features are emitted per poll (oldest first by timestamp), the next poll following at once with the rest. Default: all."),
   outputFormat: z
     .enum(["auto", "geojson", "gml"])
     .optional()

@@ -36,7 +36,7 @@ export interface FeaturePage {
 /** What a read adds to the configured filter (the poll's position). */
 export interface ReadExtra {
   and?: FilterExpr[];
-  /** Stop after this many features (the options' `max_features` applies too). */
+  /** Stop after this many features. Default: the options' `max_features` (polling reads everything and caps what it emits). */
   limit?: number;
 }
 
@@ -206,7 +206,7 @@ export function wfsLayerReader(http: WfsHttp, o: WfsReaderOptions, typeName = o.
       throw new GeoWatchError("UNSUPPORTED", `output_format geojson: ${redactUrl(http.baseUrl)} lists no JSON output format for GetFeature (it lists ${c.formats.join(", ")})`, { backend: BACKEND });
     }
     const total = await hits(extra);
-    const limit = Math.min(extra?.limit ?? Infinity, o.maxFeatures ?? Infinity, total ?? Infinity);
+    const limit = Math.min(extra?.limit ?? o.maxFeatures ?? Infinity, total ?? Infinity);
     let start = 0;
     let firstIds: string | undefined;
     while (start < limit) {

@@ -29,7 +29,7 @@ function writeLayer(rows: Row[]): void {
 const ts = (s: number) => `2026-03-01T00:00:${String(s).padStart(2, "0")}Z`;
 
 function options(cp: string, extra: Partial<WfsReaderOptions> = {}): WfsReaderOptions {
-  return { url: mapserverUrl(), allowPrivate: true, version: "2.0.0", typeName: "ms:poll", idField: "num", poll: { field: "updated", intervalMs: 200, checkpoint: cp }, ...extra };
+  return { url: mapserverUrl(), allowPrivate: true, version: "2.0.0", typeName: "ms:poll", idField: "num", poll: { field: "updated", serverFilter: true, intervalMs: 200, checkpoint: cp }, ...extra };
 }
 
 /** Receives until `want` records came or `ms` passed. */
@@ -57,7 +57,7 @@ afterAll(() => {
   writeLayer([1, 2, 3, 4, 5].map((i) => ({ num: i, name: `start${i}`, updated: `2026-02-01T00:00:0${i}Z` })));
 });
 
-describe("polling by timestamp (MapServer, server-side filter on the field)", () => {
+describe("polling by timestamp (MapServer over a GeoJSON file, with the server-side filter on the field)", () => {
   it("emits new and changed features once acknowledged, re-emits what was not acknowledged after a restart", async () => {
     const cp = checkpoint();
     writeLayer([3, 1, 2].map((i) => ({ num: i, name: `a${i}`, updated: ts(i) })));
