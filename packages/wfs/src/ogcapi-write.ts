@@ -27,12 +27,26 @@ function outcome(res: WfsResponse, what: string, id?: string): EditResult {
   return failed(`${what}: HTTP ${res.status}: ${excerpt(res.text)}`, res.status >= 500 || res.status === 429);
 }
 
-/** The id at the end of a Location header (`.../items/12`). */
-function idFromLocation(location: string | null): string | undefined {
+/**
+ * The id at the end of a Location header (`.../items/12`). QGIS Server 3.22 writes the request body into
+ * the query of its Location and puts the id after it (`.../items?{...}=/12`): then the id is what follows the last slash.
+ */
+export function idFromLocation(location: string | null): string | undefined {
   if (!location) return undefined;
-  const path = location.split(/[?#]/)[0]!.replace(/\/+$/, "");
-  const last = path.slice(path.lastIndexOf("/") + 1);
-  return last ? decodeURIComponent(last.replace(/\.(geo)?json$/, "")) : undefined;
+  const lastOf = (s: string) => s.slice(s.lastIndexOf("/") + 1);
+  let last = lastOf(location.split(/[?#]/)[0]!.replace(/\/+$/, ""));
+  if (last === "items" || last === "") last = lastOf(location.replace(/\/+$/, ""));
+  try {
+    last = decodeURIComponent(last);
+  } catch {
+    // Not percent-encoded after all: keep it as written.
+  }
+  return last && last !== "items" ? last.replace(/\.(geo)?json$/, "") : undefined;
+}
+
+/** JSON with every non-ASCII character as a \\u escape: the same JSON, and qgis_mapserver (which counts Content-Length in characters) reads it whole. */
+export function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 export function ogcApiWriter(http: WfsHttp, o: WfsProducerOptions): EditWriter {
@@ -63,7 +77,7 @@ export function ogcApiWriter(http: WfsHttp, o: WfsProducerOptions): EditWriter {
     const { id: _id, ...rest } = f;
     const properties = { ...(f.properties ?? {}) };
     if (idProperty !== undefined && key !== undefined) properties[idProperty] ??= key;
-    return JSON.stringify({ ...rest, type: "Feature", geometry: f.geometry ?? null, properties });
+    return asciiJson({ ...rest, type: "Feature", geometry: f.geometry ?? null, properties });
   }
 
   async function create(e: Edit, key?: string): Promise<EditResult> {
