@@ -5,8 +5,9 @@ import type { Admin, Message, Producer as KProducer, RecordMetadata } from "kafk
 import { createKafka, kafkaError } from "./client.js";
 import { parseOptions, topicName } from "./options.js";
 import type { KafkaOptions } from "./options.js";
+import { defaultPartitioner } from "./partitioner.js";
 
-const { CompressionTypes, Partitioners } = kafkajs;
+const { CompressionTypes } = kafkajs;
 
 /** Extras a factory may pass: the runtime's logger and secret reader (for the SASL env fallbacks). */
 export interface KafkaProducerDeps {
@@ -56,7 +57,8 @@ export function createKafkaProducer(options: KafkaOptions, deps: KafkaProducerDe
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      // kafkajs' DefaultPartitioner's choices (Java-compatible murmur2 of the key), without its per-record allocations.
+      createPartitioner: defaultPartitioner,
       retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2000 },
     });
     const a = kafka.admin();

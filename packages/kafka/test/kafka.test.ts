@@ -5,6 +5,7 @@ import { GeoWatchError, isGeoWatchError, Runtime } from "@geowatch/core";
 import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
 import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
 import type { KafkaOptions } from "../src/index.js";
+import { defaultPartitioner, murmur2 } from "../src/partitioner.js";
 import { brokers, createTopic, deleteTopics, freshTopic, serverEnv, withAdmin } from "./server.js";
 
 const text = (r: InRecord) => (typeof r.value === "string" ? r.value : Buffer.from(r.value).toString("utf8"));
@@ -187,6 +188,39 @@ describe("kafka producer and consumer", () => {
     expect(res.map((r) => (r.ok ? r.id : undefined))).toEqual(Array.from({ length: n }, (_, i) => `${t}:0:${i}`));
     const got = await receiveN(consumer({ groupId: `g-${t}`, topics: [t] }), n, 30_000);
     expect(got.map(text)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+  });
+
+  it("partitioner: the same partitions as kafkajs' DefaultPartitioner, keyed (murmur2) and keyless (round robin over leaders)", async () => {
+    // The producer's own partitioner replaces kafkajs' (which allocated per record); a key must keep its partition.
+    const ours = defaultPartitioner();
+    const theirs = kafkajs.Partitioners.DefaultPartitioner();
+    const meta = (n: number, down: number[] = []) =>
+      Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: down.includes(i) ? -1 : 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+    const keys = ["", "a", "ab", "abc", "abcd", "abcde", "vessel-42", "ünï ✓", "x".repeat(37), ...Array.from({ length: 500 }, (_, i) => `v${i * 7919}`)];
+    for (const n of [1, 6, 7, 64]) {
+      const partitionMetadata = meta(n);
+      for (const key of keys) {
+        for (const k of [key, Buffer.from(key)]) {
+          const message = { key: k, value: "v" };
+          expect(ours({ topic: "t", partitionMetadata, message }), `key ${JSON.stringify(key)} over ${n}`).toBe(theirs({ topic: "t", partitionMetadata, message }));
+        }
+      }
+    }
+    expect(murmur2(Buffer.from("21"))).toBe(-973932308); // the Java client's Utils.murmur2 test vector
+    // Keyless: round robin, only over partitions with a leader; a record's own partition wins.
+    const partitionMetadata = meta(4, [2]);
+    const picks = Array.from({ length: 9 }, () => ours({ topic: "rr", partitionMetadata, message: { value: "v" } }));
+    expect(new Set(picks)).toEqual(new Set([0, 1, 3]));
+    for (let i = 1; i < picks.length; i++) expect([0, 1, 3].indexOf(picks[i]!)).toBe(([0, 1, 3].indexOf(picks[i - 1]!) + 1) % 3);
+    expect(ours({ topic: "rr", partitionMetadata, message: { value: "v", partition: 2 } })).toBe(2);
+
+    // And on the server: records of a key land where the Java-compatible hash says.
+    const t = await topic("keyed", 6);
+    const sent = Array.from({ length: 60 }, (_, i) => ({ value: `m${i}`, key: `k${i % 12}` }));
+    expect((await producer({ topic: t }).send(sent)).every((r) => r.ok)).toBe(true);
+    const got = await receiveN(consumer({ groupId: `g-${t}`, topics: [t] }), sent.length);
+    expect(got.length).toBe(sent.length);
+    for (const r of got) expect(r.position!.stream).toBe(`${t}:${(murmur2(Buffer.from(r.key!)) & 0x7fffffff) % 6}`);
   });
 
   it("consumer: fetches smaller than a record still deliver it; headers only where sent; next is offset + 1", async () => {
