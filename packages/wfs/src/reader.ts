@@ -200,6 +200,9 @@ export function wfsLayerReader(http: WfsHttp, o: WfsReaderOptions, typeName = o.
     if (!typeListed(c.typeNames, typeName)) {
       throw new GeoWatchError("NOT_FOUND", `feature type "${typeName}" is not in the capabilities of ${redactUrl(http.baseUrl)} (known: ${c.typeNames.join(", ") || "none"})`, { backend: BACKEND });
     }
+    if (c.version !== version) {
+      throw new GeoWatchError("UNSUPPORTED", `${redactUrl(http.baseUrl)} answered GetCapabilities for WFS ${version} with version ${c.version}: set version: "${c.version}"`, { backend: BACKEND, path: "version" });
+    }
     const fmt = o.outputFormat ?? "auto";
     const json = fmt === "gml" ? undefined : geojsonFormat(c.formats);
     if (fmt === "geojson" && json === undefined) {

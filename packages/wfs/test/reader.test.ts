@@ -102,6 +102,12 @@ describe("WFS reader on QGIS Server (1.1.0, GML latitude first)", () => {
     expect(String(fs[0]!.id)).toMatch(/^poll\./);
   });
 
+  it("asked for 2.0.0, QGIS answers 1.1.0: a clear error naming the version to set", async () => {
+    const url = requireEnv("GEOWATCH_QGIS_URL", "Start QGIS Server: bash .ci/servers/qgis.sh start && source .servers/env/qgis.env");
+    const err = await readAll(layerReader({ url, allowPrivate: true, version: "2.0.0", typeName: "poll" })).catch((e: unknown) => e);
+    expect(String(err)).toMatch(/answered GetCapabilities for WFS 2\.0\.0 with version 1\.1\.0: set version: "1\.1\.0"/);
+  });
+
   it("OGC API Features at /wfs3: follows next links page by page", async () => {
     const url = requireEnv("GEOWATCH_QGIS_URL", "Start QGIS Server: bash .ci/servers/qgis.sh start && source .servers/env/qgis.env");
     const uid = `pages-${Date.now()}`;
@@ -117,6 +123,30 @@ describe("WFS reader on QGIS Server (1.1.0, GML latitude first)", () => {
     expect(sizes.slice(0, 3)).toEqual([2, 2, 1]);
     expect(got.map((f) => f.properties!.count).sort()).toEqual([0, 1, 2, 3, 4]);
     expect(coords(got.find((f) => f.properties!.count === 3)!)).toEqual([3, 13]);
+  });
+});
+
+describe("OGC API Features request parameters", () => {
+  it("limit, bbox, datetime and eq filters as query parameters; next links resolved against the page", async () => {
+    const server = await fakeServer((req, res) => {
+      const u = new URL(req.url ?? "", "http://x");
+      const page = u.searchParams.get("page") ?? "1";
+      const next = page === "1" ? [{ rel: "next", type: "application/geo+json", href: `items?page=2&${u.searchParams.toString().replace(/page=\d&?/, "")}` }] : [];
+      res.setHeader("content-type", "application/geo+json");
+      res.end(JSON.stringify({ type: "FeatureCollection", numberMatched: 2, features: [{ type: "Feature", id: page, geometry: null, properties: { kind: "tree" } }], links: next }));
+    });
+    try {
+      const fs = await readAll(
+        layerReader({ url: `${server.url}?key=k`, protocol: "ogcapi", allowPrivate: true, typeName: "trees", pageSize: 1, bbox: [1, 2, 3, 4], datetime: "2026-01-01T00:00:00Z/..", filter: { property: "kind", eq: "tree" } }),
+      );
+      expect(fs.map((f) => f.id)).toEqual(["1", "2"]);
+      const first = new URL(server.requests[0]!, "http://x");
+      expect(first.pathname).toBe("/wfs/collections/trees/items");
+      expect(Object.fromEntries(first.searchParams)).toEqual({ key: "k", f: "json", limit: "1", bbox: "1,2,3,4", datetime: "2026-01-01T00:00:00Z/..", kind: "tree" });
+      expect(new URL(server.requests[1]!, "http://x").pathname).toBe("/wfs/collections/trees/items");
+    } finally {
+      await server.close();
+    }
   });
 });
 
