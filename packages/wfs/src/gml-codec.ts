@@ -6,7 +6,7 @@ import { defineCodec, GeoWatchError, isGeoWatchError, type Codec, type Envelope,
 import { z } from "zod";
 import type { Feature, Geometry } from "./gml-common.js";
 import { decodeFeatures, gmlDocument, isFeatureCollectionDocument, type DecodeOptions } from "./gml-decode.js";
-import { encodeFeature, encodeFeatureCollection, type EncodeFeatureOptions } from "./gml-encode.js";
+import { encodeFeature, encodeFeatureCollection, encodeFeatureCollectionBytes, type EncodeFeatureOptions } from "./gml-encode.js";
 
 const NAME = "gml";
 
@@ -19,6 +19,7 @@ export const gmlCodecOptions = z.strictObject({
   srsName: z.string().min(1).optional().meta({ default: "EPSG:4326 in the version's form" }).describe("srsName written on geometries; default EPSG:4326 as urn:ogc:def:crs:EPSG::4326 (3.1.1) or http://www.opengis.net/def/crs/EPSG/0/4326 (3.2)"),
   axisOrder: z.enum(["lonlat", "latlon"]).optional().describe("Overrides the axis order the srsName implies, both ways (lat lon for EPSG:4326 URNs/URIs, lon lat for EPSG:4326 and CRS84)"),
   nulls: z.enum(["nil", "omit"]).default("nil").describe("A null property: written as xsi:nil=\"true\" (nil) or left out (omit)"),
+  maxBytes: z.number().int().positive().default(16 * 1024 * 1024).describe("Largest GML document decoded, in bytes (a store body read by unpack too)"),
   inferTypes: z.boolean().default(true).describe("Reading: turn true/false into booleans and decimal numbers into numbers (GML text has no types); false keeps text"),
 });
 export type GmlCodecOptions = z.input<typeof gmlCodecOptions>;
@@ -70,7 +71,7 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
     ...(options.srsName !== undefined ? { srsName: options.srsName } : {}),
     ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}),
   };
-  const decodeOpts: DecodeOptions = { inferTypes: options.inferTypes, ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}) };
+  const decodeOpts: DecodeOptions = { inferTypes: options.inferTypes, maxBytes: options.maxBytes, ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}) };
   const contentType = options.version === "3.2" ? "application/gml+xml; version=3.2" : "text/xml; subtype=gml/3.1.1";
   const decodeDoc = (payload: Payload) => {
     try {
@@ -105,11 +106,17 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
         featureType ??= got.featureType;
         for (const f of got.features) all.push(f);
       });
-      return encodeFeatureCollection(all, { ...base, featureType: featureType ?? options.featureType });
+      // Bytes: a store body can be large, and a string copy of it would double it.
+      return encodeFeatureCollectionBytes(all, { ...base, featureType: featureType ?? options.featureType });
     },
     unpack(payload: Payload): GmlValue[] {
       if ((typeof payload === "string" ? payload : new TextDecoder().decode(payload)).trim() === "") return [];
-      return decodeDoc(payload).features;
+      try {
+        // Read in parts: a large store body never has its whole element tree in memory.
+        return decodeFeatures(payload, decodeOpts);
+      } catch (err) {
+        throw asDecode(err);
+      }
     },
     metadataOf(value: GmlValue): Metadata | undefined {
       if (!isEnvelope(value)) return undefined;

@@ -7,7 +7,7 @@
 import { GeoWatchError } from "@geowatch/core";
 import { axisOrderOf, GML_NS, type AxisOrder, type Feature, type Geometry, type GmlVersion, type Position } from "./gml-common.js";
 import {
-  asArray, attr, isElementKey, localName, namespacesOf, parseExceptionReport, parseXml, prefixOf, rootElement, textOf,
+  asArray, attr, isElementKey, localName, namespacesOf, parseExceptionReport, parseXml, parseXmlParts, prefixOf, rootElement, textOf,
   type XmlElement, type XmlValue,
 } from "./xml.js";
 
@@ -330,6 +330,8 @@ class FeatureReader {
   readonly types: Record<string, "string" | "number" | "boolean"> | undefined;
   /** Prefixes bound to a GML namespace: children in it (boundedBy, name, description) are not properties. */
   readonly gmlPrefixes = new Set(["gml"]);
+  /** Members seen per collection path. */
+  readonly members = new Map<string, number>();
 
   constructor(readonly opts: DecodeOptions) {
     this.geometry = new GeometryReader(opts);
@@ -385,10 +387,9 @@ class FeatureReader {
   }
 
   feature(name: string, el: XmlValue, path: string): Feature {
-    const feature: Feature = { type: "Feature", geometry: null, properties: {} };
-    if (typeof el !== "object" || Array.isArray(el)) return feature;
+    if (typeof el !== "object" || Array.isArray(el)) return { type: "Feature", geometry: null, properties: {} };
     const id = attr(el, "gml:id") ?? attr(el, "fid") ?? attr(el, "id");
-    if (id !== undefined) feature.id = id;
+    const feature: Feature = id !== undefined ? { type: "Feature", id, geometry: null, properties: {} } : { type: "Feature", geometry: null, properties: {} };
     const props = feature.properties!;
     for (const key in el) {
       if (!isElementKey(key) || this.gmlPrefixes.has(prefixOf(key))) continue;
@@ -397,6 +398,21 @@ class FeatureReader {
       if (v !== undefined) props[local] = v;
     }
     return feature;
+  }
+
+  /** Reads the root's namespace declarations: the GML prefixes, and the version check. */
+  begin(root: [string, XmlValue], opts: DecodeOptions): void {
+    let gmlUri: string | undefined;
+    for (const [prefix, uri] of namespacesOf(root[1])) {
+      if (GML_URIS.has(uri)) {
+        this.gmlPrefixes.add(prefix);
+        gmlUri = uri;
+      }
+    }
+    if (opts.version && gmlUri) {
+      const want = opts.version === "3.2" ? GML_NS["3.2"] : GML_NS["3.1.1"];
+      if (gmlUri !== want) throw decodeError(`expected GML ${opts.version} (namespace ${want}), the document uses ${gmlUri}`, root[0]);
+    }
   }
 
   collect(name: string, el: XmlValue, path: string, out: Feature[]): void {
@@ -411,8 +427,12 @@ class FeatureReader {
       const ml = localName(key);
       if (ml === "featureMember" || ml === "member") {
         const list = asArray(el[key]!);
+        // Counted across the parts of a document read in parts, so that paths name the member in the whole.
+        const counterKey = `${path}/${key}`;
+        const before = this.members.get(counterKey) ?? 0;
+        this.members.set(counterKey, before + list.length);
         for (let i = 0; i < list.length; i++) {
-          const mpath = `${path}/${key}[${i + 1}]`;
+          const mpath = `${path}/${key}[${before + i + 1}]`;
           const inner = elementChildren(list[i]!);
           if (inner.length === 0 && attr(list[i]!, "href") !== undefined) throw decodeError("members by reference (xlink:href) are not supported", mpath);
           for (const [fname, f] of inner) this.collect(fname, f, `${mpath}/${fname}`, out);
@@ -427,9 +447,13 @@ class FeatureReader {
 /** Parses `input` (unless already parsed), refusing OWS exception reports with the server's text. */
 export function gmlDocument(input: string | Uint8Array | XmlElement, opts: DecodeOptions): XmlElement {
   const doc = typeof input === "string" || input instanceof Uint8Array ? parseXml(input, { what: "GML", maxBytes: opts.maxBytes }) : input;
+  refuseException(doc);
+  return doc;
+}
+
+function refuseException(doc: XmlElement): void {
   const ex = parseExceptionReport(doc);
   if (ex) throw new GeoWatchError("DECODE", `the server answered with an exception${ex.code ? ` (${ex.code})` : ""}: ${ex.text}`, { backend: CODEC, path: ex.locator });
-  return doc;
 }
 
 /**
@@ -437,26 +461,24 @@ export function gmlDocument(input: string | Uint8Array | XmlElement, opts: Decod
  * (nested WFS 2.0 collections included), or the one feature a document holds. Each feature's id is its
  * `gml:id` (or GML 2 `fid`); its geometry is the first property holding a GML geometry, further ones stay
  * properties (as GeoJSON geometries); children in the GML namespace (boundedBy, name) are not properties.
+ * Text and bytes are parsed in parts of about 1 MiB of members, so a large collection never has its whole
+ * element tree in memory.
  */
 export function decodeFeatures(input: string | Uint8Array | XmlElement, opts: DecodeOptions = {}): Feature[] {
-  const doc = gmlDocument(input, opts);
-  const root = rootElement(doc);
-  if (!root) throw decodeError("no root element", "(root)");
+  const parts = typeof input === "string" || input instanceof Uint8Array ? parseXmlParts(input, { what: "GML", maxBytes: opts.maxBytes }) : [input];
   const reader = new FeatureReader(opts);
-  const ns = namespacesOf(root[1]);
-  let gmlUri: string | undefined;
-  for (const [prefix, uri] of ns) {
-    if (GML_URIS.has(uri)) {
-      reader.gmlPrefixes.add(prefix);
-      gmlUri = uri;
-    }
-  }
-  if (opts.version && gmlUri) {
-    const want = opts.version === "3.2" ? GML_NS["3.2"] : GML_NS["3.1.1"];
-    if (gmlUri !== want) throw decodeError(`expected GML ${opts.version} (namespace ${want}), the document uses ${gmlUri}`, root[0]);
-  }
   const out: Feature[] = [];
-  reader.collect(root[0], root[1], root[0], out);
+  let first = true;
+  for (const doc of parts) {
+    const root = rootElement(doc);
+    if (!root) throw decodeError("no root element", "(root)");
+    if (first) {
+      refuseException(doc);
+      reader.begin(root, opts);
+      first = false;
+    }
+    reader.collect(root[0], root[1], root[0], out);
+  }
   return out;
 }
 

@@ -54,7 +54,7 @@ describe("gml codec options", () => {
 
   it("documents every option, snake_case", () => {
     const names = gmlCodec.docs().map((d) => d.name);
-    expect(names).toEqual(["version", "feature_type", "namespace_prefix", "namespace_uri", "geometry_name", "srs_name", "axis_order", "nulls", "infer_types"]);
+    expect(names).toEqual(["version", "feature_type", "namespace_prefix", "namespace_uri", "geometry_name", "srs_name", "axis_order", "nulls", "max_bytes", "infer_types"]);
     expect(gmlCodec.docs().every((d) => d.description.length > 10)).toBe(true);
   });
 

@@ -186,3 +186,32 @@ describe("decode errors name the problem and the element path", () => {
     expect(errorOf(() => decodeFeatures(ex)).message).toContain("the server answered with an exception (NoApplicableCode): boom");
   });
 });
+
+describe("large collections are read in parts", () => {
+  const many: Feature[] = Array.from({ length: 6000 }, (_, i) => ({
+    type: "Feature",
+    id: `f${i}`,
+    geometry: i % 2 ? { type: "Point", coordinates: [i / 100, -i / 200] } : { type: "LineString", coordinates: [[0, 0], [i, i / 3], [1, 2]] },
+    properties: { i, name: `feature <${i}>` },
+  }));
+
+  it("a multi-megabyte collection decodes to every feature in order", () => {
+    const xml = encodeFeatureCollection(many, { version: "3.2", ...FT });
+    expect(xml.length).toBeGreaterThan(1.5 * (1 << 20));
+    expect(decodeFeatures(xml)).toEqual(many);
+    expect(decodeFeatures(Buffer.from(xml))).toEqual(many);
+  });
+
+  it("an error in a later part names the member's index in the whole document", () => {
+    const xml = encodeFeatureCollection(many, { version: "3.1.1", ...FT }).replace("<gml:pos>-27.495 54.99</gml:pos>", "<gml:pos>-27.495 oops</gml:pos>");
+    const e = errorOf(() => decodeFeatures(xml));
+    expect(e.message).toContain('coordinate "oops" is not a number (at wfs:FeatureCollection/gml:featureMember[5500]/qgs:points/qgs:geometry/gml:Point/gml:pos)');
+  });
+
+  it("a truncated large response is refused, not read as fewer features", () => {
+    const xml = encodeFeatureCollection(many, { version: "3.2", ...FT });
+    const e = errorOf(() => decodeFeatures(xml.slice(0, Math.floor(xml.length * 0.8))));
+    expect(isGeoWatchError(e, "XML")).toBe(true);
+    expect(e.message).toMatch(/not well-formed XML: .*is not closed/);
+  });
+});

@@ -87,7 +87,20 @@ describe("parseXml limits and errors", () => {
   it("reports mismatched tags with line and column", () => {
     const err = xmlError(() => parseXml("<a>\n<b></c>\n</a>"));
     expect(isGeoWatchError(err, "XML")).toBe(true);
-    expect(err.message).toMatch(/not well-formed XML: .* \(line 2 column \d+\)/);
+    expect(err.message).toContain("not well-formed XML: closing tag </c> does not match <b> (line 2 column 4)");
+  });
+
+  it("refuses a truncated document, a second root, unclosed comments and tags", () => {
+    const truncated = `<wfs:FeatureCollection xmlns:wfs="w">\n<wfs:member><f/></wfs:member>\n<wfs:member><f>`;
+    expect(xmlError(() => parseXml(truncated)).message).toContain("element <f> is not closed (the document ends inside it) (line 3");
+    expect(xmlError(() => parseXml("<a/><b/>")).message).toContain("a second root element <b>");
+    expect(xmlError(() => parseXml("<a><!-- x </a>")).message).toContain("comment is not closed");
+    expect(xmlError(() => parseXml('<a k="x>')).message).toContain("tag <a> is not closed");
+    expect(xmlError(() => parseXml("</a>")).message).toContain("closing tag </a> without an open element");
+    expect(xmlError(() => parseXml("just text")).message).toContain("no root element");
+    // Quoted '>' and '/' inside attributes, comments, CDATA and PIs are not structure.
+    const ok = parseXml(`<?xml version="1.0"?><!-- c --><a k="1 > 0" j='/>'><?pi x?><![CDATA[</a>]]><b/></a>`);
+    expect(textOf(rootElement(ok)![1])).toBe("</a>");
   });
 
   it("reports invalid UTF-8 and empty input", () => {
