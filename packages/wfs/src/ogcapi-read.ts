@@ -46,10 +46,12 @@ export function readItems(http: WfsHttp, o: WfsReaderOptions, collection = o.typ
   }
 
   async function* pages(extra?: ReadExtra): AsyncGenerator<FeaturePage> {
-    const limit = extra?.limit ?? o.maxFeatures ?? Infinity;
+    const limit = (extra?.limit ?? o.maxFeatures ?? Infinity) - (extra?.start ?? 0);
     let url: string | undefined = firstUrl(Math.min(pageSize, limit));
     const seen = new Set<string>();
     let got = 0;
+    // A resumed read follows the links from the start and drops what was read before.
+    let skip = extra?.start ?? 0;
     let firstIds: string | undefined;
     for (let n = 0; url !== undefined && got < limit; n++) {
       if (n >= MAX_PAGES || seen.has(url)) {
@@ -66,6 +68,15 @@ export function readItems(http: WfsHttp, o: WfsReaderOptions, collection = o.typ
         throw new GeoWatchError("UNSUPPORTED", `items of "${collection}" from ${redactUrl(http.baseUrl)}: the next page repeats the first (the server ignores its own paging); set page_size above the collection's size`, { backend: BACKEND });
       }
       if (n === 0) firstIds = ids;
+      if (skip > 0) {
+        const dropped = Math.min(skip, features.length);
+        skip -= dropped;
+        features = features.slice(dropped);
+        if (features.length === 0 && dropped > 0) {
+          url = nextLink(page.links, res.url);
+          continue;
+        }
+      }
       if (got + features.length > limit) features = features.slice(0, limit - got);
       got += features.length;
       yield page.numberMatched !== undefined ? { features, total: page.numberMatched } : { features };

@@ -104,6 +104,8 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   const cap = o.maxFeatures ?? Infinity;
   let more = false;
   let onceDone = false;
+  /** Features the one read has handed out: a read resumed after a failure starts there. */
+  let onceRead = 0;
   let closed = false;
   let lock: Promise<unknown> = Promise.resolve();
   const wakers = new Set<() => void>();
@@ -163,12 +165,13 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
   }
 
   async function readOnce(): Promise<void> {
-    once ??= reader.pages();
+    once ??= reader.pages({ start: onceRead });
     const next = await once.next();
     if (next.done) {
       onceDone = true;
       return;
     }
+    onceRead += next.value.features.length;
     for (const f of next.value.features) buffer.push(record(f, o.envelope ? "create" : undefined, undefined));
   }
 
@@ -204,9 +207,10 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
     } catch (err) {
       failures++;
       lastError = reasonOf(err);
-      const wait = intervalMs * Math.min(2 ** (failures - 1), 8);
-      nextReadAt = Date.now() + (poll ? wait : Math.min(wait, 30_000));
-      // Once-mode retries the page it failed on: a new iterator starts over from the first page.
+      // Polling waits its interval (longer after repeated failures); a one-off read backs off from 1 s.
+      const wait = poll ? intervalMs * Math.min(2 ** (failures - 1), 8) : Math.min(1000 * 2 ** (failures - 1), 30_000);
+      nextReadAt = Date.now() + wait;
+      // Once-mode retries from the page it failed on.
       if (!poll) once = undefined;
       log.warn("read failed; retrying", { backend: BACKEND, typeName: o.typeName, error: lastError, retryInMs: nextReadAt - Date.now(), failures });
     }

@@ -38,6 +38,8 @@ export interface ReadExtra {
   and?: FilterExpr[];
   /** Stop after this many features. Default: the options' `max_features` (polling reads everything and caps what it emits). */
   limit?: number;
+  /** Skip this many features first (a read resumed after a failure): `startIndex` on WFS. */
+  start?: number;
 }
 
 /** Reads a layer: the configured query, page by page. */
@@ -210,7 +212,8 @@ export function wfsLayerReader(http: WfsHttp, o: WfsReaderOptions, typeName = o.
     }
     const total = await hits(extra);
     const limit = Math.min(extra?.limit ?? o.maxFeatures ?? Infinity, total ?? Infinity);
-    let start = 0;
+    const from = extra?.start ?? 0;
+    let start = from;
     let firstIds: string | undefined;
     while (start < limit) {
       const count = Math.min(pageSize, limit - start);
@@ -232,10 +235,10 @@ export function wfsLayerReader(http: WfsHttp, o: WfsReaderOptions, typeName = o.
       withIds(features, o.idField);
       // A server that ignores startIndex sends the first page again and again.
       const ids = features.slice(0, 3).map((f) => JSON.stringify([f.id, f.geometry])).join();
-      if (start > 0 && features.length > 0 && ids === firstIds) {
+      if (start > from && features.length > 0 && ids === firstIds) {
         throw new GeoWatchError("UNSUPPORTED", `GetFeature from ${redactUrl(http.baseUrl)} ignores STARTINDEX (page at ${start} repeats the first page): set page_size above the layer's size`, { backend: BACKEND });
       }
-      if (start === 0) firstIds = ids;
+      if (start === from) firstIds = ids;
       yield total !== undefined ? { features, total } : { features };
       start += features.length;
       if (features.length < count) break;

@@ -170,6 +170,37 @@ describe("a failing server never ends the stream", () => {
   });
 });
 
+describe("reading once (no poll)", () => {
+  it("a page that fails is retried from where the read stopped: every feature once", async () => {
+    let failed = 0;
+    const caps = `<wfs:WFS_Capabilities version="2.0.0" xmlns:wfs="http://www.opengis.net/wfs/2.0"><wfs:FeatureTypeList><wfs:FeatureType><wfs:Name>t</wfs:Name></wfs:FeatureType></wfs:FeatureTypeList></wfs:WFS_Capabilities>`;
+    const server = await fakeServer((req, res) => {
+      const q = new URL(req.url ?? "", "http://x").searchParams;
+      if (q.get("REQUEST") === "GetCapabilities") return void res.end(caps);
+      if (q.get("RESULTTYPE") === "hits") return void res.end(`<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" numberMatched="6" numberReturned="0"/>`);
+      const start = Number(q.get("STARTINDEX"));
+      if (start === 2 && failed++ === 0) {
+        res.statusCode = 502;
+        return void res.end("bad gateway");
+      }
+      const members = [start, start + 1].map((i) => `<wfs:member><t gml:id="t.${i}"><name>f${i}</name></t></wfs:member>`).join("");
+      res.end(`<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml/3.2">${members}</wfs:FeatureCollection>`);
+    });
+    try {
+      const c = createWfsConsumer({ url: server.url, allowPrivate: true, version: "2.0.0", typeName: "t", outputFormat: "gml", pageSize: 2 });
+      await c.connect?.();
+      const got: InRecord[] = [];
+      const end = Date.now() + 15_000;
+      while (!(await c.caughtUp!()) && Date.now() < end) got.push(...(await c.receive(10, { waitMs: 500 })));
+      await c.close!();
+      expect(failed, "the second page failed once").toBe(2);
+      expect(names(got)).toEqual(["f0", "f1", "f2", "f3", "f4", "f5"]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("consumer checks of the testkit that apply to a read-only source", () => {
   // An empty selection: nothing matches num = -1, so the channel is empty.
   const harness = async () => ({ consumer: () => createWfsConsumer(options(checkpoint(), { filter: { property: "num", eq: -1 } })) });
