@@ -5,7 +5,7 @@
 import { defineCodec, GeoWatchError, isGeoWatchError, type Codec, type Envelope, type Metadata, type Payload } from "@geowatch/core";
 import { z } from "zod";
 import type { Feature, Geometry } from "./gml-common.js";
-import { decodeFeatures, gmlDocument, isFeatureCollectionDocument, type DecodeOptions } from "./gml-decode.js";
+import { decodeGml, type DecodeOptions } from "./gml-decode.js";
 import { encodeFeature, encodeFeatureCollection, encodeFeatureCollectionBytes, type EncodeFeatureOptions } from "./gml-encode.js";
 
 const NAME = "gml";
@@ -60,6 +60,13 @@ function asDecode(err: unknown): unknown {
   return new GeoWatchError("DECODE", err.message.replace(/^\[geowatch\] (?:\[[^\]]*\] )?/, ""), { backend: NAME, cause: err, path: err.path });
 }
 
+/** True for an empty or whitespace-only body (an empty store key), checked without decoding all of it. */
+function isBlank(payload: Payload): boolean {
+  if (typeof payload === "string") return payload.trim() === "";
+  for (const b of payload) if (b !== 32 && b !== 9 && b !== 10 && b !== 13) return false;
+  return true;
+}
+
 /** A gml codec with parsed options (the runtime's `codec: { name: gml, options: {...} }` comes here). */
 export function createGmlCodec(options: Parsed): Codec<GmlValue> {
   const base: Omit<EncodeFeatureOptions, "featureType"> = {
@@ -73,10 +80,9 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
   };
   const decodeOpts: DecodeOptions = { inferTypes: options.inferTypes, maxBytes: options.maxBytes, ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}) };
   const contentType = options.version === "3.2" ? "application/gml+xml; version=3.2" : "text/xml; subtype=gml/3.1.1";
-  const decodeDoc = (payload: Payload) => {
+  const decode = (payload: Payload) => {
     try {
-      const doc = gmlDocument(payload, decodeOpts);
-      return { doc, features: decodeFeatures(doc, decodeOpts) };
+      return decodeGml(payload, decodeOpts);
     } catch (err) {
       throw asDecode(err);
     }
@@ -94,8 +100,8 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
       return encodeFeatureCollection(features, opts);
     },
     decode(payload: Payload): GmlValue {
-      const { doc, features } = decodeDoc(payload);
-      if (isFeatureCollectionDocument(doc)) return { type: "FeatureCollection", features };
+      const { features, collection } = decode(payload);
+      if (collection) return { type: "FeatureCollection", features };
       return features[0]!;
     },
     pack(values: GmlValue[]): Payload {
@@ -110,13 +116,9 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
       return encodeFeatureCollectionBytes(all, { ...base, featureType: featureType ?? options.featureType });
     },
     unpack(payload: Payload): GmlValue[] {
-      if ((typeof payload === "string" ? payload : new TextDecoder().decode(payload)).trim() === "") return [];
-      try {
-        // Read in parts: a large store body never has its whole element tree in memory.
-        return decodeFeatures(payload, decodeOpts);
-      } catch (err) {
-        throw asDecode(err);
-      }
+      if (isBlank(payload)) return [];
+      // Read in parts: a large store body never has its whole element tree in memory.
+      return decode(payload).features;
     },
     metadataOf(value: GmlValue): Metadata | undefined {
       if (!isEnvelope(value)) return undefined;

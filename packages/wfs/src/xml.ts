@@ -53,8 +53,21 @@ export function decodeEntities(text: string): string {
 
 const valueProcessor = (_name: string, value: string): string => (value.indexOf("&") < 0 ? value : decodeEntities(value));
 
-function parserFor(maxDepth: number): XMLParser {
+/** GML coordinate elements: read as raw text up to their end tag instead of character by character (coordinates hold no markup). */
+const COORDINATE_ELEMENTS = ["posList", "pos", "coordinates", "lowerCorner", "upperCorner"];
+const GML_PREFIX_DECL = /xmlns:([A-Za-z_][\w.-]*)=["']http:\/\/www\.opengis\.net\/gml(?:\/3\.2)?["']/g;
+
+/** The prefixes a document binds to a GML namespace, plus `gml`. */
+function gmlPrefixes(text: string): string[] {
+  const found = new Set(["gml"]);
+  GML_PREFIX_DECL.lastIndex = 0;
+  for (let m = GML_PREFIX_DECL.exec(text); m; m = GML_PREFIX_DECL.exec(text)) found.add(m[1]!);
+  return [...found].sort();
+}
+
+function parserFor(maxDepth: number, prefixes: string[]): XMLParser {
   return new XMLParser({
+    stopNodes: prefixes.flatMap((p) => COORDINATE_ELEMENTS.map((e) => `..${p}:${e}`)),
     ignoreAttributes: false,
     attributeNamePrefix: ATTR,
     textNodeName: TEXT,
@@ -196,7 +209,7 @@ function structureError(text: string, out?: Structure): { msg: string; index: nu
   return undefined;
 }
 
-const parsers = new Map<number, XMLParser>();
+const parsers = new Map<string, XMLParser>();
 
 function xmlError(message: string, what: string | undefined, cause?: unknown, path?: string): GeoWatchError {
   return new GeoWatchError("XML", `${what ? `${what}: ` : ""}${message}`, { backend: "wfs", cause, path });
@@ -210,10 +223,6 @@ function lineAt(text: string, index: number): number {
 
 const DECLARATION = /<!(DOCTYPE|ENTITY)/i;
 
-/**
- * Parses XML text or UTF-8 bytes into an element tree. Throws a GeoWatchError with code `XML` when the
- * document is too large, declares a DOCTYPE or entities, nests too deep or is not well-formed.
- */
 /** The checked text of a document: size, UTF-8, no DOCTYPE/ENTITY declaration, not empty. */
 function checkedText(input: string | Uint8Array, opts: ParseXmlOptions): string {
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_XML_BYTES;
@@ -251,29 +260,46 @@ function checkStructure(text: string, opts: ParseXmlOptions, out?: Structure): v
   }
 }
 
-/** Parses checked text into the element form. */
-function parseText(text: string, opts: ParseXmlOptions): XmlElement {
+/**
+ * fast-xml-parser's ordered form of one node: `{ [qualified name]: children, ":@"?: { "@_attr": value } }`,
+ * text as `{ "#text": string }`, CDATA as `{ "#cdata": [{ "#text": string }] }`. The element name is the
+ * node's first key. Internal: the GML decoder reads it directly (no element-form objects to build).
+ */
+export type OrderedNode = Record<string, unknown>;
+
+/** Parses checked text into the ordered form: the root node. */
+function parseOrdered(text: string, opts: ParseXmlOptions): OrderedNode {
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH;
-  let parser = parsers.get(maxDepth);
-  if (!parser) parsers.set(maxDepth, (parser = parserFor(maxDepth)));
-  let doc: XmlElement | undefined;
+  const prefixes = gmlPrefixes(text);
+  const key = `${maxDepth} ${prefixes.join(" ")}`;
+  let parser = parsers.get(key);
+  if (!parser) {
+    // Bounded: a document declaring many GML prefixes must not grow the cache without end.
+    if (parsers.size > 32) parsers.clear();
+    parsers.set(key, (parser = parserFor(maxDepth, prefixes)));
+  }
+  let ordered: Ordered[];
   try {
-    const ordered = parser.parse(text) as Ordered[];
-    for (const node of ordered) {
-      for (const tag in node) {
-        if (tag === ":@" || tag === TEXT || tag === CDATA) continue;
-        doc = { [tag]: toTree(node[tag] as Ordered[], node[":@"] as Record<string, string> | undefined) };
-        break;
-      }
-      if (doc) break;
-    }
+    ordered = parser.parse(text) as Ordered[];
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     if (/nested tags/i.test(msg)) throw xmlError(`elements nest deeper than the limit of ${maxDepth}`, opts.what, err);
     throw xmlError(`not well-formed XML: ${msg}`, opts.what, err);
   }
-  if (doc === undefined) throw xmlError("no root element", opts.what);
-  return doc;
+  for (const node of ordered) {
+    for (const tag in node) {
+      if (tag !== ":@" && tag !== TEXT && tag !== CDATA) return node;
+      break;
+    }
+  }
+  throw xmlError("no root element", opts.what);
+}
+
+/** Parses checked text into the element form. */
+function parseText(text: string, opts: ParseXmlOptions): XmlElement {
+  const root = parseOrdered(text, opts);
+  for (const tag in root) return { [tag]: toTree(root[tag] as Ordered[], root[":@"] as Record<string, string> | undefined) };
+  throw xmlError("no root element", opts.what);
 }
 
 /**
@@ -289,18 +315,14 @@ export function parseXml(input: string | Uint8Array, opts: ParseXmlOptions = {})
 /** Bytes of the root's children parsed at once by `parseXmlParts`. */
 const PART_BYTES = 1 << 20;
 
-/**
- * Parses a document in parts, for large collections: each part is a document whose root element has the
- * real root's name and attributes and a run of its children (about 1 MiB of them), so only one part's tree
- * is held at a time. The same checks as parseXml apply to the whole document first; `validate` is implied.
- */
-export function* parseXmlParts(input: string | Uint8Array, opts: ParseXmlOptions = {}): Generator<XmlElement> {
+/** The checked document cut into parts of about PART_BYTES of the root's children, each a document of its own. */
+function* partTexts(input: string | Uint8Array, opts: ParseXmlOptions): Generator<string> {
   const text = checkedText(input, opts);
   const st: Structure = { spans: [], rootName: "", rootStart: 0, rootOpenEnd: 0 };
   checkStructure(text, opts, st);
   const spans = st.spans;
   if (spans.length === 0 || text.length <= PART_BYTES) {
-    yield parseText(text, opts);
+    yield text;
     return;
   }
   const open = text.slice(st.rootStart, st.rootOpenEnd);
@@ -308,9 +330,39 @@ export function* parseXmlParts(input: string | Uint8Array, opts: ParseXmlOptions
   for (let a = 0; a < spans.length; ) {
     let b = a + 2;
     while (b < spans.length && spans[b + 1]! - spans[a]! <= PART_BYTES) b += 2;
-    yield parseText(open + text.slice(spans[a], spans[b - 1]) + close, opts);
+    yield open + text.slice(spans[a], spans[b - 1]) + close;
     a = b;
   }
+}
+
+/**
+ * Parses a document in parts, for large collections: each part is a document whose root element has the
+ * real root's name and attributes and a run of its children (about 1 MiB of them), so only one part's tree
+ * is held at a time. The same checks as parseXml apply to the whole document first; `validate` is implied.
+ */
+export function* parseXmlParts(input: string | Uint8Array, opts: ParseXmlOptions = {}): Generator<XmlElement> {
+  for (const part of partTexts(input, opts)) yield parseText(part, opts);
+}
+
+/** parseXmlParts in the ordered form (each part's root node). Internal, for the GML decoder. */
+export function* parseOrderedParts(input: string | Uint8Array, opts: ParseXmlOptions = {}): Generator<OrderedNode> {
+  for (const part of partTexts(input, opts)) yield parseOrdered(part, opts);
+}
+
+/** An element-form value as ordered nodes named `name` (repeats give several); order between different names is the element form's. */
+export function toOrdered(name: string, value: XmlValue): OrderedNode[] {
+  if (Array.isArray(value)) return value.flatMap((v) => toOrdered(name, v));
+  if (typeof value === "string") return [{ [name]: value === "" ? [] : [{ [TEXT]: value }] }];
+  const kids: OrderedNode[] = [];
+  let attrs: Record<string, string> | undefined;
+  for (const k in value) {
+    const v = value[k]!;
+    if (k.startsWith(ATTR)) (attrs ??= {})[k] = String(v);
+    else if (k === TEXT) kids.push({ [TEXT]: textOf(v) });
+    else if (k === CDATA) kids.push({ [CDATA]: [{ [TEXT]: textOf(v) }] });
+    else kids.push(...toOrdered(k, v));
+  }
+  return [attrs ? { [name]: kids, ":@": attrs } : { [name]: kids }];
 }
 
 /** `gml:Point` -> `Point`. */
