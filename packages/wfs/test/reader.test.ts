@@ -126,6 +126,34 @@ describe("WFS reader on QGIS Server (1.1.0, GML latitude first)", () => {
   });
 });
 
+describe("OGC API Features on pygeoapi (TinyDB collection)", () => {
+  it("next links page by page, bbox and a property filter over features it created", async () => {
+    const base = requireEnv("GEOWATCH_PYGEOAPI_URL", "Start pygeoapi: bash .ci/servers/pygeoapi.sh start && source .servers/env/pygeoapi.env");
+    const run = `reader-${Date.now()}`;
+    for (let i = 0; i < 7; i++) {
+      const res = await fetch(`${base}/collections/points/items`, {
+        method: "POST",
+        headers: { "content-type": "application/geo+json" },
+        body: JSON.stringify({ type: "Feature", geometry: { type: "Point", coordinates: [i, 40 + i] }, properties: { uid: run, num: i, name: i === 3 ? "Zürich & <3>" : `n${i}` } }),
+      });
+      expect(res.status, "created").toBe(201);
+    }
+    const o = { url: base, protocol: "ogcapi" as const, allowPrivate: true, typeName: "points", filter: { property: "uid", eq: run } };
+    const sizes: number[] = [];
+    const all: Feature[] = [];
+    for await (const p of layerReader({ ...o, pageSize: 3 }).pages()) {
+      sizes.push(p.features.length);
+      all.push(...p.features);
+      expect(p.total).toBe(7);
+    }
+    expect(sizes.filter((n) => n > 0)).toEqual([3, 3, 1]);
+    expect(all.map((f) => f.properties!.num).sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(all.find((f) => f.properties!.num === 3)!.properties!.name).toBe("Zürich & <3>");
+    const boxed = await readAll(layerReader({ ...o, pageSize: 100, bbox: [1.5, 41.5, 4.5, 44.5] }));
+    expect(boxed.map((f) => f.properties!.num).sort()).toEqual([2, 3, 4]);
+  });
+});
+
 describe("OGC API Features request parameters", () => {
   it("limit, bbox, datetime and eq filters as query parameters; next links resolved against the page", async () => {
     const server = await fakeServer((req, res) => {
