@@ -28,6 +28,7 @@ const DATE = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\
 const SOURCE = /^[^\s;,]+$/;
 const EXT = /^[A-Za-z0-9]{1,16}$/;
 const INT = /^\d{1,10}$/;
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Milliseconds since the epoch of an ISO 8601 date (UTC when it names no zone), or undefined when it is none. */
@@ -35,11 +36,13 @@ export function parseIsoDate(s: string): number | undefined {
   const m = DATE.exec(s);
   if (!m) return undefined;
   const [, y, mo, d, h = "0", mi = "0", sec = "0", frac = "", zone] = m;
+  const year = Number(y);
   const month = Number(mo);
   const day = Number(d);
-  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(Number(y), month, 0)).getUTCDate()) return undefined;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && leap ? 29 : DAYS[month - 1]!)) return undefined;
   if (Number(h) > 23 || Number(mi) > 59 || Number(sec) > 59) return undefined;
-  let ms = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Number(sec), Number(frac.padEnd(3, "0").slice(0, 3)));
+  let ms = Date.UTC(year, month - 1, day, Number(h), Number(mi), Number(sec), Number(frac.padEnd(3, "0").slice(0, 3)));
   if (zone && zone !== "Z") {
     const sign = zone[0] === "-" ? -1 : 1;
     const digits = zone.slice(1).replace(":", "");

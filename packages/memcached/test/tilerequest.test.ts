@@ -118,6 +118,10 @@ describe("tilerequest codec", () => {
     expect(parseIsoDate("2016-05-04T12:34:56+02:00")).toBe(Date.UTC(2016, 4, 4, 10, 34, 56));
     expect(parseIsoDate("2016-05-04T12:34:56-0130")).toBe(Date.UTC(2016, 4, 4, 14, 4, 56));
     expect(parseIsoDate("2016-02-30")).toBeUndefined();
+    expect(parseIsoDate("2024-02-29")).toBe(Date.UTC(2024, 1, 29));
+    expect(parseIsoDate("2000-02-29")).toBe(Date.UTC(2000, 1, 29));
+    expect(parseIsoDate("1900-02-29")).toBeUndefined();
+    expect(parseIsoDate("2023-04-31")).toBeUndefined();
     expect(parseIsoDate("2016-05-04T24:00:00")).toBeUndefined();
   });
 
