@@ -1,7 +1,7 @@
 import { defineBackend } from "@geowatch/core";
 import { wfsProducerSchema, wfsStoreSchema } from "./options.js";
 import { createWfsConsumer } from "./poll.js";
-import { wfsConsumerSchema } from "./reader-options.js";
+import { checkReaderOptions, wfsConsumerSchema } from "./reader-options.js";
 import { createWfsProducer } from "./producer.js";
 import { createWfsStore } from "./store.js";
 
@@ -12,6 +12,7 @@ export const wfsBackend = defineBackend({
   consumer: {
     options: wfsConsumerSchema,
     create: (o, ctx) => createWfsConsumer(o, { logger: ctx.logger, name: ctx.name, secret: (ref) => ctx.secret(ref) }),
+    check: (o) => checkReaderOptions(o),
   },
   producer: { options: wfsProducerSchema, create: (o, ctx) => createWfsProducer(o, { secret: (ref) => ctx.secret(ref) }) },
   store: { options: wfsStoreSchema, create: (o, ctx) => createWfsStore(o, { secret: (ref) => ctx.secret(ref) }) },

@@ -1,6 +1,7 @@
 /** Options of the reader (consumer and `stores_in`): a zod shape the backend composes with the connection options. */
 import { z } from "zod";
-import { filterSchema } from "./filter.js";
+import type { OptionProblem } from "@geowatch/core";
+import { filterSchema, ogcapiFilterParams } from "./filter.js";
 import { wfsConnectionShape } from "./options.js";
 
 const nonEmpty = z.string().min(1, "must be a non-empty string");
@@ -68,3 +69,20 @@ export const wfsConsumerSchema = z.strictObject({
 export type WfsReaderOptions = z.input<typeof wfsConsumerSchema>;
 /** The polling options. */
 export type WfsPollOptions = z.input<typeof pollSchema>;
+
+/** Rules the schema cannot say, checked at `geowatch validate` time; paths in camelCase. */
+export function checkReaderOptions(o: z.output<typeof wfsConsumerSchema>): OptionProblem[] {
+  const problems: OptionProblem[] = [];
+  const ogcapi = o.protocol === "ogcapi";
+  if (!ogcapi && o.datetime !== undefined) problems.push({ path: "datetime", message: "applies to OGC API Features only (protocol: ogcapi); on WFS, filter on the time property" });
+  if (ogcapi && o.bboxCrs !== undefined && !/^(EPSG:4326|CRS:?84)$/i.test(o.bboxCrs)) problems.push({ path: "bboxCrs", message: "OGC API bbox is sent in CRS84 (longitude, latitude) only" });
+  if (ogcapi && o.filter !== undefined) {
+    try {
+      ogcapiFilterParams(o.filter);
+    } catch (err) {
+      problems.push({ path: "filter", message: err instanceof Error ? err.message.replace(/^\[geowatch\] \[wfs\] /, "") : String(err) });
+    }
+  }
+  if (o.poll?.serverFilter && (ogcapi || o.poll.by === "id")) problems.push({ path: "poll.serverFilter", message: "applies to `by: timestamp` on WFS only" });
+  return problems;
+}

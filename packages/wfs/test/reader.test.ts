@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { isGeoWatchError } from "@geowatch/core";
 import { requireEnv } from "@geowatch/testkit";
+import { wfsBackend } from "../src/index.js";
 import { layerReader, readAll, readStore } from "../src/reader.js";
 import type { Feature } from "../src/gml-common.js";
 import { fakeServer, mapserverUrl } from "./reader-helpers.js";
@@ -151,6 +152,23 @@ describe("OGC API Features on pygeoapi (TinyDB collection)", () => {
     expect(all.find((f) => f.properties!.num === 3)!.properties!.name).toBe("Zürich & <3>");
     const boxed = await readAll(layerReader({ ...o, pageSize: 100, bbox: [1.5, 41.5, 4.5, 44.5] }));
     expect(boxed.map((f) => f.properties!.num).sort()).toEqual([2, 3, 4]);
+  });
+});
+
+describe("consumer options as config writes them", () => {
+  const parse = (raw: Record<string, unknown>) => wfsBackend.consumer!.parse(raw, { role: "consumer" }, { baseDir: "/cfg" });
+  it("snake_case keys, nested poll options, the checkpoint resolved against the config folder", () => {
+    const res = parse({ url: "https://example.org/wfs", type_name: "t", id_field: "uid", filter: { and: [{ property: "a", like: "x*", matchcase: false }] }, poll: { field: "updated", interval_ms: 1000, server_filter: true, checkpoint: "cp.sqlite" } });
+    expect(res.ok, JSON.stringify(res)).toBe(true);
+    if (res.ok) expect(res.options.poll).toEqual({ field: "updated", intervalMs: 1000, serverFilter: true, checkpoint: "/cfg/cp.sqlite" });
+  });
+  it("lists every problem with its path", () => {
+    const res = parse({ url: "https://example.org/ogc", protocol: "ogcapi", type_name: "t", bbox_crs: "EPSG:3857", filter: { or: [{ property: "k", eq: 1 }] }, poll: { field: "f", by: "id", server_filter: true, checkpoint: "c" } });
+    expect(res.ok).toBe(false);
+    if (!res.ok) expect(res.problems.map((p) => p.path).sort()).toEqual(["bbox_crs", "filter", "poll.server_filter"]);
+    const wfs = parse({ url: "https://example.org/wfs", type_name: "t", datetime: "2026-01-01/..", filter: { property: "a", eq: 1, ne: 2 } });
+    expect(wfs.ok).toBe(false);
+    if (!wfs.ok) expect(wfs.problems.map((p) => p.path)).toContain("filter");
   });
 });
 
