@@ -46,6 +46,8 @@ const GEOMETRIES = new Set([
 ]);
 const GML_URIS = new Set([GML_NS["3.1.1"], GML_NS["3.2"]]);
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
+const SHORT_EPSG = /^EPSG:\d+$/i;
+const WFS11_NS = "http://www.opengis.net/wfs";
 const TEXT = "#text";
 const CDATA = "#cdata";
 
@@ -142,8 +144,18 @@ function hasElements(el: El): boolean {
 class GeometryReader {
   constructor(readonly opts: DecodeOptions) {}
 
-  private swapFor(srs: string | undefined): boolean {
-    return (this.opts.axisOrder ?? axisOrderOf(srs ?? this.opts.srsName)) === "latlon";
+  /**
+   * Set for a WFS 1.1 response in GML 3.1.1: MapServer and QGIS Server label it `EPSG:4326` and write
+   * latitude first, so there the short form follows the EPSG axis order (GDAL's files and GML 2 keep x y).
+   */
+  shortFormIsEpsgOrder = false;
+
+  /** Whether to swap the first two ordinates; `gml2` for `gml:coordinates`/`gml:coord`, which are always x y unless overridden. */
+  private swapFor(srs: string | undefined, gml2 = false): boolean {
+    if (this.opts.axisOrder) return this.opts.axisOrder === "latlon";
+    const name = srs ?? this.opts.srsName;
+    if (!gml2 && this.shortFormIsEpsgOrder && name !== undefined && SHORT_EPSG.test(name)) return axisOrderOf(`urn:ogc:def:crs:EPSG::${name.slice(5)}`) === "latlon";
+    return axisOrderOf(name) === "latlon";
   }
 
   /** The whitespace-separated numbers of a pos/posList, scanned without a split. */
@@ -206,12 +218,12 @@ class GeometryReader {
       return this.positions(this.numbers(text(list), `${path}/${list[0]}`), d, swap, `${path}/${list[0]}`);
     }
     const coords = child(el, "coordinates");
-    if (coords) return this.coordinates(coords, swap, `${path}/${coords[0]}`);
+    if (coords) return this.coordinates(coords, this.swapFor(srs, true), `${path}/${coords[0]}`);
     const out: Position[] = [];
     for (const c of elements(el)) {
       const local = localName(c[0]);
       if (local === "pos") out.push(this.pos(c, dim, swap, `${path}/${c[0]}`));
-      else if (local === "coord") out.push(this.coord(c, swap, `${path}/${c[0]}`));
+      else if (local === "coord") out.push(this.coord(c, this.swapFor(srs, true), `${path}/${c[0]}`));
       else if (local === "pointProperty" || local === "pointRep") {
         const g = geometryChild(c);
         if (!g || localName(g[0]) !== "Point") throw decodeError("expected a gml:Point", `${path}/${c[0]}`);
@@ -457,6 +469,8 @@ class FeatureReader {
       return geom;
     }
     if (!hasElements(el)) return this.typed(key, text(el), path);
+    const time = temporal(el);
+    if (time !== undefined) return time;
     let nested: Record<string, unknown> | undefined;
     for (const c of elements(el)) {
       nested ??= {};
@@ -489,6 +503,8 @@ class FeatureReader {
         gmlUri = uri;
       }
     }
+    const rootNs = attrs[`@_xmlns:${prefixOf(root[0])}`] ?? (prefixOf(root[0]) === "" ? attrs["@_xmlns"] : undefined);
+    this.geometry.shortFormIsEpsgOrder = rootNs === WFS11_NS && gmlUri === GML_NS["3.1.1"] && opts.version !== "2";
     if (opts.version && gmlUri) {
       const want = opts.version === "3.2" ? GML_NS["3.2"] : GML_NS["3.1.1"];
       if (gmlUri !== want) throw decodeError(`expected GML ${opts.version} (namespace ${want}), the document uses ${gmlUri}`, root[0]);
@@ -515,6 +531,37 @@ class FeatureReader {
         for (const f of elements(c)) this.collect(f, `${path}/${c[0]}/${f[0]}`, out);
       }
     }
+  }
+}
+
+/**
+ * A GML temporal value as text: an element holding `gml:timePosition` (MapServer writes date properties so
+ * in GML 3.2) or a `gml:TimeInstant`, its time; a `gml:TimePeriod`, the ISO 8601 interval `begin/end`.
+ */
+function temporal(el: El): string | undefined {
+  const els = elements(el);
+  if (els.length !== 1) return undefined;
+  const only = els[0]!;
+  switch (localName(only[0])) {
+    case "timePosition":
+      return text(only).trim();
+    case "TimeInstant": {
+      const t = child(only, "timePosition");
+      return t ? text(t).trim() : undefined;
+    }
+    case "TimePeriod": {
+      const edge = (pos: string, inst: string) => {
+        const direct = child(only, pos);
+        if (direct) return text(direct).trim();
+        const wrapped = child(only, inst);
+        const ti = wrapped && child(wrapped, "TimeInstant");
+        const tp = ti && child(ti, "timePosition");
+        return tp ? text(tp).trim() : "..";
+      };
+      return `${edge("beginPosition", "begin")}/${edge("endPosition", "end")}`;
+    }
+    default:
+      return undefined;
   }
 }
 
