@@ -362,22 +362,28 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   /**
    * The streams of a batch that do not continue where this process left them (first read, a partition taken
    * over, a seek back after a rebalance): what it holds of their tracks may be stale. Updates `expected`.
-   * Called in processing order. A gap in offsets (a filtered or undecodable record, a compacted or
-   * transactional topic) also counts: it costs a restore, never a wrong event.
+   * Called in processing order. Only the first record of a stream in a batch is compared: one receive never
+   * spans a rebalance, so a gap inside a batch is input nobody processed. A gap between batches (a record
+   * that failed to decode or was filtered out, a transaction marker) also counts: it costs a restore, never a
+   * wrong event.
    */
   function discontinuous(batch: Message[]): string[] | undefined {
     let out: string[] | undefined;
     let stream: string | undefined;
     let next: string | number | undefined;
+    let seen: Set<string> | undefined;
     for (const m of batch) {
       const p = m.position;
       if (p === undefined) continue;
       if (p.stream !== stream) {
         if (stream !== undefined) expected.set(stream, next!);
         stream = p.stream;
-        const want = expected.get(stream);
-        if ((want === undefined || compareOffsets(want, p.offset) !== 0) && !(out ??= []).includes(stream)) out.push(stream);
-      } else if (next !== undefined && compareOffsets(next, p.offset) !== 0 && !(out ??= []).includes(stream)) out.push(stream);
+        if (seen === undefined || !seen.has(stream)) {
+          (seen ??= new Set()).add(stream);
+          const want = expected.get(stream);
+          if (want === undefined || compareOffsets(want, p.offset) !== 0) (out ??= []).push(stream);
+        }
+      }
       next = p.next;
     }
     if (stream !== undefined) expected.set(stream, next!);
