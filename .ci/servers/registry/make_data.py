@@ -16,4 +16,6 @@ for row in range(4):
                            "when": f"2013-{(n % 12) + 1:02d}-15"},
             "geometry": {"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, maxy], [minx, miny]]]},
         })
-json.dump({"type": "FeatureCollection", "features": features}, open(sys.argv[1], "w"))
+# `metadata` is a foreign member Koop reads for the FeatureServer description; GDAL ignores it.
+meta = {"title": "Registry test cells", "name": "cells", "description": "Grid cells with a kind and a date"}
+json.dump({"type": "FeatureCollection", "metadata": meta, "features": features}, open(sys.argv[1], "w"))

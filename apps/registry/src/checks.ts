@@ -110,7 +110,7 @@ export async function probe(fetcher: Fetcher, url: string, expect: "image" | "js
   try {
     const r = await fetcher.get(url, { timeoutMs, maxBytes: 20 * 1024 * 1024 });
     const responseMs = r.ms;
-    if (r.status < 200 || r.status >= 300) return { ok: false, responseMs, message: `HTTP ${r.status}` };
+    if (r.status < 200 || r.status >= 300) return { ok: false, responseMs, message: `HTTP ${r.status}: ${r.text().slice(0, 200).replace(/\s+/g, " ").trim()}` };
     if (expect === "image") {
       const info = imageInfo(r.body);
       if (!info) {

@@ -10,7 +10,7 @@ const parser = new XMLParser({
   ignoreAttributes: false,
   attributeNamePrefix: "@",
   removeNSPrefix: true,
-  // No entity is ever expanded: DOCTYPE is refused before parsing, and the five predefined entities and
+  // No entity is ever expanded: ENTITY declarations are refused and a DOCTYPE dropped before parsing; the five predefined entities and
   // character references are decoded here, once, as text.
   processEntities: false,
   htmlEntities: false,
@@ -36,15 +36,26 @@ function decodeEntities(s: string): string {
 }
 
 /**
- * Parses untrusted XML: refuses DOCTYPE and ENTITY declarations (XML bombs, external entities), documents over
+ * Parses untrusted XML: refuses ENTITY declarations and any DOCTYPE beyond an external DTD reference (XML bombs,
+ * external entities; nothing is ever expanded or fetched), documents over
  * `maxBytes` and documents that are not well-formed, each a GeoWatchError "XML" saying which.
  */
 export function parseXml(text: string, what: string, maxBytes = MAX_XML_BYTES): XmlNode {
   if (Buffer.byteLength(text) > maxBytes) {
     throw new GeoWatchError("XML", `${what}: document is larger than ${maxBytes} bytes`, { backend: "registry" });
   }
-  if (/<!DOCTYPE/i.test(text) || /<!ENTITY/i.test(text)) {
-    throw new GeoWatchError("XML", `${what}: DOCTYPE and ENTITY declarations are refused (entities are never expanded)`, { backend: "registry" });
+  if (/<!ENTITY/i.test(text)) {
+    throw new GeoWatchError("XML", `${what}: ENTITY declarations are refused (entities are never expanded: XML bombs, external entities)`, { backend: "registry" });
+  }
+  // WMS 1.1.1 documents must carry a DOCTYPE (an external DTD, sometimes ELEMENT declarations). With no
+  // ENTITY declaration it can define nothing that expands; the DTD is never fetched, and the declaration is
+  // dropped before parsing. Anything else in an internal subset is refused.
+  const doctype = /<!DOCTYPE\s+[\w:.-]+(?:\s+(?:SYSTEM|PUBLIC)(?:\s+"[^"]*"|\s+'[^']*'){1,2})?\s*(\[(?:\s*<!(?:ELEMENT|ATTLIST)[^>]*>|\s*<!--[\s\S]*?-->)*\s*\])?\s*>/i;
+  if (/<!DOCTYPE/i.test(text)) {
+    const m = doctype.exec(text);
+    if (!m) throw new GeoWatchError("XML", `${what}: DOCTYPE declaration refused (only an external DTD reference with ELEMENT/ATTLIST declarations is accepted)`, { backend: "registry" });
+    text = text.slice(0, m.index) + text.slice(m.index + m[0].length);
+    if (/<!DOCTYPE/i.test(text)) throw new GeoWatchError("XML", `${what}: more than one DOCTYPE declaration`, { backend: "registry" });
   }
   const valid = XMLValidator.validate(text, { allowBooleanAttributes: true });
   if (valid !== true) {

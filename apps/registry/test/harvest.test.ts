@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createFetcher, harvest, parseWmsCapabilities } from "../src/index.js";
+import type { Registry } from "../src/index.js";
+import { env, esriRoute, fixtureServer, tmpRegistry } from "./helpers.js";
+
+const fetcher = createFetcher({ allowPrivate: true });
+const ctx = { fetcher };
+
+describe("harvesters against real servers", () => {
+  it("WMS 1.3.0 from QGIS Server: named layers, bbox in EPSG:4326, keywords, GetMap URL", async () => {
+    const h = await harvest(env.qgis(), "OGC:WMS", ctx);
+    expect(h.version).toBe("1.3.0");
+    expect(h.title).toBe("GeoWatch registry QGIS");
+    const cells = h.layers.find((l) => l.name === "cells")!;
+    expect(cells.bbox).toEqual([-175, -85, 175, 85]);
+    expect(cells.keywords).toEqual(expect.arrayContaining(["cells", "grid"]));
+    expect(cells.crs).toEqual(expect.arrayContaining(["EPSG:4326"]));
+    expect(cells.extra).toMatchObject({ version: "1.3.0", format: "image/png" });
+  });
+
+  it("WMS 1.1.1 capabilities (QGIS answering VERSION=1.1.1) parse the same", async () => {
+    const xml = await (await fetch(`${env.qgis()}?SERVICE=WMS&REQUEST=GetCapabilities&VERSION=1.1.1`)).text();
+    expect(xml).toContain("WMT_MS_Capabilities");
+    const h = parseWmsCapabilities(xml, env.qgis());
+    expect(h.version).toBe("1.1.1");
+    expect(h.layers.find((l) => l.name === "cells")!.bbox).toEqual([-175, -85, 175, 85]);
+  });
+
+  it("WMS with a time dimension (MapServer): the layer's time extent", async () => {
+    const h = await harvest(env.mapserver(), "OGC:WMS", ctx);
+    const cells = h.layers.find((l) => l.name === "cells")!;
+    expect(cells.title).toBe("Cells over time");
+    expect(cells.timeStart).toBe(Date.parse("2013-01-01T00:00:00Z"));
+    expect(cells.timeEnd).toBe(Date.parse("2013-12-31T00:00:00Z"));
+  });
+
+  it("WFS 2.0.0 (MapServer) and 1.1.0 (QGIS Server, which answers 1.1.0 to 2.0.0)", async () => {
+    const ms = await harvest(env.mapserver(), "OGC:WFS", ctx);
+    expect(ms.version).toBe("2.0.0");
+    expect(ms.layers.map((l) => l.name)).toEqual(["ms:cells"]);
+    expect(ms.layers[0]!.bbox).toEqual([-175, -85, 175, 85]);
+    const q = await harvest(env.qgis(), "OGC:WFS", ctx);
+    expect(q.version).toBe("1.1.0");
+    expect(q.layers.map((l) => l.name)).toEqual(["cells"]);
+  });
+
+  it("WMTS from QGIS Server (KVP) and MapProxy (RESTful template)", async () => {
+    const q = await harvest(env.qgis(), "OGC:WMTS", ctx);
+    expect(q.layers[0]).toMatchObject({ name: "cells", extra: { matrixSet: "EPSG:3857", format: "image/png" } });
+    const mp = await harvest(`${env.mapproxy()}/wmts/1.0.0/WMTSCapabilities.xml`, "OGC:WMTS", ctx);
+    expect(mp.layers[0]!.name).toBe("debug");
+    expect(String(mp.layers[0]!.extra!.template)).toContain("{TileMatrix}");
+  });
+
+  it("TMS from MapProxy: the TileMapService root and its TileMap", async () => {
+    const h = await harvest(`${env.mapproxy()}/tms/1.0.0/`, "OSGeo:TMS", ctx);
+    expect(h.layers).toHaveLength(1);
+    const [l] = h.layers;
+    expect(l!.title).toBe("Debug grid tiles");
+    expect(l!.bbox![0]).toBeCloseTo(-180, 3);
+    expect(l!.bbox![3]).toBeGreaterThan(80);
+  });
+
+  it("CSW 2.0.2 records from pycsw, bbox axis order handled", async () => {
+    const progress: number[] = [];
+    const h = await harvest(env.pycsw(), "OGC:CSW", { fetcher, progress: (d) => progress.push(d) });
+    expect(h.layers.map((l) => l.identifier).sort()).toEqual(["urn:geowatch:test:quakes", "urn:geowatch:test:rivers", "urn:geowatch:test:roads"]);
+    const roads = h.layers.find((l) => l.identifier.endsWith("roads"))!;
+    expect(roads.bbox).toEqual([-71.2, 42.2, -70.9, 42.5]);
+    expect(roads.keywords).toEqual(["transport", "roads"]);
+    expect(progress.at(-1)).toBe(3);
+  });
+
+  it("OGC API Features from QGIS Server and MapServer: collections with extents", async () => {
+    const q = await harvest(`${env.qgis()}/wfs3`, "OGC:API-Features", ctx);
+    expect(q.layers[0]).toMatchObject({ name: "cells", bbox: [-175, -85, 175, 85] });
+    expect(q.layers[0]!.timeStart).toBe(Date.parse("2013-01-15T00:00:00Z"));
+    const m = await harvest(`${env.mapserver()}/registry/ogcapi`, "OGC:API-Features", ctx);
+    expect(m.layers[0]).toMatchObject({ name: "cells", title: "Cells over time", keywords: ["cells", "time"] });
+  });
+
+  it("Esri FeatureServer from Koop", async () => {
+    const h = await harvest(env.koop(), "ESRI:ArcGIS:FeatureServer", ctx);
+    expect(h.abstract).toBe("Grid cells with a kind and a date");
+    expect(h.layers).toHaveLength(1);
+    expect(h.layers[0]!.bbox![0]).toBeCloseTo(-175, 3);
+    expect(h.layers[0]!.bbox![3]).toBeCloseTo(85, 3);
+  });
+});
+
+describe("Esri MapServer, ImageServer and services root (documents after Esri's REST API reference)", () => {
+  let srv: Awaited<ReturnType<typeof fixtureServer>>;
+  let reg: Registry;
+  beforeAll(async () => {
+    srv = await fixtureServer(esriRoute());
+    reg = await tmpRegistry();
+  });
+  afterAll(async () => {
+    await reg.close();
+    await srv.close();
+  });
+
+  it("a services root adds every MapServer, ImageServer and FeatureServer it lists, folders included", async () => {
+    const services = await reg.add(`${srv.url}/arcgis/rest/services`, { enqueue: false });
+    expect(services.map((s) => s.type).sort()).toEqual(["ESRI:ArcGIS:FeatureServer", "ESRI:ArcGIS:ImageServer", "ESRI:ArcGIS:MapServer"]);
+  });
+
+  it("MapServer layers with the service extent, keywords from documentInfo; export checked as a 256x256 PNG", async () => {
+    const [svc] = await reg.add(`${srv.url}/arcgis/rest/services/SampleWorldCities/MapServer`, { enqueue: false });
+    await reg.apply(await reg.harvestUpdate(svc!.id));
+    const layers = await reg.storage.listLayers(svc!.id);
+    expect(layers.map((l) => l.title)).toEqual(["Cities", "Continent", "World"]);
+    expect(layers[0]!.bbox).toEqual([-178.2176, -54.8, 179.2167, 78.2]);
+    expect(layers[0]!.keywords).toEqual(["cities", "population", "world"]);
+    const u = await reg.checkUpdate(svc!.id);
+    expect(u.kind === "checks" && u.checks.map((c) => [c.ok, c.message])).toEqual([[true, expect.stringContaining("JSON")], ...layers.map(() => [true, "png 256x256"])]);
+    expect(srv.requests.some((r) => r.includes("/MapServer/export?") && r.includes("size=256%2C256"))).toBe(true);
+  });
+
+  it("ImageServer: one layer, Web Mercator extent converted to lon/lat, time extent", async () => {
+    const h = await harvest(`${srv.url}/arcgis/rest/services/Imagery/Toronto/ImageServer`, "ESRI:ArcGIS:ImageServer", ctx);
+    expect(h.layers).toHaveLength(1);
+    const b = h.layers[0]!.bbox!;
+    expect(b[0]).toBeCloseTo(-79.5353, 3);
+    expect(b[1]).toBeCloseTo(43.6443, 3);
+    expect(h.layers[0]!.timeStart).toBe(1483228800000);
+  });
+});
