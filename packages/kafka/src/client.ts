@@ -1,45 +1,12 @@
 import { GeoWatchError } from "@geowatch/core";
 import type { ErrorCode, Logger } from "@geowatch/core";
-import { createRequire } from "node:module";
 import kafkajs from "kafkajs";
 import type { Kafka, KafkaConfig, SASLOptions } from "kafkajs";
+import { fixKafkajs } from "./kafkajs-fixes.js";
 import { brokersOf } from "./options.js";
 import type { KafkaOptions } from "./options.js";
 
 const { Kafka: KafkaClient, logLevel } = kafkajs;
-
-interface RequestQueueLike {
-  pending: unknown[];
-  throttledUntil: number;
-  scheduleCheckPendingRequests(): void;
-}
-
-let queueFixed = false;
-
-/**
- * kafkajs 2.2.4 (its last release) re-arms a timer for `throttledUntil - Date.now()` ms after every request,
- * even with nothing pending and no throttle: a negative delay, so Node runs it after 1 ms, for ever, on every
- * connection (tulios/kafkajs#1704, #1751). It cost an idle consumer and producer ~35 ms of CPU per second and
- * Node 24 prints a `TimeoutNegativeWarning` for it. With nothing pending and no throttle there is nothing to
- * check: a request that has to wait schedules the check itself (`push`). Applied once, to that version only.
- */
-function fixRequestQueue(): void {
-  if (queueFixed) return;
-  queueFixed = true;
-  try {
-    const load = createRequire(import.meta.url);
-    const pkg = load("kafkajs/package.json") as { version?: string };
-    if (pkg.version !== "2.2.4") return;
-    const RequestQueue = load("kafkajs/src/network/requestQueue/index.js") as { prototype: RequestQueueLike };
-    const schedule = RequestQueue.prototype.scheduleCheckPendingRequests;
-    RequestQueue.prototype.scheduleCheckPendingRequests = function (this: RequestQueueLike) {
-      if (this.pending.length === 0 && !(this.throttledUntil > Date.now())) return;
-      schedule.call(this);
-    };
-  } catch {
-    // A different layout of kafkajs: leave it as it is.
-  }
-}
 
 /** Builds the kafkajs client from options; kafkajs logs go to the GeoWatch logger (warnings and errors only). */
 export function createKafka(
@@ -48,7 +15,7 @@ export function createKafka(
   secret: (ref: string) => string | undefined = (ref) => process.env[ref],
 ): { kafka: Kafka; brokers: string[] } {
   const brokers = brokersOf(options);
-  fixRequestQueue();
+  fixKafkajs();
   const config: KafkaConfig = {
     clientId: options.clientId ?? "geowatch",
     brokers,

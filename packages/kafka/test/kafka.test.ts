@@ -6,6 +6,7 @@ import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
 import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
 import type { KafkaOptions } from "../src/index.js";
 import { defaultPartitioner, murmur2 } from "../src/partitioner.js";
+import { fixKafkajs, kafkajsOriginals } from "../src/kafkajs-fixes.js";
 import { brokers, createTopic, deleteTopics, freshTopic, serverEnv, withAdmin } from "./server.js";
 
 const text = (r: InRecord) => (typeof r.value === "string" ? r.value : Buffer.from(r.value).toString("utf8"));
@@ -188,6 +189,29 @@ describe("kafka producer and consumer", () => {
     expect(res.map((r) => (r.ok ? r.id : undefined))).toEqual(Array.from({ length: n }, (_, i) => `${t}:0:${i}`));
     const got = await receiveN(consumer({ groupId: `g-${t}`, topics: [t] }), n, 30_000);
     expect(got.map(text)).toEqual(Array.from({ length: n }, (_, i) => `m${i}`));
+  });
+
+  it("kafkajs encoder fix: varints and varlongs are byte-identical to kafkajs' own encoding", () => {
+    fixKafkajs();
+    const { Encoder, writeUVarInt, writeVarLong, sizeOfVarLong } = kafkajsOriginals;
+    expect(Encoder && writeUVarInt && writeVarLong && sizeOfVarLong, "kafkajs 2.2.4's encoder was found and patched").toBeTruthy();
+    const E = Encoder!;
+    const ints = [0, 1, -1, 63, 64, -64, -65, 127, 128, 255, 256, 16383, 16384, 2 ** 20, 2 ** 28 - 1, 2 ** 28, 2 ** 30, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40, -(2 ** 40), 1.5, NaN];
+    for (let i = 0; i < 2000; i++) ints.push(Math.floor((Math.random() - 0.5) * 2 ** (1 + (i % 40))));
+    const bytes = (write: (e: InstanceType<typeof E>) => unknown) => {
+      const e = new E();
+      write(e);
+      return Buffer.from(e.buf.subarray(0, e.offset)).toString("hex");
+    };
+    for (const v of ints) {
+      if (Number.isInteger(v) && Math.abs(v) < 2 ** 32) expect(bytes((e) => e.writeUVarInt(v)), `uvarint ${v}`).toBe(bytes((e) => writeUVarInt!.call(e, v)));
+      if (!Number.isInteger(v)) continue;
+      expect(bytes((e) => e.writeVarLong(v)), `varlong ${v}`).toBe(bytes((e) => writeVarLong!.call(e, v)));
+      expect(E.sizeOfVarLong(v), `sizeOfVarLong ${v}`).toBe(sizeOfVarLong!(v));
+      expect(E.sizeOfVarLong(v)).toBe(bytes((e) => e.writeVarLong(v)).length / 2);
+    }
+    // Strings and Longs (offsets, timestamps) still take kafkajs' own path.
+    expect(bytes((e) => e.writeVarLong("1700000000000"))).toBe(bytes((e) => writeVarLong!.call(e, "1700000000000")));
   });
 
   it("partitioner: the same partitions as kafkajs' DefaultPartitioner, keyed (murmur2) and keyless (round robin over leaders)", async () => {
