@@ -88,7 +88,7 @@ function firstInvalidUtf8(b: Uint8Array): number {
 
 interface Lingering {
   messages: Message[];
-  waiters: Array<{ mine: Set<Message>; resolve: (failed: SinkFailure[]) => void }>;
+  waiters: Array<{ mine: Message[]; resolve: (failed: SinkFailure[]) => void }>;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -139,7 +139,7 @@ export class ProducerSink {
     return new Promise<SinkFailure[]>((resolve) => {
       const acc = (this.lingering ??= { messages: [], waiters: [], timer: undefined });
       for (const m of messages) acc.messages.push(m);
-      acc.waiters.push({ mine: new Set(messages), resolve });
+      acc.waiters.push({ mine: messages, resolve });
       if (acc.messages.length >= (Number.isFinite(this.maxBatch) ? this.maxBatch : 500)) this.flush();
       else if (this.lingerMs > 0) acc.timer ??= setTimeout(() => this.flush(), this.lingerMs);
     });
@@ -152,7 +152,16 @@ export class ProducerSink {
     this.lingering = undefined;
     clearTimeout(acc.timer);
     void this.chain(acc.messages).then((failed) => {
-      for (const w of acc.waiters) w.resolve(failed.filter((f) => w.mine.has(f.message)));
+      // Each waiter gets the failures of its own messages; a Set per waiter only when something failed (a
+      // Set of every message of every batch was 1.5% of a Kafka relay's CPU).
+      for (const w of acc.waiters) {
+        if (failed.length === 0) {
+          w.resolve([]);
+          continue;
+        }
+        const mine = new Set(w.mine);
+        w.resolve(failed.filter((f) => mine.has(f.message)));
+      }
     });
   }
 
