@@ -95,7 +95,8 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
       const { features, collection, featureType } = featuresOf(value, "");
       const opts = { ...base, featureType: featureType ?? options.featureType };
       if (!collection) {
-        return `<?xml version="1.0" encoding="UTF-8"?>\n${encodeFeature(features[0]!, opts)}`;
+        // One line: a feature record stays whole on line-framed channels (files, pipes); text line breaks are escaped.
+        return `<?xml version="1.0" encoding="UTF-8"?>${encodeFeature(features[0]!, opts)}`;
       }
       return encodeFeatureCollection(features, opts);
     },

@@ -465,13 +465,16 @@ export function namespacesOf(node: XmlValue | undefined): Map<string, string> {
   return out;
 }
 
-const ESC_TEXT = /[&<>\r]/;
+const ESC_TEXT = /[&<>\r\n]/;
 const ESC_ATTR = /[&<>"'\t\n\r]/;
 
-/** Escapes text content (`&`, `<`, `>`, and CR so that it survives end-of-line normalisation). */
+/**
+ * Escapes text content: `&`, `<`, `>`, and line breaks as character references (CR would not survive
+ * end-of-line normalisation; LF escaped keeps a feature on one line for line-framed channels).
+ */
 export function escapeXml(text: string): string {
   if (!ESC_TEXT.test(text)) return text;
-  return text.replace(/[&<>\r]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : "&#13;"));
+  return text.replace(/[&<>\r\n]/g, (c) => (c === "&" ? "&amp;" : c === "<" ? "&lt;" : c === ">" ? "&gt;" : c === "\n" ? "&#10;" : "&#13;"));
 }
 
 /** Escapes an attribute value for either quote style; tabs and line breaks as references (attribute normalisation would turn them into spaces). */

@@ -88,6 +88,13 @@ describe("gml codec values", () => {
     expect(codec.unpack!(xml)).toEqual(samples);
   });
 
+  it("a feature record is one line, line breaks in values included", () => {
+    const f: Feature = { type: "Feature", id: "l.1", geometry: null, properties: { text: "one\ntwo\r\nthree" } };
+    const xml = String(codec.encode(f));
+    expect(xml).not.toMatch(/[\r\n]/);
+    expect(codec.decode(xml)).toEqual(f);
+  });
+
   it("a bare geometry encodes as a feature without properties", () => {
     const xml = String(codec.encode({ type: "Point", coordinates: [1, 2] } as never));
     expect(codec.decode(xml)).toEqual({ type: "Feature", geometry: { type: "Point", coordinates: [1, 2] }, properties: {} });

@@ -215,3 +215,59 @@ describe("large collections are read in parts", () => {
     expect(e.message).toMatch(/not well-formed XML: .*is not closed/);
   });
 });
+
+describe("decode options", () => {
+  it("srsName is assumed for geometries without one; version '2' accepts the GML 2/3.1.1 namespace", () => {
+    const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml"><q:g><gml:Point><gml:pos>41.9 12.5</gml:pos></gml:Point></q:g></q:t>`;
+    expect(decodeFeatures(xml)[0]!.geometry).toEqual({ type: "Point", coordinates: [41.9, 12.5] });
+    expect(decodeFeatures(xml, { srsName: "urn:ogc:def:crs:EPSG::4326" })[0]!.geometry).toEqual({ type: "Point", coordinates: [12.5, 41.9] });
+    expect(decodeFeatures(xml, { version: "2" })).toHaveLength(1);
+    expect(errorOf(() => decodeFeatures(xml, { version: "3.2" })).message).toContain("expected GML 3.2");
+  });
+
+  it("GML 2 coordinates with custom separators, coord elements, boxes and repeated properties", () => {
+    const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml" fid="t.1">
+<q:a><gml:LineString srsName="EPSG:4326"><gml:coordinates cs=";" ts="|" decimal=",">1,5;2|3;4,25</gml:coordinates></gml:LineString></q:a>
+<q:b><gml:Point><gml:coord><gml:X>7</gml:X><gml:Y>8</gml:Y></gml:coord></gml:Point></q:b>
+<q:c><gml:Box><gml:coordinates>0,0 2,1</gml:coordinates></gml:Box></q:c>
+<q:tag>x</q:tag><q:tag>y</q:tag></q:t>`;
+    const [f] = decodeFeatures(xml);
+    expect(f).toEqual({
+      type: "Feature",
+      id: "t.1",
+      geometry: { type: "LineString", coordinates: [[1.5, 2], [3, 4.25]] },
+      properties: {
+        b: { type: "Point", coordinates: [7, 8] },
+        c: { type: "Polygon", coordinates: [[[0, 0], [2, 0], [2, 1], [0, 1], [0, 0]]] },
+        tag: ["x", "y"],
+      },
+    });
+  });
+
+  it("GML 3 curves, surfaces, envelopes and mixed collection members keep document order", () => {
+    const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml/3.2"><q:g><gml:MultiGeometry srsName="http://www.opengis.net/def/crs/OGC/1.3/CRS84">
+<gml:geometryMembers><gml:Point><gml:pos>1 2</gml:pos></gml:Point><gml:Curve><gml:segments><gml:LineStringSegment><gml:posList>0 0 1 1</gml:posList></gml:LineStringSegment><gml:LineStringSegment><gml:posList>1 1 2 0</gml:posList></gml:LineStringSegment></gml:segments></gml:Curve><gml:Point><gml:pos>3 4</gml:pos></gml:Point></gml:geometryMembers>
+<gml:geometryMember><gml:Surface><gml:patches><gml:PolygonPatch><gml:exterior><gml:LinearRing><gml:pos>0 0</gml:pos><gml:pos>1 0</gml:pos><gml:pos>1 1</gml:pos><gml:pos>0 0</gml:pos></gml:LinearRing></gml:exterior></gml:PolygonPatch></gml:patches></gml:Surface></gml:geometryMember>
+<gml:geometryMember><gml:Envelope><gml:lowerCorner>0 0</gml:lowerCorner><gml:upperCorner>1 2</gml:upperCorner></gml:Envelope></gml:geometryMember>
+</gml:MultiGeometry></q:g></q:t>`;
+    expect(decodeFeatures(xml)[0]!.geometry).toEqual({
+      type: "GeometryCollection",
+      geometries: [
+        { type: "Point", coordinates: [1, 2] },
+        { type: "LineString", coordinates: [[0, 0], [1, 1], [2, 0]] },
+        { type: "Point", coordinates: [3, 4] },
+        { type: "Polygon", coordinates: [[[0, 0], [1, 0], [1, 1], [0, 0]]] },
+        { type: "Polygon", coordinates: [[[0, 0], [1, 0], [1, 2], [0, 2], [0, 0]]] },
+      ],
+    });
+  });
+
+  it("decodeGeometry reads a parseXml tree; a 3.2 collection without ids gets unique geometry ids", () => {
+    const doc = parseXml(encodeGeometry(GEOMETRIES.polygonWithHoles!, { version: "3.1.1", declareNamespace: true }));
+    expect(decodeGeometry(doc)).toEqual(GEOMETRIES.polygonWithHoles);
+    const xml = encodeFeatureCollection([{ type: "Feature", geometry: GEOMETRIES.multiPoint!, properties: {} }, { type: "Feature", geometry: GEOMETRIES.multiPoint!, properties: {} }], { version: "3.2", ...FT });
+    const ids = [...xml.matchAll(/gml:id="([^"]+)"/g)].map((m) => m[1]);
+    expect(ids.length).toBe(6);
+    expect(new Set(ids).size).toBe(6);
+  });
+});
