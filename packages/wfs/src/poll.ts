@@ -30,8 +30,10 @@ interface Mark {
 
 interface Emitted {
   id: string;
-  /** Timestamp mode: the field's value; id mode: the content hash. */
+  /** Timestamp mode: the field's value; id mode: the content hash ("" for a delete). */
   value: string | number;
+  /** Id mode with `deletes`: the id left the layer (or the selection). */
+  deleted?: boolean;
 }
 
 /** The checkpoint file: one row for the mark, one per acknowledged id (id mode). */
@@ -60,7 +62,11 @@ class Checkpoint {
     try {
       if (mark) this.db.prepare("INSERT INTO mark (k, v) VALUES ('mark', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v").run(JSON.stringify(mark));
       const put = this.db.prepare("INSERT INTO seen (id, hash) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash");
-      for (const h of hashes) put.run(h.id, String(h.value));
+      const drop = this.db.prepare("DELETE FROM seen WHERE id = ?");
+      for (const h of hashes) {
+        if (h.deleted) drop.run(h.id);
+        else put.run(h.id, String(h.value));
+      }
       this.db.exec("COMMIT");
     } catch (err) {
       this.db.exec("ROLLBACK");
@@ -160,6 +166,19 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
         break;
       }
       buffer.push(record(f, before === undefined ? "create" : "update", { id, value: h }));
+    }
+    if (poll?.deletes && !more) {
+      const present = new Set(sorted.map((f) => idOf(f)!));
+      const gone = [...hashes.keys()].filter((id) => !present.has(id)).sort((a, b) => compareValues(a, b));
+      for (const id of gone) {
+        if (emitted++ >= cap) {
+          more = true;
+          break;
+        }
+        // An id of the configured id_field is a number when the layer's values are.
+        const fid = o.idField !== undefined && /^-?\d+$/.test(id) && sorted.some((f) => typeof f.id === "number") ? Number(id) : id;
+        buffer.push(record({ type: "Feature", id: fid, geometry: null, properties: null }, "delete", { id, value: "", deleted: true }));
+      }
     }
     if (missing > 0) log.warn("features without an id were skipped (set id_field)", { backend: BACKEND, count: missing, typeName: o.typeName });
   }
@@ -282,7 +301,12 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
           throw new GeoWatchError("STORE", `checkpoint "${checkpoint}" could not be written: ${reasonOf(err)}`, { backend: BACKEND, cause: err, retryable: true });
         }
         mark = newMark;
-        if (by === "id") for (const e of done) hashes.set(e.id, String(e.value));
+        if (by === "id") {
+          for (const e of done) {
+            if (e.deleted) hashes.delete(e.id);
+            else hashes.set(e.id, String(e.value));
+          }
+        }
       }
       for (const [n] of pending) if (n < next) pending.delete(n);
       for (const w of wakers) w();

@@ -23,6 +23,11 @@ export const pollSchema = z.strictObject({
     .describe(
       "`by: timestamp` on WFS: ask the server only for features whose `field` is at or after the acknowledged value (PropertyIsGreaterThanOrEqualTo) instead of reading the layer whole. Only where the server compares the field as written: MapServer 8 over a GeoPackage DateTime column does not (an ISO 8601 literal with `T...Z` excludes the value itself), and features would be skipped.",
     ),
+  deletes: z
+    .boolean()
+    .optional()
+    .meta({ default: false })
+    .describe("`by: id`: also emit a delete (a Feature with that id and no geometry or properties; actiontype `delete` in an envelope) for an acknowledged id that is no longer in the layer or no longer matches the filter."),
   intervalMs: positiveInt.optional().meta({ default: 30000 }).describe("Time between polls in ms; a failed poll is retried after the same interval (up to 8 times longer after repeated failures)."),
   checkpoint: nonEmpty.meta({ path: true }).describe("SQLite file (node:sqlite) holding the acknowledged position; created when missing. A restart continues from it."),
 });
@@ -84,5 +89,6 @@ export function checkReaderOptions(o: z.output<typeof wfsConsumerSchema>): Optio
     }
   }
   if (o.poll?.serverFilter && (ogcapi || o.poll.by === "id")) problems.push({ path: "poll.serverFilter", message: "applies to `by: timestamp` on WFS only" });
+  if (o.poll?.deletes && o.poll.by !== "id") problems.push({ path: "poll.deletes", message: "applies to `by: id` only (a timestamp field cannot see deletes)" });
   return problems;
 }

@@ -105,9 +105,9 @@ describe("polling by timestamp (MapServer over a GeoJSON file, with the server-s
 });
 
 describe("polling by id (content hash per id)", () => {
-  it("emits created and updated features as envelopes; an unchanged layer emits nothing", async () => {
+  it("emits created, updated and deleted features as envelopes; an unchanged layer emits nothing", async () => {
     const cp = checkpoint();
-    const o = options(cp, { envelope: true, poll: { field: "num", by: "id", intervalMs: 200, checkpoint: cp } });
+    const o = options(cp, { envelope: true, poll: { field: "num", by: "id", deletes: true, intervalMs: 200, checkpoint: cp } });
     writeLayer([1, 2].map((i) => ({ num: i, name: `c${i}`, updated: ts(1) })));
     await withConsumer(o, async (c) => {
       const got = await receiveAll(c, 2);
@@ -133,6 +133,20 @@ describe("polling by id (content hash per id)", () => {
       ]);
       await commitAll(c, got);
       expect(await receiveAll(c, 1, 1000)).toEqual([]);
+    });
+    // c1 leaves the layer: a delete, once acknowledged never again.
+    writeLayer([
+      { num: 2, name: "c2 renamed", updated: ts(1) },
+      { num: 3, name: "c3", updated: ts(1) },
+    ]);
+    await withConsumer(o, async (c) => {
+      const got = await receiveAll(c, 1);
+      expect(got.map((r) => JSON.parse(String(r.value)) as unknown)).toEqual([{ metadata: { featuretype: "ms:poll", actiontype: "delete" }, data: { type: "Feature", id: 1, geometry: null, properties: null } }]);
+      expect(got[0]!.key).toBe("1");
+      await commitAll(c, got);
+    });
+    await withConsumer(o, async (c) => {
+      expect(await receiveAll(c, 1, 1000), "after a restart: nothing").toEqual([]);
     });
   });
 });
