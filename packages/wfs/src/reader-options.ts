@@ -49,10 +49,10 @@ export const wfsReaderShape = {
     .optional()
     .describe("Only features inside `[min_x, min_y, max_x, max_y]` in `bbox_crs` (longitude/latitude order for EPSG:4326, whatever the version's axis order on the wire)."),
   bboxCrs: nonEmpty.optional().meta({ default: "EPSG:4326" }).describe("CRS of `bbox` as `EPSG:<code>`."),
-  filter: filterSchema.optional().describe("Property filter, sent in OGC Filter encoding (Filter 1.1 for WFS 1.1.0, FES 2.0 for 2.0.0): `{ property, eq|ne|lt|lte|gt|gte|like|between|is_null }`, `{ and: [...] }`, `{ or: [...] }`, `{ not: ... }`. OGC API: `eq` conditions joined by `and` only (query parameters)."),
+  filter: filterSchema.optional().describe("Property filter, sent in OGC Filter encoding (Filter 1.1 for WFS 1.1.0, FES 2.0 for 2.0.0): `{ property, eq|ne|lt|lte|gt|gte|like|between|null, matchcase? }` (`like` wildcards `*` and `?`, escape `\\`; `null: true` is PropertyIsNull), `{ and: [...] }`, `{ or: [...] }`, `{ not: ... }`. OGC API: `eq` conditions joined by `and` only (query parameters)."),
   datetime: nonEmpty.optional().describe("OGC API `datetime` parameter (`2026-01-01T00:00:00Z/..`)."),
   idField: nonEmpty.optional().describe("Property whose value becomes each Feature's `id` and the record key. Default: the server's feature id (`gml:id`, GeoJSON `id`)."),
-  envelope: z.boolean().optional().meta({ default: false }).describe("Emit `{ metadata: { featuretype, actiontype }, data: Feature }` envelopes (actiontype `create`/`update` when polling by id) instead of bare Features."),
+  envelope: z.boolean().optional().meta({ default: false }).describe("Emit `{ metadata: { featuretype, actiontype }, data: Feature }` envelopes (actiontype `create`, or `create`/`update`/`delete` when polling by id) instead of bare Features."),
 };
 
 /** The consumer: the connection, what to read, and the polling mode. */
@@ -64,7 +64,7 @@ export const wfsConsumerSchema = z.strictObject({
     .meta({ default: "1.1.0" })
     .describe("WFS version of GetFeature: 2.0.0 (`count`/`startIndex`, FES 2.0 filters, GML 3.2) or 1.1.0 (`maxFeatures`, Filter 1.1, GML 3.1.1). QGIS Server speaks 1.1.0 only."),
   typeName: nonEmpty.describe("Feature type (WFS, `ms:points` or `points`) or collection id (OGC API) to read."),
-  srsName: nonEmpty.optional().describe("CRS asked for in GetFeature (WFS). Default: EPSG:4326 in the version's URN/URI form; features come out longitude, latitude either way."),
+  srsName: nonEmpty.optional().describe("CRS asked for in GetFeature (WFS). Default: `urn:ogc:def:crs:EPSG::4326` in both versions (MapServer 8 refuses the 2.0.0 URI form here); the GML is read in the axis order of the CRS asked for, so features come out longitude, latitude."),
   geometryName: nonEmpty.optional().describe("Geometry property the BBOX filter names (`msGeometry` on MapServer, `geometry` on QGIS Server). Default: none named (the type's default geometry)."),
   ...wfsReaderShape,
   poll: pollSchema.optional().describe("Polling mode (consumer): read again every `interval_ms` and emit only new or changed features, the position checkpointed on acknowledgement. Without it the consumer reads the layer once."),
