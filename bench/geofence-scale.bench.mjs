@@ -14,8 +14,10 @@
 //   pnpm build && pnpm bench geofence-scale
 // Needs Kafka (GEOWATCH_KAFKA_BROKERS) and PostgreSQL (GEOWATCH_PG_URL): bash .ci/servers/kafka.sh start;
 // bash .ci/servers/postgres.sh start; source .servers/env/*.env. Env: BENCH_N, BENCH_TRACKS, BENCH_ENGINES
-// (comma list of kafka,postgres), BENCH_PROCS (comma list, default 1,2,3). This machine has 2 cores: a third
-// process shares them, so 3 processes cannot beat 2 here; what scales is the state, not the CPU.
+// (comma list of kafka,postgres), BENCH_PROCS (comma list, default 1,2,3), BENCH_CHAOS=0 to leave out the
+// exactness run (2 processes, a third joins at a third of the input, the first is SIGKILLed at half; its events
+// must equal the 1-process run's, duplicates counted). This machine has 2 cores: a third process shares them, so
+// 3 processes cannot beat 2 here; what scales is the state, not the CPU.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os, { tmpdir } from "node:os";
@@ -35,6 +37,7 @@ const N = Number(process.env.BENCH_N ?? 300_000);
 const TRACKS = Number(process.env.BENCH_TRACKS ?? 6_000);
 const ENGINES = (process.env.BENCH_ENGINES ?? "kafka,postgres").split(",");
 const PROCS = (process.env.BENCH_PROCS ?? "1,2,3").split(",").map(Number);
+const CHAOS = process.env.BENCH_CHAOS !== "0";
 const PARTITIONS = 6;
 const TIME = existsSync("/usr/bin/time");
 const CLI = join(root, "apps/broker/bin/geowatch.js");
@@ -106,8 +109,33 @@ function config(input, output, group, engine, run) {
 }
 
 /** Starts `procs` geowatch processes on a fresh group; resolves when every input offset is committed. */
-async function measure(engine, procs, input) {
-  const run = `${engine}-${procs}`;
+function startProcess(cfg) {
+  const cmd = [process.execPath, CLI, "run", cfg, "--no-status"];
+  // GNU time reports each process's CPU and peak RSS (without it, those columns read 0).
+  const child = spawn(TIME ? "/usr/bin/time" : cmd[0], TIME ? ["-f", "%e %U %S %M", ...cmd] : cmd.slice(1), { cwd: join(root, "apps/broker"), env: { ...process.env, GEOWATCH_LOG_LEVEL: "info" }, stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const exited = new Promise((r) => child.once("exit", r));
+  // Signals go to geowatch itself (GNU time does not pass them on).
+  const signal = (sig) => {
+    let node;
+    try {
+      node = TIME ? readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/)[0] : undefined;
+    } catch {
+      node = undefined;
+    }
+    if (node) process.kill(Number(node), sig);
+    else child.kill(sig);
+  };
+  return { child, err: () => err, exited, signal };
+}
+
+/**
+ * Starts `procs` geowatch processes on a fresh group; resolves when every input offset is committed. With
+ * `chaos`, 2 processes start, a third joins at a third of the input and the first is SIGKILLed at half of it.
+ */
+async function measure(engine, procs, input, chaos = false) {
+  const run = chaos ? `${engine}-chaos` : `${engine}-${procs}`;
   const output = `gw-bench-scale-out-${tag}-${run}`;
   const group = `gw-bench-scale-${tag}-${run}`;
   topics.push(output);
@@ -116,24 +144,23 @@ async function measure(engine, procs, input) {
   const cfg = config(input, output, group, engine, run);
   const children = [];
   const t0 = performance.now();
-  for (let i = 0; i < procs; i++) {
-    const cmd = [process.execPath, CLI, "run", cfg, "--no-status"];
-    // GNU time reports each process's CPU and peak RSS (without it, those columns read 0).
-    const child = spawn(TIME ? "/usr/bin/time" : cmd[0], TIME ? ["-f", "%e %U %S %M", ...cmd] : cmd.slice(1), { cwd: join(root, "apps/broker"), env: { ...process.env, GEOWATCH_LOG_LEVEL: "info" }, stdio: ["ignore", "ignore", "pipe"] });
-    let err = "";
-    child.stderr.on("data", (d) => (err += d));
-    children.push({ child, err: () => err, exited: new Promise((r) => child.once("exit", r)) });
-  }
+  for (let i = 0; i < procs; i++) children.push(startProcess(cfg));
   let done = 0;
-  const deadline = Date.now() + 600_000;
-  while ((done = await committed(group, input)) < N && Date.now() < deadline) await sleep(100);
-  const ms = performance.now() - t0;
-  // SIGTERM goes to geowatch itself (GNU time does not pass it on): it drains and exits, then time reports.
-  for (const c of children) {
-    const node = TIME ? readFileSync(`/proc/${c.child.pid}/task/${c.child.pid}/children`, "utf8").trim().split(/\s+/)[0] : undefined;
-    if (node) process.kill(Number(node), "SIGTERM");
-    else c.child.kill("SIGTERM");
+  let scaledAt, killedAt;
+  const deadline = Date.now() + 900_000;
+  while ((done = await committed(group, input)) < N && Date.now() < deadline) {
+    if (chaos && scaledAt === undefined && done >= N / 3) {
+      children.push(startProcess(cfg));
+      scaledAt = done;
+    }
+    if (chaos && killedAt === undefined && done >= N / 2) {
+      children[0].signal("SIGKILL");
+      killedAt = done;
+    }
+    await sleep(100);
   }
+  const ms = performance.now() - t0;
+  for (const c of children) c.signal("SIGTERM");
   await Promise.all(children.map((c) => c.exited));
   let cpu = 0, rss = 0, restores = 0;
   for (const c of children) {
@@ -147,7 +174,7 @@ async function measure(engine, procs, input) {
   }
   if (done < N) throw new Error(`${run}: committed ${done} of ${N} in ${ms} ms`);
   const { total, set } = await readAll(output);
-  return { engine, procs, ms, rate: (N / ms) * 1000, cpuUsPerPoint: (cpu / N) * 1000, peakRssMB: rss, events: set.size, outputRecords: total, set, restores, changelog: `gw-bench-scale-changelog-${tag}-${run}` };
+  return { engine, procs: chaos ? "2->3, 1 SIGKILLed" : procs, scaledAt, killedAt, ms, rate: (N / ms) * 1000, cpuUsPerPoint: (cpu / N) * 1000, peakRssMB: rss, events: set.size, outputRecords: total, set, restores, changelog: `gw-bench-scale-changelog-${tag}-${run}` };
 }
 
 try {
@@ -179,7 +206,17 @@ try {
     console.log(`${engine} state, ${procs} process(es): ${Math.round(r.rate).toLocaleString("en-US")} points/s (${(r.ms / 1000).toFixed(1)} s, joins included), ${r.cpuUsPerPoint.toFixed(2)} us CPU/point (all processes), peak RSS per process ${r.peakRssMB.toFixed(0)} MB, ${r.events} distinct events (${r.outputRecords - r.events} duplicates), ${r.restores} restores`);
   }
   const fmt = (x) => Math.round(x).toLocaleString("en-US");
-  let same = true;
+  // Exactness under a scale-up and a SIGKILL, against the 1-process run of the same engine.
+  const chaos = [];
+  if (CHAOS) for (const engine of ENGINES) {
+    const r = await measure(engine, 2, input, true);
+    const base = results.find((x) => x.engine === engine && x.procs === 1) ?? results.find((x) => x.engine === engine);
+    const missing = base ? [...base.set].filter((e) => !r.set.has(e)).length : undefined;
+    const invented = base ? [...r.set].filter((e) => !base.set.has(e)).length : undefined;
+    chaos.push({ engine, missing, invented, duplicates: r.outputRecords - r.events, events: r.events, restores: r.restores, scaledAt: r.scaledAt, killedAt: r.killedAt, ms: Math.round(r.ms) });
+    console.log(`${engine} state, 2 processes, a third at ${fmt(r.scaledAt)} committed, one SIGKILLed at ${fmt(r.killedAt)}: ${r.events} distinct events, missing ${missing}, invented ${invented} against 1 process, ${r.outputRecords - r.events} duplicates, ${r.restores} restores, ${(r.ms / 1000).toFixed(1)} s (the killed member's partitions wait for its session to expire, 30 s)`);
+  }
+  let same = chaos.every((c) => c.missing === 0 && c.invented === 0);
   for (const engine of ENGINES) {
     const rs = results.filter((r) => r.engine === engine);
     const base = rs.find((r) => r.procs === 1) ?? rs[0];
@@ -211,7 +248,7 @@ try {
   console.log(JSON.stringify({
     bench: "geofence-scale", points: N, tracks: TRACKS, partitions: PARTITIONS,
     runs: results.map(({ set: _s, changelog: _c, ...r }) => ({ ...r, rate: Math.round(r.rate), ms: Math.round(r.ms), cpuUsPerPoint: +r.cpuUsPerPoint.toFixed(2), peakRssMB: Math.round(r.peakRssMB) })),
-    restore, sameEvents: same, loadAverage: os.loadavg().map((l) => +l.toFixed(2)),
+    chaos, restore, sameEvents: same, loadAverage: os.loadavg().map((l) => +l.toFixed(2)),
   }));
   if (!same) process.exitCode = 1;
 } finally {
