@@ -8,7 +8,7 @@
 import { GeoWatchError } from "@geowatch/core";
 import { axisOrderOf, GML_NS, type AxisOrder, type Feature, type Geometry, type GmlVersion, type Position } from "./gml-common.js";
 import {
-  localName as sliceLocalName, parseExceptionReport, parseOrderedParts, prefixOf, rootElement, toOrdered,
+  decodeEntities, localName as sliceLocalName, parseExceptionReport, parseOrderedParts, prefixOf, rootElement, toOrdered,
   type OrderedNode, type XmlElement, type XmlValue,
 } from "./xml.js";
 
@@ -117,8 +117,8 @@ function attr(el: El, name: string): string | undefined {
   const attrs = el[1][":@"] as Record<string, string> | undefined;
   if (attrs === undefined) return undefined;
   const direct = attrs[`@_${name}`];
-  if (direct !== undefined || name.includes(":")) return direct;
-  for (const k in attrs) if (localName(k.slice(2)) === name) return attrs[k];
+  if (direct !== undefined || name.includes(":")) return direct === undefined ? undefined : decodeEntities(direct);
+  for (const k in attrs) if (localName(k.slice(2)) === name) return decodeEntities(attrs[k]!);
   return undefined;
 }
 
@@ -127,7 +127,7 @@ function text(el: El): string {
   let s = "";
   for (const c of kids(el)) {
     const t = c[TEXT];
-    if (t !== undefined) s += t as string;
+    if (t !== undefined) s += decodeEntities(t as string);
     else if (c[CDATA] !== undefined) for (const x of c[CDATA] as OrderedNode[]) s += (x[TEXT] as string | undefined) ?? "";
   }
   return s;
@@ -178,6 +178,31 @@ class GeometryReader {
     return out;
   }
 
+  /** A 2D posList straight into positions (the common case: no intermediate array of numbers). */
+  private pairs(s: string, swap: boolean, path: string): Position[] {
+    const out: Position[] = [];
+    const len = s.length;
+    let i = 0;
+    let first = 0;
+    let half = false;
+    for (;;) {
+      while (i < len && s.charCodeAt(i) <= 32) i++;
+      if (i >= len) break;
+      let j = i + 1;
+      while (j < len && s.charCodeAt(j) > 32) j++;
+      const word = s.slice(i, j);
+      const n = +word;
+      if (!Number.isFinite(n) || (word.charCodeAt(0) === 48 && (word.charCodeAt(1) | 32) === 120)) throw decodeError(`coordinate ${JSON.stringify(word)} is not a number`, path);
+      if (half) out.push(swap ? [n, first] : [first, n]);
+      else first = n;
+      half = !half;
+      i = j;
+    }
+    if (half) throw decodeError(`${out.length * 2 + 1} numbers do not make positions of 2 coordinates`, path);
+    if (out.length === 0) throw decodeError("no coordinates", path);
+    return out;
+  }
+
   private positions(values: number[], dim: number, swap: boolean, path: string): Position[] {
     if (!(dim >= 2) || values.length % dim !== 0) throw decodeError(`${values.length} numbers do not make positions of ${dim} coordinates`, path);
     const out: Position[] = new Array(values.length / dim);
@@ -215,7 +240,8 @@ class GeometryReader {
     const list = child(el, "posList");
     if (list) {
       const d = Number(attr(list, "srsDimension") ?? attr(list, "dimension") ?? dim ?? 2);
-      return this.positions(this.numbers(text(list), `${path}/${list[0]}`), d, swap, `${path}/${list[0]}`);
+      const lpath = `${path}/${list[0]}`;
+      return d === 2 ? this.pairs(text(list), swap, lpath) : this.positions(this.numbers(text(list), lpath), d, swap, lpath);
     }
     const coords = child(el, "coordinates");
     if (coords) return this.coordinates(coords, this.swapFor(srs, true), `${path}/${coords[0]}`);
@@ -459,6 +485,8 @@ class FeatureReader {
   value(el: El, path: string, feature: Feature): unknown {
     const key = localName(el[0]);
     if (attr(el, "nil") === "true") return null;
+    // Most properties are text: settle those before looking for a geometry.
+    if (!hasElements(el)) return this.typed(key, text(el), path);
     const g = geometryChild(el);
     if (g) {
       const geom = this.geometry.read(g, `${path}/${g[0]}`);
@@ -468,7 +496,6 @@ class FeatureReader {
       }
       return geom;
     }
-    if (!hasElements(el)) return this.typed(key, text(el), path);
     const time = temporal(el);
     if (time !== undefined) return time;
     let nested: Record<string, unknown> | undefined;
@@ -497,7 +524,7 @@ class FeatureReader {
     const attrs = (root[1][":@"] ?? {}) as Record<string, string>;
     for (const k in attrs) {
       if (!k.startsWith("@_xmlns:")) continue;
-      const uri = attrs[k]!;
+      const uri = decodeEntities(attrs[k]!);
       if (GML_URIS.has(uri)) {
         this.gmlPrefixes.add(k.slice(8));
         gmlUri = uri;
@@ -622,7 +649,8 @@ export function decodeGml(input: string | Uint8Array | XmlElement, opts: DecodeO
 /** The element form of an ordered element (for the exception report reader). */
 function elementForm(el: El): XmlValue {
   const attrs = el[1][":@"] as Record<string, string> | undefined;
-  const obj: XmlElement = attrs ? { ...attrs } : {};
+  const obj: XmlElement = {};
+  if (attrs) for (const k in attrs) obj[k] = decodeEntities(attrs[k]!);
   let any = attrs !== undefined;
   for (const c of elements(el)) {
     any = true;

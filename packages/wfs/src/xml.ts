@@ -51,7 +51,6 @@ export function decodeEntities(text: string): string {
   });
 }
 
-const valueProcessor = (_name: string, value: string): string => (value.indexOf("&") < 0 ? value : decodeEntities(value));
 
 /** GML coordinate elements: read as raw text up to their end tag instead of character by character (coordinates hold no markup). */
 const COORDINATE_ELEMENTS = ["posList", "pos", "coordinates", "lowerCorner", "upperCorner"];
@@ -77,6 +76,8 @@ function parserFor(maxDepth: number, prefixes: string[]): XMLParser {
     parseAttributeValue: false,
     // Text is kept as written: a property's leading and trailing spaces are part of its value.
     trimValues: false,
+    // Nothing is expanded by the parser; toTree and the GML decoder decode the predefined entities and
+    // character references themselves (and never inside CDATA).
     processEntities: false,
     htmlEntities: false,
     ignoreDeclaration: true,
@@ -86,8 +87,6 @@ function parserFor(maxDepth: number, prefixes: string[]): XMLParser {
     // `toTree` builds the object form from it.
     preserveOrder: true,
     jPath: false,
-    tagValueProcessor: valueProcessor,
-    attributeValueProcessor: valueProcessor,
   });
 }
 
@@ -104,7 +103,7 @@ function toTree(children: Ordered[], attrs: Record<string, string> | undefined):
   let elements = false;
   if (attrs !== undefined) {
     obj = {};
-    for (const k in attrs) obj[k] = attrs[k]!;
+    for (const k in attrs) obj[k] = decodeEntities(attrs[k]!);
   }
   for (let i = 0; i < children.length; i++) {
     const c = children[i]!;
@@ -117,7 +116,7 @@ function toTree(children: Ordered[], attrs: Record<string, string> | undefined):
     }
     if (tag === undefined) continue;
     if (tag === TEXT) {
-      text += c[TEXT] as string;
+      text += decodeEntities(c[TEXT] as string);
       continue;
     }
     if (tag === CDATA) {
@@ -268,9 +267,8 @@ function checkStructure(text: string, opts: ParseXmlOptions, out?: Structure): v
 export type OrderedNode = Record<string, unknown>;
 
 /** Parses checked text into the ordered form: the root node. */
-function parseOrdered(text: string, opts: ParseXmlOptions): OrderedNode {
+function parseOrdered(text: string, opts: ParseXmlOptions, prefixes = gmlPrefixes(text)): OrderedNode {
   const maxDepth = opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH;
-  const prefixes = gmlPrefixes(text);
   const key = `${maxDepth} ${prefixes.join(" ")}`;
   let parser = parsers.get(key);
   if (!parser) {
@@ -296,8 +294,8 @@ function parseOrdered(text: string, opts: ParseXmlOptions): OrderedNode {
 }
 
 /** Parses checked text into the element form. */
-function parseText(text: string, opts: ParseXmlOptions): XmlElement {
-  const root = parseOrdered(text, opts);
+function parseText(text: string, opts: ParseXmlOptions, prefixes?: string[]): XmlElement {
+  const root = parseOrdered(text, opts, prefixes);
   for (const tag in root) return { [tag]: toTree(root[tag] as Ordered[], root[":@"] as Record<string, string> | undefined) };
   throw xmlError("no root element", opts.what);
 }
@@ -316,8 +314,10 @@ export function parseXml(input: string | Uint8Array, opts: ParseXmlOptions = {})
 const PART_BYTES = 1 << 20;
 
 /** The checked document cut into parts of about PART_BYTES of the root's children, each a document of its own. */
-function* partTexts(input: string | Uint8Array, opts: ParseXmlOptions): Generator<string> {
+function* partTexts(input: string | Uint8Array, opts: ParseXmlOptions, prefixes: string[]): Generator<string> {
   const text = checkedText(input, opts);
+  // Declarations anywhere in the document count for every part (a part may lack the element that declares one).
+  prefixes.push(...gmlPrefixes(text));
   const st: Structure = { spans: [], rootName: "", rootStart: 0, rootOpenEnd: 0 };
   checkStructure(text, opts, st);
   const spans = st.spans;
@@ -341,24 +341,29 @@ function* partTexts(input: string | Uint8Array, opts: ParseXmlOptions): Generato
  * is held at a time. The same checks as parseXml apply to the whole document first; `validate` is implied.
  */
 export function* parseXmlParts(input: string | Uint8Array, opts: ParseXmlOptions = {}): Generator<XmlElement> {
-  for (const part of partTexts(input, opts)) yield parseText(part, opts);
+  const prefixes: string[] = [];
+  for (const part of partTexts(input, opts, prefixes)) yield parseText(part, opts, prefixes);
 }
 
 /** parseXmlParts in the ordered form (each part's root node). Internal, for the GML decoder. */
 export function* parseOrderedParts(input: string | Uint8Array, opts: ParseXmlOptions = {}): Generator<OrderedNode> {
-  for (const part of partTexts(input, opts)) yield parseOrdered(part, opts);
+  const prefixes: string[] = [];
+  for (const part of partTexts(input, opts, prefixes)) yield parseOrdered(part, opts, prefixes);
 }
+
+/** `&` as `&amp;`: the ordered form holds text as written, and its readers decode references once. */
+const rawText = (s: string): string => (s.indexOf("&") < 0 ? s : s.replace(/&/g, "&amp;"));
 
 /** An element-form value as ordered nodes named `name` (repeats give several); order between different names is the element form's. */
 export function toOrdered(name: string, value: XmlValue): OrderedNode[] {
   if (Array.isArray(value)) return value.flatMap((v) => toOrdered(name, v));
-  if (typeof value === "string") return [{ [name]: value === "" ? [] : [{ [TEXT]: value }] }];
+  if (typeof value === "string") return [{ [name]: value === "" ? [] : [{ [TEXT]: rawText(value) }] }];
   const kids: OrderedNode[] = [];
   let attrs: Record<string, string> | undefined;
   for (const k in value) {
     const v = value[k]!;
-    if (k.startsWith(ATTR)) (attrs ??= {})[k] = String(v);
-    else if (k === TEXT) kids.push({ [TEXT]: textOf(v) });
+    if (k.startsWith(ATTR)) (attrs ??= {})[k] = rawText(String(v));
+    else if (k === TEXT) kids.push({ [TEXT]: rawText(textOf(v)) });
     else if (k === CDATA) kids.push({ [CDATA]: [{ [TEXT]: textOf(v) }] });
     else kids.push(...toOrdered(k, v));
   }

@@ -117,6 +117,8 @@ describe.each(VERSIONS)("GML %s feature round trips", (version) => {
     expect(xml).toContain("<qgs:no>false</qgs:no>");
     const [back] = decodeFeatures(xml);
     expect(back).toEqual(EDGE);
+    // A tree parseXml made reads the same (its text is decoded already: not decoded twice).
+    expect(decodeFeatures(parseXml(xml))).toEqual([EDGE]);
   });
 
   it("omits nulls with nulls: omit", () => {
@@ -164,6 +166,14 @@ describe("encode errors name the problem and where", () => {
     expect(e.message).toContain("has the geometry element's name");
     e = errorOf(() => encodeFeature({ type: "Feature", geometry: null, properties: {} }, { ...opts, featureType: "1bad" }));
     expect(e.message).toContain('feature type "1bad" is not an XML name');
+  });
+});
+
+describe("exception reports", () => {
+  it("a WFS 1.0 ServiceExceptionReport with references in its attributes and text", () => {
+    const ex = `<ServiceExceptionReport xmlns="http://www.opengis.net/ogc"><ServiceException code="Invalid&amp;Bad">a &lt; b</ServiceException></ServiceExceptionReport>`;
+    expect(errorOf(() => decodeFeatures(ex)).message).toContain("the server answered with an exception (Invalid&Bad): a < b");
+    expect(errorOf(() => decodeFeatures(parseXml(ex))).message).toContain("the server answered with an exception (Invalid&Bad): a < b");
   });
 });
 
