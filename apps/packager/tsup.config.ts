@@ -1,2 +1,2 @@
 import { geowatchBuild } from "../../tsup.shared.mjs";
-export default geowatchBuild({ entry: ["src/index.ts", "src/cli.ts"] });
+export default geowatchBuild({ entry: ["src/index.ts", "src/cli.ts", "src/thread.ts"] });

@@ -1,12 +1,11 @@
 /** `serve`: the HTTP service plus the in-process workers the config asks for; and a lone worker process. */
+import { Worker } from "node:worker_threads";
 import type { Logger } from "@geowatch/core";
-import type { MailTransport } from "@geowatch/email";
 import type { PackagerConfig } from "./config.js";
-import { Mailer } from "./mail.js";
 import { buildServer } from "./server.js";
 import { PackagerService } from "./service.js";
 import type { QueueName } from "./service.js";
-import { runWorker } from "./worker.js";
+import type { ThreadData } from "./thread.js";
 
 export interface RunningPackager {
   /** The address it listens on: http://host:port. */
@@ -17,54 +16,82 @@ export interface RunningPackager {
 
 export interface StartOptions {
   logger?: Logger;
-  /** An SMTP transport to use instead of one made from the config (nodemailer's fits). */
-  transport?: MailTransport;
+}
+
+// The built thread entry; from src/ (tests) and from dist/ alike this is <package>/dist/thread.js.
+const THREAD = new URL("../dist/thread.js", import.meta.url);
+
+interface WorkerThread {
+  /** Resolves with the number of jobs done when the thread ends. */
+  done: Promise<number>;
+  stop(): void;
+}
+
+/** Runs workers for `queues` in a worker thread whose heap is bounded by `workerMemoryMb`. */
+function workerThread(config: PackagerConfig, queues: QueueName[], maxJobs?: number): WorkerThread {
+  const data: ThreadData = { config, queues, maxJobs };
+  const young = Math.max(4, Math.min(16, Math.floor(config.workerMemoryMb / 8)));
+  const t = new Worker(THREAD, { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: young, maxOldGenerationSizeMb: config.workerMemoryMb - young } });
+  let jobs = 0;
+  t.on("message", (m: { jobs?: number }) => {
+    if (typeof m.jobs === "number") jobs = m.jobs;
+  });
+  const done = new Promise<number>((resolve, reject) => {
+    t.once("error", reject);
+    t.once("exit", (code) => (code === 0 ? resolve(jobs) : reject(new Error(`worker thread exited with code ${code}`))));
+  });
+  return { done, stop: () => t.postMessage("stop") };
 }
 
 export async function startPackager(config: PackagerConfig, opts: StartOptions = {}): Promise<RunningPackager> {
   const service = new PackagerService(config, { logger: opts.logger });
-  const mailer = new Mailer(config, opts.transport);
   const app = await buildServer(service);
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : config.port;
   // Port 0 picks a free port: the default link base must name the real one.
   if (config.publicUrl.endsWith(":0")) config.publicUrl = `${config.publicUrl.slice(0, -2)}:${port}`;
-  const stop = new AbortController();
-  const workers: Promise<number>[] = [];
-  for (const q of ["fast", "slow"] as QueueName[]) {
-    for (let i = 0; i < config.workers[q]; i++) {
-      workers.push(
-        runWorker(service, { queue: q, mailer, signal: stop.signal }).catch((err: unknown) => {
-          service.logger.error("worker stopped by an error", { queue: q, error: (err as Error).message });
-          return 0;
-        }),
-      );
-    }
-  }
+  const queues: QueueName[] = [...Array<QueueName>(config.workers.fast).fill("fast"), ...Array<QueueName>(config.workers.slow).fill("slow")];
+  let stopping = false;
+  let current: WorkerThread | undefined;
+  let running: Promise<void> = Promise.resolve();
+  // A thread that dies (out of memory, a bug) is started again; its jobs come back through their leases.
+  const launch = (): Promise<void> => {
+    current = workerThread(config, queues);
+    return current.done.then(
+      () => undefined,
+      async (err: unknown) => {
+        if (stopping) return;
+        service.logger.error("worker thread failed; starting it again in 2 s", { error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, 2000));
+        if (!stopping) return launch();
+      },
+    );
+  };
+  if (queues.length > 0) running = launch();
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   service.logger.info("packager listening", { url: `http://${host}:${port}`, workers: config.workers });
   return {
     url: `http://${host}:${port}`,
     service,
     async close() {
-      stop.abort();
+      stopping = true;
+      current?.stop();
       await app.close();
-      await Promise.all(workers);
-      await mailer.close();
+      await running;
       await service.close();
     },
   };
 }
 
-/** `worker --queue Q`: one worker process on a queue until `signal` aborts (or `maxJobs` are done). */
-export async function startWorker(config: PackagerConfig, queue: QueueName, signal: AbortSignal, opts: StartOptions & { maxJobs?: number } = {}): Promise<number> {
-  const service = new PackagerService(config, { logger: opts.logger });
-  const mailer = new Mailer(config, opts.transport);
+/** `worker --queue Q`: one worker (in a bounded thread) on a queue until `signal` aborts or `maxJobs` are done. */
+export async function startWorker(config: PackagerConfig, queue: QueueName, signal: AbortSignal, opts: { maxJobs?: number } = {}): Promise<number> {
+  const t = workerThread(config, [queue], opts.maxJobs);
+  const onAbort = () => t.stop();
+  signal.addEventListener("abort", onAbort, { once: true });
   try {
-    return await runWorker(service, { queue, mailer, signal, maxJobs: opts.maxJobs });
+    return await t.done;
   } finally {
-    await mailer.close();
-    await service.close();
+    signal.removeEventListener("abort", onAbort);
   }
 }

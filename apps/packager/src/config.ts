@@ -44,6 +44,13 @@ export const packagerConfigSchema = z.strictObject({
     })
     .optional()
     .describe("Workers run by `serve` (0 leaves a queue to `geowatch-packager worker --queue ...` processes)."),
+  workerMemoryMb: z
+    .number()
+    .int("must be an integer")
+    .min(48)
+    .optional()
+    .meta({ default: 128 })
+    .describe("Heap limit (MB) of the worker thread that runs the jobs: keeps the process's memory flat however large a job is."),
   visibilityTimeoutMs: posInt.optional().meta({ default: 30000 }).describe("A job whose worker died is retried this long after its lease was last extended."),
   maxAttempts: posInt.optional().meta({ default: 5 }).describe("Deliveries of a job before it is dead-lettered as failed."),
   allowHosts: z.array(nonEmpty).optional().meta({ default: [] }).describe("Hosts a request's api_url or resource_url may name; empty: any public host. Private, loopback and link-local hosts only when listed here."),
@@ -89,6 +96,7 @@ export interface PackagerConfig {
   pageSize: number;
   slowRequest: number;
   workers: { fast: number; slow: number };
+  workerMemoryMb: number;
   visibilityTimeoutMs: number;
   maxAttempts: number;
   allowHosts: string[];
@@ -171,6 +179,7 @@ export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv
     pageSize: o.pageSize ?? 5000,
     slowRequest: o.slowRequest ?? 50000,
     workers: { fast: o.workers?.fast ?? 1, slow: o.workers?.slow ?? 1 },
+    workerMemoryMb: o.workerMemoryMb ?? 128,
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30000,
     maxAttempts: o.maxAttempts ?? 5,
     allowHosts: o.allowHosts ?? [],

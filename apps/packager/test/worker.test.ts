@@ -11,7 +11,7 @@ import { ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, testCon
 
 const SECRET = "test-secret-0123456789";
 const BIN = join(import.meta.dirname, "..", "bin", "geowatch-packager.js");
-const N = 1500;
+const N = 1000;
 let rid = "";
 let app: RunningPackager;
 let configFile = "";
@@ -91,5 +91,5 @@ describe("worker processes", () => {
     b.kill("SIGTERM");
     const code = await new Promise((res) => b.once("exit", (c) => res(c)));
     expect(code).toBe(0);
-  });
+  }, 180_000);
 });
