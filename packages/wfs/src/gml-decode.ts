@@ -556,6 +556,10 @@ class FeatureReader {
         for (const f of inner) this.collect(f, `${mpath}/${f[0]}`, out);
       } else if (ml === "featureMembers" || ml === "members") {
         for (const f of elements(c)) this.collect(f, `${path}/${c[0]}/${f[0]}`, out);
+      } else if (ml === "truncatedResponse") {
+        // WFS 2.0: the server stopped part way (an error after it began to answer); what came is not the whole answer.
+        const texts = findText(c, "ExceptionText");
+        throw decodeError(`the server cut the response short${texts ? `: ${texts}` : ""}`, `${path}/${c[0]}`);
       }
     }
   }
@@ -590,6 +594,19 @@ function temporal(el: El): string | undefined {
     default:
       return undefined;
   }
+}
+
+/** The texts of every descendant named `local`, joined by "; ". */
+function findText(el: El, local: string): string {
+  const out: string[] = [];
+  const walk = (e: El) => {
+    for (const c of elements(e)) {
+      if (localName(c[0]) === local) out.push(text(c).trim());
+      else walk(c);
+    }
+  };
+  walk(el);
+  return out.filter(Boolean).join("; ");
 }
 
 /** Sets `key`, turning repeats of one property into an array (a single value is never an array). */

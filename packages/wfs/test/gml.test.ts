@@ -177,6 +177,18 @@ describe("exception reports", () => {
   });
 });
 
+describe("a WFS 2.0 truncatedResponse", () => {
+  it("is an error with the server's text, not a short list of features", () => {
+    const xml = `<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:ows="http://www.opengis.net/ows/1.1" xmlns:q="u">
+<wfs:member><q:t gml:id="t.1"><q:n>1</q:n></q:t></wfs:member>
+<wfs:truncatedResponse><ows:ExceptionReport version="2.0.0"><ows:Exception exceptionCode="ResponseCacheExceeded"><ows:ExceptionText>database connection lost</ows:ExceptionText></ows:Exception></ows:ExceptionReport></wfs:truncatedResponse>
+</wfs:FeatureCollection>`;
+    const e = errorOf(() => decodeFeatures(xml));
+    expect(isGeoWatchError(e, "DECODE")).toBe(true);
+    expect(e.message).toContain("the server cut the response short: database connection lost (at wfs:FeatureCollection/wfs:truncatedResponse)");
+  });
+});
+
 describe("decode errors name the problem and the element path", () => {
   it("points at the broken element", () => {
     const xml = `<wfs:FeatureCollection xmlns:wfs="http://www.opengis.net/wfs/2.0" xmlns:gml="http://www.opengis.net/gml/3.2" xmlns:q="u">
