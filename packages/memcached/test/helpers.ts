@@ -109,48 +109,44 @@ export async function startRun(config: string): Promise<RunChild> {
   };
 }
 
-/** A memcached of the test's own (the CI server's binary) on `port`: started and killed by pid, never anyone else's. */
+/** A memcached of the test's own (the CI server's binary) on a free port: started and stopped by pid, never anyone else's. */
 export interface OwnMemcached {
   port: number;
   servers: string;
+  /** SIGKILL: the items are gone. */
   kill(): Promise<void>;
+  /** SIGUSR1: a graceful stop that, with `memoryFile`, saves the items for the next start (memcached's warm restart). */
+  stop(): Promise<void>;
   start(): Promise<void>;
 }
 
-export async function ownMemcached(): Promise<OwnMemcached> {
+export async function ownMemcached(opts: { memoryFile?: string } = {}): Promise<OwnMemcached> {
   const bin = memcachedBin();
   const port = await freePort();
   let proc: ChildProcess | undefined;
+  const answers = () =>
+    new Promise<true | undefined>((resolve) => {
+      const s = new Socket();
+      s.once("error", () => resolve(undefined));
+      s.connect(port, "127.0.0.1", () => {
+        s.end("version\r\n");
+        s.once("data", (d: Buffer) => resolve(d.toString().startsWith("VERSION") ? true : undefined));
+      });
+    });
   const up = async () => {
     const args = ["-l", "127.0.0.1", "-p", String(port), "-U", "0", "-m", "64", "-I", "2m"];
+    if (opts.memoryFile) args.push("-e", opts.memoryFile);
     if (process.getuid?.() === 0) args.unshift("-u", "root");
     proc = spawn(bin, args, { stdio: "ignore" });
-    await until(
-      `memcached on 127.0.0.1:${port}`,
-      () =>
-        new Promise<true | undefined>((resolve) => {
-          const s = new Socket();
-          s.once("error", () => resolve(undefined));
-          s.connect(port, "127.0.0.1", () => {
-            s.end("version\r\n");
-            s.once("data", (d: Buffer) => resolve(d.toString().startsWith("VERSION") ? true : undefined));
-          });
-        }),
-      10_000,
-      50,
-    );
+    await until(`memcached on 127.0.0.1:${port}`, answers, 10_000, 50);
+  };
+  const signal = async (sig: NodeJS.Signals) => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill(sig);
+    await gone;
   };
   await up();
-  return {
-    port,
-    servers: `127.0.0.1:${port}`,
-    async kill() {
-      const p = proc;
-      if (!p || p.exitCode !== null || p.signalCode !== null) return;
-      const gone = new Promise((r) => p.once("exit", r));
-      p.kill("SIGKILL");
-      await gone;
-    },
-    start: up,
-  };
+  return { port, servers: `127.0.0.1:${port}`, kill: () => signal("SIGKILL"), stop: () => signal("SIGUSR1"), start: up };
 }
