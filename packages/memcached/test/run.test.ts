@@ -80,6 +80,42 @@ describe("memcached under geowatch run", () => {
     expect(out.map((l) => (l.startsWith('"') ? (JSON.parse(l) as string) : l))).toEqual([lines[2]]);
   }, 120_000);
 
+  it("a value above the limit and a key memcached cannot hold are dead-lettered with the reason; the rest is stored", async () => {
+    const servers = memcachedServers();
+    const dir = tempDir("limits");
+    const prefix = `${unique("limits")}:`;
+    const big = "x".repeat(300);
+    const events = [
+      { metadata: { actiontype: "small", layer: "roads" }, data: { n: 1 } },
+      { metadata: { actiontype: "big", layer: "roads" }, data: { text: big } },
+      { metadata: { actiontype: "small", layer: "my roads" }, data: { n: 2 } },
+    ];
+    writeFileSync(join(dir, "events.ndjson"), events.map((e) => JSON.stringify(e)).join("\n") + "\n");
+    const cfg = writeConfig(dir, [
+      "brokers:",
+      "  - name: limits",
+      "    consumers:",
+      "      - { backend: file, path: ./events.ndjson, codec: json }",
+      "    stores_out:",
+      `      - { backend: memcached, servers: "${servers}", key_prefix: "${prefix}", key: "{actiontype}/{layer}", codec: ndjson, max_value_bytes: 200, max_tries: 2 }`,
+      "    dead_letter: { backend: file, path: ./dead-letter.ndjson }",
+    ]);
+    const run = await runCli(["run", cfg, "--until-idle", "--no-status"]);
+    expect(run.code, run.stderr.slice(-3000)).toBe(0);
+    const dead = readFileSync(join(dir, "dead-letter.ndjson"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { reason: string });
+    const reasons = dead.map((d) => d.reason).sort();
+    expect(reasons).toHaveLength(2);
+    expect(reasons.find((r) => r.includes(`key "${prefix}big/roads"`))).toMatch(/its value is \d+ bytes, above the largest value the server takes \(200 bytes/);
+    expect(reasons.find((r) => r.includes("my roads"))).toMatch(/holds a space or control character/);
+    const s = memcachedStore({ servers, keyPrefix: prefix });
+    try {
+      expect(payloadText((await s.read("small/roads"))!)).toBe(`${JSON.stringify(events[0])}\n`);
+      expect(await s.read("big/roads")).toBeUndefined();
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
+
   it("validate lists bad store and codec options with their paths", async () => {
     const dir = tempDir("validate");
     const cfg = writeConfig(dir, [
