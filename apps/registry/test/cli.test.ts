@@ -1,8 +1,9 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/index.js";
 import { env, tmpDir } from "./helpers.js";
 
 const BIN = join(import.meta.dirname, "..", "bin", "geowatch-registry.js");
@@ -62,5 +63,20 @@ describe("geowatch-registry CLI", () => {
     expect(imp.stdout).toBe("imported 6 records\n"); // 2 WMS layers, 1 TMS layer, 3 CSW records
     const again = await cli(["search", "--json", "--geo", "[42,-72 TO 43,-70]", "--limit", "20"], other);
     expect(JSON.parse(again.stdout)["d.docs"].map((d: { title: string }) => d.title)).toContain("Roads of Boston");
+  });
+
+  it("every config in the README validates (with its password file in place)", () => {
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThan(0);
+    const dir = tmpDir();
+    writeFileSync(join(dir, "pw"), "secret\n");
+    for (const [i, b] of blocks.entries()) {
+      const file = join(dir, `readme-${i}.yaml`);
+      writeFileSync(file, b.replace("/run/secrets/registry-csw", join(dir, "pw")));
+      const c = loadConfig(file, {});
+      expect(c.csw.password).toBe("secret");
+      expect(c.storage.engine).toBe("sqlite");
+    }
   });
 });

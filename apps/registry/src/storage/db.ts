@@ -12,8 +12,8 @@ export interface SqlDb {
 export interface Dialect {
   /** A join that restricts to text matches and exposes `score` (higher is better), or a where clause. */
   text(query: string): { join?: string; where?: string; score: string; params: unknown[]; scoreParams?: unknown[] };
-  /** Candidate rows whose bbox intersects [minx, miny, maxx, maxy] (index-backed, may be loose). */
-  bbox(b: [number, number, number, number]): { where: string; params: unknown[] };
+  /** Candidate rows whose bbox intersects [minx, miny, maxx, maxy] (and time overlaps, where the index has time); index-backed, may be loose. */
+  bbox(b: [number, number, number, number], time?: { from?: number; to?: number }): { where: string; params: unknown[] };
   floorInt(expr: string): string;
   /** Words to a prefix query in the engine's own syntax; undefined when nothing searchable is left. */
   textQuery(text: string): string | undefined;

@@ -288,7 +288,7 @@ export class SqlStorage implements RegistryStorage {
       scoreParams = t.scoreParams ?? [];
     }
     if (q.bbox) {
-      const b = this.dialect.bbox(q.bbox);
+      const b = this.dialect.bbox(q.bbox, { ...(q.timeFrom !== undefined ? { from: q.timeFrom } : {}), ...(q.timeTo !== undefined ? { to: q.timeTo } : {}) });
       where.push(b.where, "l.maxx >= ? AND l.minx <= ? AND l.maxy >= ? AND l.miny <= ?");
       whereParams.push(...b.params, q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]);
     }
@@ -319,6 +319,8 @@ export class SqlStorage implements RegistryStorage {
   async search(q: SearchQuery, facets: Facets = {}): Promise<SearchResult> {
     const m = this.matching(q);
     if (m.none) return { total: 0, docs: [], facets: {} };
+    const sortKey = q.sort ?? (m.score ? "score" : "updated");
+    if (m.score && sortKey === "score") return this.searchByScore(q, m, facets);
     const [countRow] = await this.db.all<{ n: unknown }>(`SELECT count(*) AS n FROM ${m.from}`, m.params);
     const total = Number(countRow?.n ?? 0);
     let docs: Layer[] = [];
@@ -327,8 +329,7 @@ export class SqlStorage implements RegistryStorage {
       const rev = q.sortDir === "asc" ? "DESC" : "ASC";
       let order: string;
       const orderParams: unknown[] = [];
-      const sort = q.sort ?? (m.score ? "score" : "updated");
-      switch (sort) {
+      switch (sortKey) {
         case "score":
           order = m.score ? `${m.score} ${dir}, l.id` : "l.id";
           orderParams.push(...(m.score ? m.scoreParams : []));
@@ -357,6 +358,28 @@ export class SqlStorage implements RegistryStorage {
       ]);
       docs = rows.map(toLayer);
     }
+    return { total, docs, facets: await this.facets(m, total, facets) };
+  }
+
+  /**
+   * Text searches ranked by score: one pass gives every match's id and score (the count is their number), then
+   * only the page's rows are read, instead of evaluating the text match twice (count, then page).
+   */
+  private async searchByScore(q: SearchQuery, m: Matching, facets: Facets): Promise<SearchResult> {
+    const dir = q.sortDir === "asc" ? "ASC" : "DESC";
+    const ranked = await this.db.all<{ id: unknown }>(`SELECT l.id AS id FROM ${m.from} ORDER BY ${m.score} ${dir}, l.id`, [...m.params, ...m.scoreParams]);
+    const total = ranked.length;
+    const ids = q.limit > 0 ? ranked.slice(q.offset, q.offset + q.limit).map((r) => Number(r.id)) : [];
+    let docs: Layer[] = [];
+    if (ids.length) {
+      const rows = await this.db.all(`SELECT ${LAYER_COLS} FROM layers l WHERE l.id IN (${ids.map(() => "?").join(", ")})`, ids);
+      const byId = new Map(rows.map((r) => [Number(r.id), toLayer(r)]));
+      docs = ids.map((id) => byId.get(id)!).filter(Boolean);
+    }
+    return { total, docs, facets: await this.facets(m, total, facets) };
+  }
+
+  private async facets(m: Matching, total: number, facets: Facets): Promise<FacetResult> {
     const out: FacetResult = {};
     if (total > 0 || facets.time || facets.heatmap) {
       if (facets.time) out.time = await this.timeFacet(m, facets.time);
@@ -364,7 +387,7 @@ export class SqlStorage implements RegistryStorage {
       if (facets.textLimit) out.text = await this.keywordFacet(m, facets.textLimit);
       if (facets.userLimit) out.user = await this.userFacet(m, facets.userLimit);
     }
-    return { total, docs, facets: out };
+    return out;
   }
 
   private async timeFacet(m: Matching, t: NonNullable<Facets["time"]>): Promise<NonNullable<FacetResult["time"]>> {

@@ -24,20 +24,22 @@ CREATE INDEX IF NOT EXISTS layers_service ON layers (service_id);
 CREATE INDEX IF NOT EXISTS layers_time ON layers (time_start, time_end);
 CREATE INDEX IF NOT EXISTS layers_owner ON layers (owner);
 CREATE VIRTUAL TABLE IF NOT EXISTS layers_fts USING fts5(title, abstract, keywords, content='layers', content_rowid='id');
-CREATE VIRTUAL TABLE IF NOT EXISTS layers_rtree USING rtree(id, minx, maxx, miny, maxy);
+-- x, y and time (days since the epoch; layers without a time extent span everything) in one R*Tree, so a
+-- bbox + time search is one index lookup. Its 32-bit floats round outwards; exact predicates follow.
+CREATE VIRTUAL TABLE IF NOT EXISTS layers_rtree USING rtree(id, minx, maxx, miny, maxy, mint, maxt);
 CREATE TRIGGER IF NOT EXISTS layers_ai AFTER INSERT ON layers BEGIN
   INSERT INTO layers_fts (rowid, title, abstract, keywords) VALUES (new.id, new.title, new.abstract, new.keywords);
-  INSERT INTO layers_rtree (id, minx, maxx, miny, maxy) SELECT new.id, new.minx, new.maxx, new.miny, new.maxy WHERE new.minx IS NOT NULL;
+  INSERT INTO layers_rtree (id, minx, maxx, miny, maxy, mint, maxt) SELECT new.id, new.minx, new.maxx, new.miny, new.maxy, coalesce(new.time_start / 86400000.0, -1e9), coalesce(new.time_end / 86400000.0, 1e9) WHERE new.minx IS NOT NULL;
 END;
 CREATE TRIGGER IF NOT EXISTS layers_ad AFTER DELETE ON layers BEGIN
   INSERT INTO layers_fts (layers_fts, rowid, title, abstract, keywords) VALUES ('delete', old.id, old.title, old.abstract, old.keywords);
   DELETE FROM layers_rtree WHERE id = old.id;
 END;
-CREATE TRIGGER IF NOT EXISTS layers_au AFTER UPDATE OF title, abstract, keywords, minx, miny, maxx, maxy ON layers BEGIN
+CREATE TRIGGER IF NOT EXISTS layers_au AFTER UPDATE OF title, abstract, keywords, minx, miny, maxx, maxy, time_start, time_end ON layers BEGIN
   INSERT INTO layers_fts (layers_fts, rowid, title, abstract, keywords) VALUES ('delete', old.id, old.title, old.abstract, old.keywords);
   INSERT INTO layers_fts (rowid, title, abstract, keywords) VALUES (new.id, new.title, new.abstract, new.keywords);
   DELETE FROM layers_rtree WHERE id = old.id;
-  INSERT INTO layers_rtree (id, minx, maxx, miny, maxy) SELECT new.id, new.minx, new.maxx, new.miny, new.maxy WHERE new.minx IS NOT NULL;
+  INSERT INTO layers_rtree (id, minx, maxx, miny, maxy, mint, maxt) SELECT new.id, new.minx, new.maxx, new.miny, new.maxy, coalesce(new.time_start / 86400000.0, -1e9), coalesce(new.time_end / 86400000.0, 1e9) WHERE new.minx IS NOT NULL;
 END;
 CREATE TABLE IF NOT EXISTS layer_keywords (layer_id INTEGER NOT NULL REFERENCES layers(id) ON DELETE CASCADE, keyword TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS layer_keywords_layer ON layer_keywords (layer_id);
@@ -61,10 +63,11 @@ const dialect: Dialect = {
       params: [query],
     };
   },
-  bbox([minx, miny, maxx, maxy]) {
+  bbox([minx, miny, maxx, maxy], time) {
+    const t = time?.from !== undefined || time?.to !== undefined;
     return {
-      where: "l.id IN (SELECT id FROM layers_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)",
-      params: [minx, maxx, miny, maxy],
+      where: `l.id IN (SELECT id FROM layers_rtree WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?${t ? " AND maxt >= ? AND mint <= ?" : ""})`,
+      params: [minx, maxx, miny, maxy, ...(t ? [time!.from !== undefined ? time!.from / 86_400_000 : -1e10, time!.to !== undefined ? time!.to / 86_400_000 : 1e10] : [])],
     };
   },
   // Callers pass only non-negative values, where truncation is floor.
