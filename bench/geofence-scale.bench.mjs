@@ -57,9 +57,14 @@ psql(PG_URL, `CREATE DATABASE ${db}`);
 const dbUrl = Object.assign(new URL(PG_URL), { pathname: `/${db}` }).toString();
 const dir = mkdtempSync(join(tmpdir(), "gw-geofence-scale-"));
 
+/** The group's committed offsets summed; -1 while Kafka cannot answer (a coordinator moving, a busy broker). */
 async function committed(group, topic) {
-  const [t] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-  return (t?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+  try {
+    const [t] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return (t?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+  } catch {
+    return -1;
+  }
 }
 
 async function readAll(topic) {
@@ -124,8 +129,12 @@ function startProcess(cfg) {
     } catch {
       node = undefined;
     }
-    if (node) process.kill(Number(node), sig);
-    else child.kill(sig);
+    try {
+      if (node) process.kill(Number(node), sig);
+      else child.kill(sig);
+    } catch {
+      // already gone
+    }
   };
   return { child, err: () => err, exited, signal };
 }
@@ -148,6 +157,11 @@ async function measure(engine, procs, input, chaos = false) {
   let done = 0;
   let scaledAt, killedAt;
   const deadline = Date.now() + 900_000;
+  // A failure here must not leave the processes running.
+  const orphans = () => {
+    for (const c of children) c.signal("SIGKILL");
+  };
+  process.once("exit", orphans);
   while ((done = await committed(group, input)) < N && Date.now() < deadline) {
     if (chaos && scaledAt === undefined && done >= N / 3) {
       children.push(startProcess(cfg));
@@ -162,6 +176,7 @@ async function measure(engine, procs, input, chaos = false) {
   const ms = performance.now() - t0;
   for (const c of children) c.signal("SIGTERM");
   await Promise.all(children.map((c) => c.exited));
+  process.off("exit", orphans);
   let cpu = 0, rss = 0, restores = 0;
   for (const c of children) {
     const lines = c.err().trim().split("\n");

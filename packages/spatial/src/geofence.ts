@@ -117,7 +117,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   };
   /** Committed states of the tracks: from the cache, the rest from the durable state in one `get`. */
   const readDurable = (durable: GeofenceState, tracks: string[]): ReadonlyArray<TrackState | undefined> | Promise<ReadonlyArray<TrackState | undefined>> => {
-    if (cache === undefined) return durable.get(tracks);
+    if (cache === undefined) return partitioned ? retrying("read", () => durable.get(tracks)) : durable.get(tracks);
     const out = new Array<TrackState | undefined>(tracks.length);
     const miss: string[] = [];
     const missAt: number[] = [];
@@ -136,7 +136,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       return out;
     };
-    const got = durable.get(miss);
+    const got = partitioned ? retrying("read", () => durable.get(miss)) : durable.get(miss);
     return isPromise(got) ? got.then(fillIn) : fillIn(got);
   };
 
@@ -398,8 +398,26 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const gone = new Set(streams);
     for (const [track, p] of overlay) if (gone.has(onlyPosition(p.state)?.stream ?? "")) overlay.delete(track);
     const t0 = Date.now();
-    await durable.restore?.(streams);
+    if (durable.restore !== undefined) await retrying("restore", () => durable.restore!(streams));
     ctx.logger?.info("geofence: streams (re)started; state restored", { stage: name, streams, ms: Date.now() - t0 });
+  }
+
+  /**
+   * A shared store that cannot be read (PostgreSQL restarting, Kafka electing a leader) holds the batch back
+   * instead of failing it, which would dead-letter its messages: retried with backoff until it answers or the
+   * stage closes, each failure logged. Errors that are not retryable (a wrong config) fail at once.
+   */
+  async function retrying<T>(what: string, fn: () => T | Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (closed || !(err instanceof GeoWatchError) || err.retryable !== true) throw err;
+        const ms = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        ctx.logger?.error(`geofence: shared state ${what} failed; retrying`, { stage: name, attempt, inMs: ms, error: err.message });
+        await new Promise((r) => setTimeout(r, ms));
+      }
+    }
   }
 
   /** Makes the next batch wait for this one (its changes must be in the overlay before the next reads it). */

@@ -7,8 +7,9 @@ import { requireEnv } from "@geowatch/testkit";
 import kafkajs from "kafkajs";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { geofence } from "../src/index.js";
-import type { FeatureCollection } from "../src/index.js";
+import { GeoWatchError } from "@geowatch/core";
+import { geofence, memoryGeofenceState } from "../src/index.js";
+import type { FeatureCollection, GeofenceState } from "../src/index.js";
 import { fenceFeature, rng } from "./helpers.js";
 
 const square = (x0: number, y0: number, x1: number, y1: number) => [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]];
@@ -203,5 +204,33 @@ describe("geofence state in a Kafka changelog shared by processes", () => {
     expect(md.topics[0]!.partitions.length).toBe(PARTITIONS);
     const configs = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: 2, name: changelog, configNames: ["cleanup.policy"] }] });
     expect(configs.resources[0]!.configEntries[0]!.configValue).toBe("compact");
+  });
+});
+
+describe("a shared state that fails for a while", () => {
+  it("holds the batch back (retries) instead of dead-lettering it, and says so in the log", async () => {
+    const inner = memoryGeofenceState();
+    let failures = 0;
+    const flaky: GeofenceState = {
+      partitioned: true,
+      get: (tracks) => {
+        if (failures++ < 2) throw new GeoWatchError("STORE", "connection refused", { backend: "spatial", retryable: true });
+        return inner.get(tracks);
+      },
+      set: (entries) => inner.set(entries),
+      restore: () => undefined,
+    };
+    const errors: string[] = [];
+    const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (msg: string) => void errors.push(msg) };
+    const s = geofence({ fences: FENCES, state: flaky }, { logger });
+    const batch = partitionsOf("in", 9)[0]!.slice(0, 20);
+    const want: string[] = [];
+    await deliver(geofence({ fences: FENCES }), batch, want);
+    const got: string[] = [];
+    await deliver(s, batch, got);
+    expect(want.length).toBeGreaterThan(0);
+    expect(got).toEqual(want);
+    expect(failures).toBe(3);
+    expect(errors).toEqual(["geofence: shared state read failed; retrying", "geofence: shared state read failed; retrying"]);
   });
 });
