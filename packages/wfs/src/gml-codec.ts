@@ -16,7 +16,7 @@ export const gmlCodecOptions = z.strictObject({
   namespacePrefix: z.string().default("gw").describe("Prefix of the feature type's namespace"),
   namespaceUri: z.string().min(1).default("urn:geowatch:features").describe("The feature type's namespace URI (the server's, from DescribeFeatureType)"),
   geometryName: z.string().min(1).default("geometry").describe("Element that holds the geometry (QGIS Server: geometry; GeoServer layers often the_geom)"),
-  srsName: z.string().min(1).optional().meta({ default: "EPSG:4326 in the version's form" }).describe("srsName written on geometries; default EPSG:4326 as urn:ogc:def:crs:EPSG::4326 (3.1.1) or http://www.opengis.net/def/crs/EPSG/0/4326 (3.2)"),
+  srsName: z.string().min(1).optional().meta({ default: "EPSG:4326 in the version's form" }).describe("srsName written on geometries (and assumed when reading geometries that name none); default EPSG:4326 as urn:ogc:def:crs:EPSG::4326 (3.1.1) or http://www.opengis.net/def/crs/EPSG/0/4326 (3.2)"),
   axisOrder: z.enum(["lonlat", "latlon"]).optional().describe("Overrides the axis order the srsName implies, both ways (lat lon for EPSG:4326 URNs/URIs, lon lat for EPSG:4326 and CRS84)"),
   nulls: z.enum(["nil", "omit"]).default("nil").describe("A null property: written as xsi:nil=\"true\" (nil) or left out (omit)"),
   maxBytes: z.number().int().positive().default(16 * 1024 * 1024).describe("Largest GML document decoded, in bytes (a store body read by unpack too)"),
@@ -78,7 +78,13 @@ export function createGmlCodec(options: Parsed): Codec<GmlValue> {
     ...(options.srsName !== undefined ? { srsName: options.srsName } : {}),
     ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}),
   };
-  const decodeOpts: DecodeOptions = { inferTypes: options.inferTypes, maxBytes: options.maxBytes, ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}) };
+  const decodeOpts: DecodeOptions = {
+    inferTypes: options.inferTypes,
+    maxBytes: options.maxBytes,
+    // Assumed for geometries that name no srsName, so a configured CRS applies both ways.
+    ...(options.srsName !== undefined ? { srsName: options.srsName } : {}),
+    ...(options.axisOrder !== undefined ? { axisOrder: options.axisOrder } : {}),
+  };
   const contentType = options.version === "3.2" ? "application/gml+xml; version=3.2" : "text/xml; subtype=gml/3.1.1";
   const decode = (payload: Payload) => {
     try {

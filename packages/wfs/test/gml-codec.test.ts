@@ -95,6 +95,13 @@ describe("gml codec values", () => {
     expect(codec.decode(xml)).toEqual(f);
   });
 
+  it("srs_name is assumed when reading geometries that name none", () => {
+    const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml"><q:g><gml:Point><gml:pos>41.9 12.5</gml:pos></gml:Point></q:g></q:t>`;
+    expect((codec.decode(xml) as Feature).geometry).toEqual({ type: "Point", coordinates: [41.9, 12.5] });
+    const urn = codecFrom({ version: "3.1.1", srs_name: "urn:ogc:def:crs:EPSG::4326" });
+    expect((urn.decode(xml) as Feature).geometry).toEqual({ type: "Point", coordinates: [12.5, 41.9] });
+  });
+
   it("a bare geometry encodes as a feature without properties", () => {
     const xml = String(codec.encode({ type: "Point", coordinates: [1, 2] } as never));
     expect(codec.decode(xml)).toEqual({ type: "Feature", geometry: { type: "Point", coordinates: [1, 2] }, properties: {} });
