@@ -155,7 +155,7 @@ interface Structure {
   rootOpenEnd: number;
 }
 
-function structureError(text: string, out?: Structure): { msg: string; index: number } | undefined {
+function structureError(text: string, maxDepth: number, out?: Structure): { msg: string; index: number } | undefined {
   const stack: string[] = [];
   let roots = 0;
   let childStart = 0;
@@ -199,7 +199,7 @@ function structureError(text: string, out?: Structure): { msg: string; index: nu
         if (selfClosing) out.spans.push(i, next);
         else childStart = i;
       }
-      if (!selfClosing) stack.push(name);
+      if (!selfClosing && stack.push(name) > maxDepth) return { msg: `elements nest deeper than the limit of ${maxDepth}`, index: i };
     }
     i = text.indexOf("<", next);
   }
@@ -251,7 +251,7 @@ function checkedText(input: string | Uint8Array, opts: ParseXmlOptions): string 
 }
 
 function checkStructure(text: string, opts: ParseXmlOptions, out?: Structure): void {
-  const bad = structureError(text, out);
+  const bad = structureError(text, opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH, out);
   if (bad) {
     const line = lineAt(text, bad.index);
     const column = bad.index - text.lastIndexOf("\n", bad.index - 1);

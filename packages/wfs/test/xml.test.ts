@@ -82,6 +82,9 @@ describe("parseXml limits and errors", () => {
     expect(isGeoWatchError(err, "XML")).toBe(true);
     expect(err.message).toContain("nest deeper than the limit of 20");
     expect(parseXml(deep, { maxDepth: 60 })).toBeTruthy();
+    // The structure check stops at the limit too, before any tree is built.
+    const e2 = xmlError(() => parseXml(deep, { maxDepth: 20 }));
+    expect(e2.message).toContain("not well-formed XML: elements nest deeper than the limit of 20 (line 1 column 61)");
   });
 
   it("reports mismatched tags with line and column", () => {
