@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer, Registry, resolveConfig } from "../src/index.js";
 import type { LayerInput } from "../src/index.js";
 import { silentLogger } from "@geowatch/core";
+import { freshStorage } from "./engines.js";
 import { env, tmpRegistry } from "./helpers.js";
 
 const day = (s: string) => Date.parse(`${s}T00:00:00Z`);
@@ -129,6 +130,25 @@ describe("jobs on the queue, the index buffer and the scheduler", () => {
       expect(reg.stats()).toMatchObject({ jobs: { ready: 0, inFlight: 0, dead: 0 }, buffer: { ready: 0, inFlight: 0, dead: 0 } });
     } finally {
       await reg.close();
+    }
+  });
+
+  it("the same flow on PostgreSQL + PostGIS: harvest, check and search through a worker", async () => {
+    const { storage, drop } = await freshStorage("postgres");
+    const reg = await tmpRegistry({}, storage);
+    try {
+      const [s] = await reg.add(`${env.mapserver()}/registry/ogcapi`, { type: "OGC:API-Features" });
+      await reg.enqueue([{ kind: "check", serviceId: s!.id }]);
+      await reg.work({ untilIdle: true });
+      await reg.enqueue([{ kind: "check", serviceId: s!.id }]);
+      await reg.work({ untilIdle: true });
+      const found = await reg.storage.search({ text: "cells", bbox: [0, 0, 10, 10], limit: 10, offset: 0 });
+      expect(found.docs.map((d) => d.title)).toEqual(["Cells over time"]);
+      expect(found.docs[0]).toMatchObject({ checksTotal: expect.any(Number), reliability: 100 });
+      expect(await reg.storage.getService(s!.id)).toMatchObject({ harvestOk: true, reliability: 100 });
+    } finally {
+      await reg.close();
+      await drop();
     }
   });
 

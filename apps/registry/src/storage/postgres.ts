@@ -103,6 +103,8 @@ class PgDb implements SqlDb {
     }
   }
   async close(): Promise<void> {
+    // Closing twice (the registry, then its owner) is harmless.
+    if (this.pool.ended || this.pool.ending) return;
     await this.pool.end();
   }
 }
