@@ -72,11 +72,14 @@ start() {
   cp "$HERE/mapproxy.yaml" "$BASE/mp/mapproxy.yaml"
   printf 'from mapproxy.wsgiapp import make_wsgi_app\napplication = make_wsgi_app(%s)\n' "'$BASE/mp/mapproxy.yaml'" > "$BASE/mp/app.py"
   sed -e "s#@PORT@#$CSW_PORT#g" -e "s#@BASE@#$BASE/csw#g" "$HERE/pycsw.cfg.in" > "$BASE/csw/pycsw.cfg"
-  # A known state on every start: the repository is rebuilt from the records in .ci/servers/registry/csw-records.
+  # A known state on every start of pycsw: the repository is rebuilt from .ci/servers/registry/csw-records (not
+  # under a running server, which keeps its own file open).
+  if ! { [ -s "$BASE/pycsw.pid" ] && kill -0 "$(cat "$BASE/pycsw.pid")" 2>/dev/null; }; then
   rm -f "$BASE/csw/records.db"
   (cd "$BASE/csw" && "$BASE/pycsw/bin/pycsw-admin.py" -c setup_db -f pycsw.cfg >"$BASE/csw/setup.log" 2>&1 \
     && "$BASE/pycsw/bin/pycsw-admin.py" -c load_records -f pycsw.cfg -p "$HERE/csw-records" >>"$BASE/csw/setup.log" 2>&1) \
     || { log "pycsw repository setup failed:"; tail -20 "$BASE/csw/setup.log" >&2; return 1; }
+  fi
   start_one mapproxy "$MP_PORT" "http://127.0.0.1:$MP_PORT/wmts/1.0.0/WMTSCapabilities.xml" "Capabilities" \
     env PYTHONPATH="$BASE/mp" "$BASE/mapproxy/bin/waitress-serve" --listen="127.0.0.1:$MP_PORT" --threads=8 app:application
   start_one pycsw "$CSW_PORT" "http://127.0.0.1:$CSW_PORT/?service=CSW&version=2.0.2&request=GetCapabilities" "Capabilities" \
