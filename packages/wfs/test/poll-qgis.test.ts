@@ -27,7 +27,7 @@ async function transaction(body: string): Promise<string> {
 const insert = (uid: string, name: string, updated: string, x: number) =>
   `<wfs:Insert><qgs:poll><qgs:geometry><gml:Point><gml:pos>${x} 45</gml:pos></gml:Point></qgs:geometry><qgs:uid>${uid}</qgs:uid><qgs:name>${name}</qgs:name><qgs:updated>${updated}</qgs:updated></qgs:poll></wfs:Insert>`;
 
-async function receiveAll(c: Consumer, want: number, ms = 8000): Promise<InRecord[]> {
+async function receiveAll(c: Consumer, want: number, ms = 20_000): Promise<InRecord[]> {
   const out: InRecord[] = [];
   const end = Date.now() + ms;
   while (out.length < want && Date.now() < end) out.push(...(await c.receive(100, { waitMs: 300 })));

@@ -33,7 +33,7 @@ function options(cp: string, extra: Partial<WfsReaderOptions> = {}): WfsReaderOp
 }
 
 /** Receives until `want` records came or `ms` passed. */
-async function receiveAll(c: Consumer, want: number, ms = 8000): Promise<InRecord[]> {
+async function receiveAll(c: Consumer, want: number, ms = 20_000): Promise<InRecord[]> {
   const out: InRecord[] = [];
   const end = Date.now() + ms;
   while (out.length < want && Date.now() < end) out.push(...(await c.receive(100, { waitMs: 300 })));
