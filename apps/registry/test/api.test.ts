@@ -1,3 +1,7 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildServer, Registry, resolveConfig } from "../src/index.js";
@@ -7,6 +11,7 @@ import { freshStorage } from "./engines.js";
 import { env, tmpRegistry } from "./helpers.js";
 
 const day = (s: string) => Date.parse(`${s}T00:00:00Z`);
+const run = promisify(execFile);
 
 describe("Search API (Hypermap parameters and response shape)", () => {
   let reg: Registry;
@@ -173,6 +178,33 @@ describe("jobs on the queue, the index buffer and the scheduler", () => {
       } finally {
         for (const o of others) await o.close();
       }
+    } finally {
+      await first.close();
+    }
+  });
+
+  it("exactly one of four processes claims a period (the CLI's code path, separate processes on one SQLite file)", async () => {
+    const first = await tmpRegistry({ checks: { intervalMs: 60_000 } });
+    try {
+      const [s] = await first.add(env.qgis(), { type: "OGC:WMS", enqueue: false });
+      await first.apply(await first.harvestUpdate(s!.id));
+      const dist = join(import.meta.dirname, "..", "dist", "index.js");
+      const script = `
+        const { Registry, resolveConfig } = await import(${JSON.stringify(pathToFileURL(dist).href)});
+        const { silentLogger } = await import("@geowatch/core");
+        const r = await new Registry(resolveConfig(JSON.parse(process.argv[1]), "/", {}), { logger: silentLogger }).init();
+        const at = Number(process.argv[2]);
+        while (Date.now() < at) await new Promise((res) => setTimeout(res, 1));
+        process.stdout.write(String(await r.scheduleTick(at)));
+        await r.close();`;
+      const at = Date.now() + 1500;
+      const outs = await Promise.all(
+        Array.from({ length: 4 }, () => run(process.execPath, ["--input-type=module", "-e", script, JSON.stringify(first.config), String(at)], { cwd: join(import.meta.dirname, "..") })),
+      );
+      const emitted = outs.map((o) => Number(o.stdout));
+      expect(emitted.reduce((a, b) => a + b, 0)).toBe(2); // one check job, one harvest job, from whoever won each claim
+      expect(emitted.filter((n) => n > 0).length).toBeGreaterThanOrEqual(1);
+      expect(first.stats().jobs.ready).toBe(2);
     } finally {
       await first.close();
     }
