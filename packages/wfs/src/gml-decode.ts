@@ -48,6 +48,8 @@ const GML_URIS = new Set([GML_NS["3.1.1"], GML_NS["3.2"]]);
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
 const SHORT_EPSG = /^EPSG:\d+$/i;
 const WFS11_NS = "http://www.opengis.net/wfs";
+/** Number() reads 0x/0b/0o literals; coordinates are decimal. */
+const RADIX_PREFIX = /^0[xXbBoO]/;
 const TEXT = "#text";
 const CDATA = "#cdata";
 
@@ -170,7 +172,7 @@ class GeometryReader {
       while (j < len && s.charCodeAt(j) > 32) j++;
       const word = s.slice(i, j);
       const n = +word;
-      if (!Number.isFinite(n) || word.charCodeAt(0) === 48 && (word.charCodeAt(1) | 32) === 120) throw decodeError(`coordinate ${JSON.stringify(word)} is not a number`, path);
+      if (!Number.isFinite(n) || (word.charCodeAt(0) === 48 && RADIX_PREFIX.test(word))) throw decodeError(`coordinate ${JSON.stringify(word)} is not a number`, path);
       out.push(n);
       i = j;
     }
@@ -192,7 +194,7 @@ class GeometryReader {
       while (j < len && s.charCodeAt(j) > 32) j++;
       const word = s.slice(i, j);
       const n = +word;
-      if (!Number.isFinite(n) || (word.charCodeAt(0) === 48 && (word.charCodeAt(1) | 32) === 120)) throw decodeError(`coordinate ${JSON.stringify(word)} is not a number`, path);
+      if (!Number.isFinite(n) || (word.charCodeAt(0) === 48 && RADIX_PREFIX.test(word))) throw decodeError(`coordinate ${JSON.stringify(word)} is not a number`, path);
       if (half) out.push(swap ? [n, first] : [first, n]);
       else first = n;
       half = !half;
@@ -225,7 +227,7 @@ class GeometryReader {
     return tuples.map((tuple, i) => {
       const p = tuple.split(cs).map((x) => {
         const n = Number(dec === "." ? x.trim() : x.trim().replace(dec, "."));
-        if (!Number.isFinite(n)) throw decodeError(`coordinate ${JSON.stringify(x)} is not a number`, `${path}[${i}]`);
+        if (!Number.isFinite(n) || RADIX_PREFIX.test(x.trim())) throw decodeError(`coordinate ${JSON.stringify(x)} is not a number`, `${path}[${i}]`);
         return n;
       });
       if (p.length < 2) throw decodeError(`a coordinate tuple needs at least 2 numbers, got ${JSON.stringify(tuple)}`, `${path}[${i}]`);
@@ -467,7 +469,7 @@ class FeatureReader {
         throw decodeError(`${JSON.stringify(value)} is not a boolean`, path);
       }
       const n = Number(s);
-      if (s === "" || !Number.isFinite(n)) throw decodeError(`${JSON.stringify(value)} is not a number`, path);
+      if (s === "" || !Number.isFinite(n) || RADIX_PREFIX.test(s)) throw decodeError(`${JSON.stringify(value)} is not a number`, path);
       return n;
     }
     if (!this.infer) return value;

@@ -293,3 +293,29 @@ describe("decode options", () => {
     expect(new Set(ids).size).toBe(6);
   });
 });
+
+describe("coordinate numbers", () => {
+  it("read exactly as Number() reads them (random decimals, signs, exponents, leading zeros)", () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const words: string[] = [];
+    for (let i = 0; i < 20000; i++) {
+      const x = (rnd() - 0.5) * 10 ** Math.floor(rnd() * 12 - 4);
+      const k = i % 5;
+      words.push(k === 0 ? String(x) : k === 1 ? x.toFixed(Math.floor(rnd() * 16)) : k === 2 ? x.toExponential(Math.floor(rnd() * 17)) : k === 3 ? x.toPrecision(1 + Math.floor(rnd() * 17)) : `+00${Math.abs(x).toFixed(6)}`);
+    }
+    words.push("-0", "0", ".5", "1.", "-.25", "123456789012345", "1234567890123456789", "0.000000000000001");
+    const posList = words.join(" ");
+    const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml"><q:g><gml:LineString><gml:posList>${posList}</gml:posList></gml:LineString></q:g></q:t>`;
+    const got = (decodeFeatures(xml)[0]!.geometry as { coordinates: number[][] }).coordinates.flat();
+    expect(got).toHaveLength(words.length);
+    words.forEach((w, i) => expect(Object.is(got[i], Number(w)), `${w}: ${got[i]} vs ${Number(w)}`).toBe(true));
+  });
+
+  it("refuses hexadecimal, binary, octal, Infinity and NaN", () => {
+    for (const w of ["0x10", "0b101", "0o7", "Infinity", "NaN", "1e400", "--1"]) {
+      const xml = `<q:t xmlns:q="u" xmlns:gml="http://www.opengis.net/gml"><q:g><gml:Point><gml:pos>${w} 1</gml:pos></gml:Point></q:g></q:t>`;
+      expect(errorOf(() => decodeFeatures(xml)).message).toContain(`coordinate "${w}" is not a number`);
+    }
+  });
+});
