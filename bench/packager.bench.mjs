@@ -10,7 +10,7 @@
 // The table is filled with PostgreSQL COPY after datastore_create made it (CKAN's API loads only ~2k rows/s).
 // Needs CKAN and SMTP: bash .ci/servers/postgres.sh start && bash .ci/servers/ckan.sh start && bash .ci/servers/smtp.sh start,
 // then source .servers/env/{ckan,smtp}.env. Builds nothing: run `pnpm -s turbo run build --filter @geowatch/packager...` first.
-// Env: BENCH_ROWS, BENCH_RUNS (alternated baseline/packager runs, default 1), BENCH_PAGE (page size, default 5000,
+// Env: BENCH_STATUS_ONLY=1 (only the /status load test), BENCH_ROWS, BENCH_RUNS (alternated baseline/packager runs, default 1), BENCH_PAGE (page size, default 5000,
 // the packager's PAGE_SIZE default).
 import { spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -189,6 +189,9 @@ async function packager(rid, limit, tag) {
 async function statusLoad() {
   const s = await startServe("load");
   try {
+    // Steady state: the worker thread has started and the route is warm (200 requests, not counted).
+    await new Promise((r) => setTimeout(r, 2000));
+    for (let i = 0; i < 200; i++) await post(s.url, "/status", { secret: SECRET });
     const lat = [];
     let errors = 0;
     let inflight = 0;
@@ -229,6 +232,12 @@ async function statusLoad() {
 }
 
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+if (process.env.BENCH_STATUS_ONLY === "1") {
+  const load = await statusLoad();
+  console.log(`/status load: ${load.sent} requests at ${load.rate.toFixed(0)}/s (target ${RPS}/s), ${load.errors} errors, ${load.skipped} not sent (200 in flight), p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, server peak RSS ${load.rss.toFixed(0)} MB, load avg ${loadavg()[0].toFixed(1)}`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit(load.errors === 0 && load.skipped === 0 ? 0 : 1);
+}
 console.log(`packager bench: ${ROWS.toLocaleString("en")} rows, page ${PAGE}, load avg ${loadavg()[0].toFixed(1)}`);
 const rid = await fill();
 const base = [];

@@ -8,8 +8,8 @@ import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { GeoWatchError, checkUrl, jsonLogger, urlPolicy } from "@geowatch/core";
 import type { Logger, Producer, UrlPolicy } from "@geowatch/core";
-import { queueProducer, queueStats } from "@geowatch/queue";
-import type { QueueStats } from "@geowatch/queue";
+import { openQueueDatabase, queueProducer, queueStats } from "@geowatch/queue";
+import type { QueueDatabase, QueueStats } from "@geowatch/queue";
 import type { PackagerConfig } from "./config.js";
 import { PackagerDb } from "./db.js";
 import { cacheKey } from "./jobs.js";
@@ -28,6 +28,8 @@ export class PackagerService {
   private readonly producer: Producer;
   private readonly secretDigest: Buffer;
   private statusCache: { at: number; value: Record<string, unknown> } | undefined;
+  // Held open so queueStats reuses one connection instead of opening the file (and waiting on locks) per call.
+  private readonly queueDb: QueueDatabase;
 
   constructor(
     readonly config: PackagerConfig,
@@ -36,6 +38,7 @@ export class PackagerService {
     this.db = new PackagerDb(config.statsPath);
     this.policy = urlPolicy({ allowHosts: config.allowHosts, allowPrivate: config.allowPrivate });
     this.logger = opts.logger ?? jsonLogger({ level: config.logLevel });
+    this.queueDb = openQueueDatabase(config.queuePath);
     this.producer = queueProducer({ path: config.queuePath, queue: QUEUES.fast });
     this.secretDigest = digest(config.secret);
   }
@@ -140,6 +143,7 @@ export class PackagerService {
 
   async close(): Promise<void> {
     await this.producer.close?.();
+    this.queueDb.release();
     this.db.close();
   }
 }
