@@ -1,7 +1,7 @@
 // The geowatch-packager CLI against a running service: status, queue with a progress bar, job, stats, cc,
 // a defaults file, -s, exit codes.
 import { execFile } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
@@ -33,6 +33,7 @@ describe("geowatch-packager CLI", () => {
   });
   afterAll(async () => {
     await app?.close();
+    if (app) rmSync(app.service.config.dataDir, { recursive: true, force: true });
   });
 
   it("prints help (exit 0), refuses a missing command or bad option (exit 2)", async () => {

@@ -1,7 +1,7 @@
 // End to end against the real CKAN and the real SMTP server: HTTP request -> queue -> worker -> ZIP -> mail with
 // a link -> download, read back with independent readers (Python csv/zipfile/openpyxl, GDAL's ogrinfo).
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
@@ -66,6 +66,7 @@ describe("packager service against CKAN 2.12 and SMTP", () => {
   });
   afterAll(async () => {
     await app?.close();
+    rmSync(tmp, { recursive: true, force: true });
   });
 
   it("refuses a wrong or missing secret before looking at the request", async () => {

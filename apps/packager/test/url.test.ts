@@ -2,7 +2,7 @@
 // loopback refused without it, fetched with it, and a redirect to a host off the list refused.
 import { createServer } from "node:http";
 import type { Server } from "node:http";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
@@ -45,6 +45,7 @@ describe("/package_url through the URL policy", () => {
   afterAll(async () => {
     await open?.close();
     await closed?.close();
+    for (const a of [open, closed]) if (a) rmSync(a.service.config.dataDir, { recursive: true, force: true });
     await new Promise((r) => origin?.close(r));
   });
 

@@ -2,7 +2,7 @@
 // SIGKILLed mid-job leaves the job to another worker after the lease runs out; the ZIP is complete.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
@@ -54,6 +54,7 @@ describe("worker processes", () => {
   afterAll(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await app?.close();
+    if (app) rmSync(app.service.config.dataDir, { recursive: true, force: true });
   });
 
   it("a job whose worker is SIGKILLed mid-job is retried by another worker and finishes whole", async () => {
