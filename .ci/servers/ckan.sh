@@ -166,7 +166,7 @@ import sys, urllib.request
 tok = open(sys.argv[2]).read().strip()
 req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/api/3/action/api_token_list?user_id=admin",
                              headers={"Authorization": tok})
-urllib.request.urlopen(req, timeout=5)
+urllib.request.urlopen(req, timeout=20)
 PY
 }
 
