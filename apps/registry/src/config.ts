@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import { parseOptions } from "@geowatch/core";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { JOB_KEYS } from "./channel.js";
 
 const ms = z.number().int("must be an integer").positive("must be > 0");
 
@@ -17,12 +18,15 @@ export const registryConfigSchema = z.strictObject({
     .optional()
     .describe("Where services, layers and checks are kept and searched."),
   jobs: z
-    .strictObject({
-      path: z.string().min(1).optional().meta({ default: "./registry-jobs.db", env: "GEOWATCH_REGISTRY_JOBS", path: true }).describe("The @geowatch/queue database of the job channel and the index buffer."),
-      queue: z.string().min(1).optional().meta({ default: "registry.jobs" }).describe("Queue of harvest and check jobs."),
-      buffer: z.string().min(1).optional().meta({ default: "registry.index" }).describe("Queue buffering index updates (harvest results, check results) between workers and the index."),
+    .looseObject({
+      backend: z.string().min(1).optional().meta({ default: "queue" }).describe("GeoWatch backend of the job channel and the index buffer: `queue` (node:sqlite, one machine), `kafka` or `amqp` (workers on several machines; install `@geowatch/kafka` or `@geowatch/amqp`), or a backend package name. Every other key of `jobs` that is not listed here is that backend's own option (`brokers`, `url`, ...), validated against its schema."),
+      path: z.string().min(1).optional().meta({ default: "./registry-jobs.db", env: "GEOWATCH_REGISTRY_JOBS", path: true }).describe("Backend queue: the database file of the job channel and the index buffer."),
+      queue: z.string().min(1).optional().meta({ default: "registry.jobs" }).describe("Queue (Kafka: topic) of harvest and check jobs; failed jobs go to `<queue>.dead`."),
+      buffer: z.string().min(1).optional().meta({ default: "registry.index" }).describe("Queue (Kafka: topic) buffering index updates (harvest results, check results) between workers and the index; updates that cannot be applied go to `<buffer>.dead`."),
       workers: z.number().int().min(0).optional().meta({ default: 1 }).describe("Workers `serve` runs in-process (0: only `geowatch-registry worker` processes take jobs)."),
-      maxReceives: ms.optional().meta({ default: 5 }).describe("A job that failed this many times goes to `<queue>.dead` with its reason."),
+      maxReceives: ms.optional().meta({ default: 5 }).describe("A job (or index update) that failed this many times goes to its dead-letter destination with its reason."),
+      groupId: z.string().min(1).optional().meta({ default: "geowatch-registry" }).describe("Backends with consumer groups (Kafka): the workers' group; the indexer uses `<group_id>.index`."),
+      partitions: ms.optional().meta({ default: 4 }).describe("Backends that create partitioned topics (Kafka): partitions of the job and buffer topics, the most workers that share the work."),
     })
     .optional()
     .describe("The GeoWatch channels jobs and index updates travel on."),
@@ -77,7 +81,20 @@ export type RegistryConfigInput = z.input<typeof registryConfigSchema>;
 /** The config with every default filled in. */
 export interface RegistryConfig {
   storage: { engine: "sqlite" | "postgres"; path: string; url?: string };
-  jobs: { path: string; queue: string; buffer: string; workers: number; maxReceives: number };
+  jobs: {
+    backend: string;
+    path: string;
+    queue: string;
+    buffer: string;
+    workers: number;
+    maxReceives: number;
+    groupId: string;
+    partitions: number;
+    /** The backend's own options (every other key of `jobs`), as written. */
+    options: Record<string, unknown>;
+    /** Relative paths among them resolve against this folder (the config file's). */
+    baseDir: string;
+  };
   urlPolicy: { allowHosts?: string[]; denyHosts?: string[]; allowPrivate: boolean };
   checks: { intervalMs: number; recent: number; perHost: number; concurrency: number; timeoutMs: number; layers: boolean };
   harvest: { intervalMs: number; maxRecords: number; timeoutMs: number; maxBytes: number };
@@ -99,11 +116,16 @@ export function resolveConfig(input: RegistryConfigInput = {}, baseDir = process
       ...(pgUrl ? { url: pgUrl } : {}),
     },
     jobs: {
+      backend: c.jobs?.backend ?? "queue",
       path: rel(c.jobs?.path ?? env.GEOWATCH_REGISTRY_JOBS ?? "./registry-jobs.db"),
       queue: c.jobs?.queue ?? "registry.jobs",
       buffer: c.jobs?.buffer ?? "registry.index",
       workers: c.jobs?.workers ?? 1,
       maxReceives: c.jobs?.maxReceives ?? 5,
+      groupId: c.jobs?.groupId ?? "geowatch-registry",
+      partitions: c.jobs?.partitions ?? 4,
+      options: backendOptions(c.jobs),
+      baseDir,
     },
     urlPolicy: {
       ...(c.urlPolicy?.allowHosts ? { allowHosts: c.urlPolicy.allowHosts } : {}),
@@ -127,6 +149,17 @@ export function resolveConfig(input: RegistryConfigInput = {}, baseDir = process
     http: { host: c.http?.host ?? "127.0.0.1", port: c.http?.port ?? 8700, ...(c.http?.publicUrl ? { publicUrl: c.http.publicUrl } : {}) },
     csw: { username: c.csw?.username ?? "admin", ...(password ? { password } : {}) },
   };
+}
+
+/** The backend's own options in a `jobs` section: every key the registry does not name (a resolved config's `options` re-read as such). */
+function backendOptions(jobs: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(jobs ?? {})) {
+    if ((JOB_KEYS as readonly string[]).includes(k) || k === "baseDir") continue;
+    if (k === "options" && v && typeof v === "object" && !Array.isArray(v)) Object.assign(out, v);
+    else out[k] = v;
+  }
+  return out;
 }
 
 const toCamel = (k: string) => k.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());

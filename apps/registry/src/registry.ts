@@ -1,7 +1,9 @@
 import { GeoWatchError, checkUrl, jsonLogger, reasonOf, sleep } from "@geowatch/core";
-import type { InRecord, Logger, ManagedConsumer, ManagedProducer } from "@geowatch/core";
-import { queueConsumer, queueProducer, queueStats } from "@geowatch/queue";
-import type { QueueConsumer } from "@geowatch/queue";
+import type { InRecord, Logger } from "@geowatch/core";
+import { queueStats } from "@geowatch/queue";
+import type { QueueStats } from "@geowatch/queue";
+import { openJobChannel, REASON_HEADER } from "./channel.js";
+import type { ChannelConsumer, Importer, JobChannel } from "./channel.js";
 import { capabilitiesUrl, HostLimiter, layerProbe, probe } from "./checks.js";
 import type { RegistryConfig } from "./config.js";
 import { createFetcher, discoverEsriServices, guessType, harvest } from "./harvest/index.js";
@@ -11,8 +13,8 @@ import { sqliteStorage } from "./storage/sqlite.js";
 import type { CheckInput, LayerInput, RegistryStorage, Service, ServiceType } from "./storage/types.js";
 import { SERVICE_TYPES } from "./storage/types.js";
 
-/** A job on the job channel. */
-export type Job = { kind: "harvest"; serviceId: number } | { kind: "check"; serviceId: number };
+/** A job on the job channel; `attempt` counts the failed runs before this one. */
+export type Job = { kind: "harvest" | "check"; serviceId: number; attempt?: number };
 
 /** An index update on the buffer channel (Hypermap's memcached buffer): what a worker found, applied by the indexer. */
 export type IndexUpdate =
@@ -24,6 +26,8 @@ export interface RegistryOptions {
   logger?: Logger;
   /** Use this storage instead of the one the config names (tests, embedding). */
   storage?: RegistryStorage;
+  /** Loads backend packages (`jobs.backend`); default: `import()` from this package. */
+  importer?: Importer;
 }
 
 export function openStorage(config: RegistryConfig): RegistryStorage {
@@ -42,33 +46,42 @@ export class Registry {
   readonly storage: RegistryStorage;
   readonly fetcher: Fetcher;
   readonly log: Logger;
-  private readonly jobs: ManagedProducer;
-  private readonly buffer: ManagedProducer;
+  private channel: JobChannel | undefined;
   private readonly limiter: HostLimiter;
   private closed = false;
 
   constructor(
     readonly config: RegistryConfig,
-    opts: RegistryOptions = {},
+    private readonly opts: RegistryOptions = {},
   ) {
     this.log = opts.logger ?? jsonLogger();
     this.storage = opts.storage ?? openStorage(config);
     this.fetcher = createFetcher({ ...config.urlPolicy, timeoutMs: config.harvest.timeoutMs, maxBytes: config.harvest.maxBytes });
-    this.jobs = queueProducer({ path: config.jobs.path, queue: config.jobs.queue });
-    this.buffer = queueProducer({ path: config.jobs.path, queue: config.jobs.buffer });
     this.limiter = new HostLimiter(config.checks.perHost, config.checks.concurrency);
   }
 
+  /** Opens storage and the job channel (finding and validating `jobs.backend`, creating its destinations). */
   async init(): Promise<this> {
     await this.storage.init();
+    try {
+      this.channel = await openJobChannel(this.config, this.log, ...(this.opts.importer ? [this.opts.importer] : []));
+    } catch (err) {
+      await this.storage.close();
+      this.closed = true;
+      throw err;
+    }
     return this;
+  }
+
+  private get jobChannel(): JobChannel {
+    if (!this.channel) throw new GeoWatchError("CLOSED", "the registry is not initialised (call init())", { backend: "registry" });
+    return this.channel;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.jobs.close();
-    await this.buffer.close();
+    await this.channel?.close();
     await this.storage.close();
   }
 
@@ -105,9 +118,7 @@ export class Registry {
   /** Sends jobs to the job channel (one transaction). */
   async enqueue(jobs: Job[]): Promise<void> {
     if (!jobs.length) return;
-    const res = await this.jobs.send(jobs.map((j) => ({ value: JSON.stringify(j), key: `${j.kind}:${j.serviceId}` })));
-    const failed = res.find((r) => !r.ok);
-    if (failed && !failed.ok) throw failed.error;
+    await this.jobChannel.send(this.jobChannel.names.jobs, jobs.map((j) => ({ value: JSON.stringify(j), key: `${j.kind}:${j.serviceId}` })));
   }
 
   /** Harvests a service now and returns the index update (the caller buffers or applies it). */
@@ -170,13 +181,13 @@ export class Registry {
 
   /** Puts an index update on the buffer channel. */
   async bufferUpdate(u: IndexUpdate): Promise<void> {
-    const [r] = await this.buffer.send([{ value: JSON.stringify(u), key: u.kind }]);
-    if (r && !r.ok) throw r.error;
+    await this.jobChannel.send(this.jobChannel.names.buffer, [{ value: JSON.stringify(u), key: u.kind }]);
   }
 
-  /** Queue depths of the job channel and the buffer (ready, in flight, dead). */
-  stats() {
-    return { jobs: queueStats(this.config.jobs.path, this.config.jobs.queue), buffer: queueStats(this.config.jobs.path, this.config.jobs.buffer) };
+  /** Queue depths of the job channel and the buffer (ready, in flight, dead) on the queue backend; other backends report only their name. */
+  stats(): { backend: string; jobs?: QueueStats; buffer?: QueueStats } {
+    if (this.config.jobs.backend !== "queue") return { backend: this.config.jobs.backend };
+    return { backend: "queue", jobs: queueStats(this.config.jobs.path, this.config.jobs.queue), buffer: queueStats(this.config.jobs.path, this.config.jobs.buffer) };
   }
 
   /**
@@ -206,51 +217,56 @@ export class Registry {
    */
   async work(opts: { signal?: AbortSignal; untilIdle?: boolean; indexer?: boolean; jobs?: boolean; concurrency?: number } = {}): Promise<{ jobs: number; updates: number }> {
     const counts = { jobs: 0, updates: 0 };
-    const jobsC: ManagedConsumer<QueueConsumer> | undefined =
-      opts.jobs === false ? undefined : queueConsumer({ path: this.config.jobs.path, queue: this.config.jobs.queue, maxReceives: this.config.jobs.maxReceives, visibilityTimeoutMs: 120_000 });
-    const bufC: ManagedConsumer<QueueConsumer> | undefined =
-      opts.indexer === false ? undefined : queueConsumer({ path: this.config.jobs.path, queue: this.config.jobs.buffer, maxReceives: this.config.jobs.maxReceives, visibilityTimeoutMs: 120_000 });
-    const waitMs = opts.untilIdle ? 200 : 1000;
+    const ch = this.jobChannel;
+    const jobsC = opts.jobs === false ? undefined : ch.consumer("jobs");
+    const bufC = opts.indexer === false ? undefined : ch.consumer("buffer");
+    const waitMs = opts.untilIdle ? 500 : 1000;
     const stop = () => opts.signal?.aborted === true;
     let idleJobs = !jobsC;
     let idleBuf = !bufC;
-    const jobLoop = async () => {
-      if (!jobsC) return;
+    const loop = async (c: ChannelConsumer | undefined, max: number, each: (r: InRecord) => Promise<void>, idle: (v: boolean) => boolean) => {
+      if (!c) return;
       while (!stop()) {
-        const recs = await jobsC.receive(opts.concurrency ?? 4, { waitMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+        const recs = await c.receive(max, { waitMs, ...(opts.signal ? { signal: opts.signal } : {}) });
         if (!recs.length) {
-          idleJobs = true;
-          if (opts.untilIdle && idleBuf) return;
+          if (idle(true) && opts.untilIdle) return;
           continue;
         }
-        idleJobs = false;
-        await Promise.all(recs.map((r) => this.runJob(jobsC, r).then(() => void counts.jobs++)));
+        idle(false);
+        // Every record of the batch is settled (done, retried or dead-lettered) before the batch is acknowledged.
+        await Promise.all(recs.map(each));
+        await c.done(recs);
       }
     };
-    const bufLoop = async () => {
-      if (!bufC) return;
-      while (!stop()) {
-        const recs = await bufC.receive(100, { waitMs, ...(opts.signal ? { signal: opts.signal } : {}) });
-        if (!recs.length) {
-          idleBuf = true;
-          if (opts.untilIdle && idleJobs) return;
-          continue;
-        }
-        idleBuf = false;
-        for (const r of recs) {
-          try {
-            await this.apply(JSON.parse(String(r.value)) as IndexUpdate);
-            await bufC.ack([r]);
-            counts.updates++;
-          } catch (err) {
-            this.log.warn("index update failed", { backend: "registry", error: reasonOf(err) });
-            await bufC.nack([r], { requeue: true, reason: reasonOf(err) });
-          }
-        }
-      }
-    };
+    const jobLoop = loop(
+      jobsC,
+      opts.concurrency ?? 4,
+      async (r) => {
+        await this.runJob(r);
+        counts.jobs++;
+      },
+      (v) => {
+        idleJobs = v;
+        return idleJobs && idleBuf;
+      },
+    );
+    const bufLoop = loop(
+      bufC,
+      100,
+      async (r) => {
+        // Updates apply one at a time, in order (a harvest before the checks of its layers).
+        await this.settle<IndexUpdate & { attempt?: number }>(r, ch.names.buffer, ch.names.bufferDead, "update", async (u) => {
+          await this.apply(u);
+          counts.updates++;
+        });
+      },
+      (v) => {
+        idleBuf = v;
+        return idleJobs && idleBuf;
+      },
+    );
     try {
-      await Promise.all([jobLoop(), bufLoop()]);
+      await Promise.all([jobLoop, bufLoop]);
     } finally {
       await jobsC?.close();
       await bufC?.close();
@@ -258,22 +274,45 @@ export class Registry {
     return counts;
   }
 
-  private async runJob(c: QueueConsumer, r: InRecord): Promise<void> {
-    let job: Job;
+  private async runJob(r: InRecord): Promise<void> {
+    const ch = this.jobChannel;
+    await this.settle<Job>(r, ch.names.jobs, ch.names.jobsDead, "job", async (job) => {
+      if (job.kind !== "harvest" && job.kind !== "check") throw new GeoWatchError("VALIDATE", `unknown job kind "${String(job.kind)}"`, { backend: "registry" });
+      const update = job.kind === "harvest" ? await this.harvestUpdate(job.serviceId) : await this.checkUpdate(job.serviceId);
+      // The job is acknowledged only after its result is on the buffer channel (at-least-once).
+      await this.bufferUpdate(update);
+    });
+  }
+
+  /**
+   * Runs one record's work. On failure it goes back to its channel with its attempt count raised, or, at
+   * `jobs.max_receives` attempts (or when it can never work: not JSON, a service that is gone), to the
+   * dead-letter destination with the reason. Returns once the record may be acknowledged; if even that
+   * send fails, the error propagates and the record is not acknowledged (it comes again).
+   */
+  private async settle<T extends { attempt?: number }>(r: InRecord, home: string, dead: string, what: string, work: (v: T) => Promise<void>): Promise<void> {
+    const ch = this.jobChannel;
+    let v: T;
     try {
-      job = JSON.parse(String(r.value)) as Job;
+      v = JSON.parse(String(r.value)) as T;
+      if (!v || typeof v !== "object") throw new Error("not an object");
     } catch (err) {
-      await c.nack([r], { requeue: false, reason: `not a job: ${reasonOf(err)}` });
+      await ch.send(dead, [{ value: String(r.value), headers: { [REASON_HEADER]: `not a ${what}: ${reasonOf(err)}` } }]);
       return;
     }
     try {
-      const update = job.kind === "harvest" ? await this.harvestUpdate(job.serviceId) : await this.checkUpdate(job.serviceId);
-      await this.bufferUpdate(update);
-      await c.ack([r]);
+      await work(v);
     } catch (err) {
-      const gone = err instanceof GeoWatchError && err.code === "NOT_FOUND";
-      this.log.warn("job failed", { backend: "registry", job: job.kind, serviceId: job.serviceId, error: reasonOf(err) });
-      await c.nack([r], { requeue: !gone, reason: reasonOf(err) });
+      const reason = reasonOf(err);
+      const attempt = (v.attempt ?? 0) + 1;
+      const gone = err instanceof GeoWatchError && (err.code === "NOT_FOUND" || err.code === "VALIDATE");
+      this.log.warn(`${what} failed`, { backend: "registry", attempt, error: reason });
+      const next = JSON.stringify({ ...v, attempt });
+      if (gone || attempt >= this.config.jobs.maxReceives) {
+        await ch.send(dead, [{ value: next, ...(r.key ? { key: r.key } : {}), headers: { [REASON_HEADER]: reason, "geowatch-attempts": String(attempt) } }]);
+      } else {
+        await ch.send(home, [{ value: next, ...(r.key ? { key: r.key } : {}) }]);
+      }
     }
   }
 

@@ -122,7 +122,7 @@ describe("jobs on the queue, the index buffer and the scheduler", () => {
     const reg = await tmpRegistry();
     try {
       const [s] = await reg.add(env.qgis(), { type: "OGC:WMS" });
-      expect(reg.stats().jobs.ready).toBe(1);
+      expect(reg.stats().jobs!.ready).toBe(1);
       // The HTTP side only enqueued: nothing is indexed yet.
       expect(await reg.storage.listLayers(s!.id)).toEqual([]);
       const counts = await reg.work({ untilIdle: true });
@@ -171,7 +171,7 @@ describe("jobs on the queue, the index buffer and the scheduler", () => {
         const emitted = await Promise.all([first, ...others].map((r) => r.scheduleTick(now)));
         // One check job and one harvest job in all (each schedule claimed by exactly one registry).
         expect(emitted.reduce((a, b) => a + b, 0)).toBe(2);
-        expect(first.stats().jobs.ready).toBe(2);
+        expect(first.stats().jobs!.ready).toBe(2);
         expect((await Promise.all([first, ...others].map((r) => r.scheduleTick(now + 1000)))).every((n) => n === 0)).toBe(true);
         // The next check period (but not the harvest one) is emitted once more.
         expect((await Promise.all([first, ...others].map((r) => r.scheduleTick(now + 61_000)))).filter((n) => n > 0)).toEqual([1]);
@@ -204,7 +204,7 @@ describe("jobs on the queue, the index buffer and the scheduler", () => {
       const emitted = outs.map((o) => Number(o.stdout));
       expect(emitted.reduce((a, b) => a + b, 0)).toBe(2); // one check job, one harvest job, from whoever won each claim
       expect(emitted.filter((n) => n > 0).length).toBeGreaterThanOrEqual(1);
-      expect(first.stats().jobs.ready).toBe(2);
+      expect(first.stats().jobs!.ready).toBe(2);
     } finally {
       await first.close();
     }
