@@ -272,7 +272,6 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
       if (nChanged === 0) return out;
       const mine = ++seq;
-      const restoresAt = restores;
       const entries: Array<readonly [string, TrackState]> = [];
       for (let s = 0; s < unique.length; s++) {
         if (changed[s] === 0) continue;
@@ -280,18 +279,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         entries.push([track, st]);
         overlay.set(track, { state: st, seq: mine });
       }
-      const settle = (): void => {
-        // Entries a later batch changed again stay: that batch's commit writes them.
-        for (const [track, st] of entries) {
-          if (overlay.get(track)?.seq === mine) overlay.delete(track);
-          if (cache !== undefined && restores === restoresAt) remember(cache, track, st);
-        }
-      };
-      out.commit = () => {
-        const wrote = durable.set(entries);
-        if (isPromise(wrote)) return wrote.then(settle);
-        settle();
-      };
+      out.commit = commitOf(durable, entries, mine);
       return out;
     };
 
@@ -358,6 +346,26 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       if (ownsState) await s?.close?.();
     },
   };
+
+  /**
+   * A batch's commit: writes its changed tracks, then drops them from the overlay (unless a later batch changed
+   * them again: that batch's commit writes them). Made out here, not inside `run`, so that the closure the broker
+   * keeps until the batch is delivered holds only the changed states, not the batch's decoded messages.
+   */
+  function commitOf(durable: GeofenceState, entries: Array<readonly [string, TrackState]>, mine: number): () => void | Promise<void> {
+    const restoresAt = restores;
+    const settle = (): void => {
+      for (const [track, st] of entries) {
+        if (overlay.get(track)?.seq === mine) overlay.delete(track);
+        if (cache !== undefined && restores === restoresAt) remember(cache, track, st);
+      }
+    };
+    return () => {
+      const wrote = durable.set(entries);
+      if (isPromise(wrote)) return wrote.then(settle);
+      settle();
+    };
+  }
 
   /**
    * The streams of a batch that do not continue where this process left them (first read, a partition taken
