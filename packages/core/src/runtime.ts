@@ -134,6 +134,29 @@ export class Runtime {
     return configJsonSchema({ backends, stages });
   }
 
+  /**
+   * One channel end for an app (a job queue, a buffer): `node` is a node as a broker config spells it
+   * (`{ backend: kafka, topic: jobs, group_id: workers, codec: json }`), checked like one (every problem with
+   * its path under `path`, thrown as one ConfigError) and wrapped by the runtime layer (connect with retry,
+   * refuse calls after close). Apps name their channel's backend in their own config this way, so a user
+   * moves jobs from @geowatch/queue to Kafka, RabbitMQ or SQS by installing the package and changing the node.
+   */
+  async channel(node: unknown, role: "consumer", path?: string): Promise<{ consumer: Consumer; codec: Codec | undefined; backend: string }>;
+  async channel(node: unknown, role: "producer", path?: string): Promise<{ producer: Producer; codec: Codec | undefined; backend: string }>;
+  async channel(node: unknown, role: "consumer" | "producer", path = role): Promise<{ consumer?: Consumer; producer?: Producer; codec: Codec | undefined; backend: string }> {
+    const issues: ConfigIssue[] = [];
+    const n = this.parseNode(nodeSchema, node, path, issues);
+    if (n) this.roleKeys(n, path, role, issues);
+    const p = n ? await this.planRole(n, {}, path, { role }, NODE_KEYS, issues) : undefined;
+    if (!n || !p || issues.length > 0) throw new ConfigError(issues.length > 0 ? issues : [{ path, message: "not a channel node" }], path);
+    const name = n.name ?? `${n.backend}-${role}`;
+    const guard = { name, backend: p.backend, logger: this.log, connectTries: n.max_tries ?? 5 };
+    const made = p.def.create(p.options, this.context(name));
+    return role === "consumer"
+      ? { consumer: guardConsumer(made as Consumer, guard), codec: p.codec, backend: p.backend }
+      : { producer: guardProducer(made as Producer, guard), codec: p.codec, backend: p.backend };
+  }
+
   /** Checks a config completely (shape, roles, backends, options, codecs, stages) and returns every problem. No side effects. */
   async validate(raw: unknown): Promise<ConfigIssue[]> {
     try {

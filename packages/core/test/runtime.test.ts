@@ -196,6 +196,23 @@ describe("Runtime", () => {
     expect(asked).toEqual(["@acme/codecs"]);
   });
 
+  it("gives an app one channel end from a node as config spells it, or every problem with its path", async () => {
+    const rt = new Runtime({ backends: [sinkBackend([])] });
+    const { producer, codec } = await rt.channel({ backend: "memory", topic: "rt-channel", codec: "json" }, "producer", "jobs");
+    const { consumer } = await rt.channel({ backend: "memory", topic: "rt-channel" }, "consumer", "jobs");
+    expect(codec?.name).toBe("json");
+    await producer.send([{ value: codec!.encode({ job: 1 }) as string }]);
+    const got = await consumer.receive(10, { waitMs: 1000 });
+    expect(got.map((r) => JSON.parse(String(r.value)))).toEqual([{ job: 1 }]);
+    await consumer.close?.();
+    await producer.close?.();
+    await expect(consumer.receive(1)).rejects.toThrow(/closed/i);
+    const err = await rt.channel({ backend: "sink", topic: "t", group_id: "g", codec: "nope" }, "producer", "jobs").catch((e: unknown) => e as ConfigError);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues.map((i) => i.path).sort()).toEqual(["jobs.codec", "jobs.group_id"]);
+    await expect(rt.channel({ backend: "sink", topic: "t" }, "consumer", "jobs")).rejects.toThrow(/jobs\.backend: backend "sink" cannot be a consumer/);
+  });
+
   it("uses global defaults only as a fallback, and converts keys from snake_case at the option level only", async () => {
     const seen: Record<string, unknown>[] = [];
     const probe = defineBackend({
