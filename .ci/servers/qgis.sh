@@ -64,7 +64,8 @@ start() {
   QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$BASE" /usr/bin/python3 "$ROOT/.ci/servers/qgis/make_project.py" "$DATA" "${LAYERS[@]}" \
     >"$BASE/project.log" 2>&1 || { log "project build failed:"; tail -20 "$BASE/project.log" >&2; return 1; }
   log "starting qgis_mapserver on 127.0.0.1:$PORT"
-  QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$BASE" QGIS_SERVER_LOG_LEVEL=2 \
+  # Test data: GeoPackage writes without fsync (each WFS-T action is its own SQLite commit in QGIS Server).
+  QT_QPA_PLATFORM=offscreen XDG_RUNTIME_DIR="$BASE" QGIS_SERVER_LOG_LEVEL=2 OGR_SQLITE_SYNCHRONOUS=OFF \
     nohup qgis_mapserver -p "$DATA/project.qgs" "127.0.0.1:$PORT" >"$BASE/server.log" 2>&1 &
   echo $! > "$BASE/pid"
   local deadline=$((SECONDS + ${GEOWATCH_QGIS_START_TIMEOUT:-90}))
