@@ -19,3 +19,5 @@ export { handleCsw } from "./csw/server.js";
 export type { CswContext, CswRequest, CswResponse } from "./csw/server.js";
 export { HostLimiter } from "./checks.js";
 export { main } from "./cli.js";
+export { openJobChannel, checkJobChannel } from "./channel.js";
+export type { JobChannel, ChannelConsumer, Importer } from "./channel.js";
