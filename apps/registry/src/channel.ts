@@ -37,6 +37,7 @@ export type Importer = (specifier: string) => Promise<Record<string, unknown>>;
 
 const importer: Importer = (s) => import(s) as Promise<Record<string, unknown>>;
 
+const camel = (k: string) => k.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
 const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 interface Plan {
@@ -76,7 +77,8 @@ async function plan(config: RegistryConfig, load: Importer): Promise<Plan> {
   const known = (shape: Record<string, unknown>, k: string) => k in shape;
   const cRaw: Record<string, unknown> = {};
   const pRaw: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(own)) {
+  for (const [written, v] of Object.entries(own)) {
+    const k = camel(written);
     if (!known(cShape, k) && !known(pShape, k)) {
       const all = [...new Set([...Object.keys(cShape), ...Object.keys(pShape), ...JOB_KEYS])].filter((x) => x !== cKey && x !== pKey).map(snake).sort();
       problems.push({ path: `jobs.${snake(k)}`, message: `unknown option of backend ${def.name} (known: ${all.join(", ")})` });

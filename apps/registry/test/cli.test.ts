@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../src/index.js";
+import { checkJobChannel, loadConfig } from "../src/index.js";
 import { env, tmpDir } from "./helpers.js";
 
 const BIN = join(import.meta.dirname, "..", "bin", "geowatch-registry.js");
@@ -65,7 +65,7 @@ describe("geowatch-registry CLI", () => {
     expect(JSON.parse(again.stdout)["d.docs"].map((d: { title: string }) => d.title)).toContain("Roads of Boston");
   });
 
-  it("every config in the README validates (with its password file in place)", () => {
+  it("every config in the README validates (with its password file in place), its jobs backend options too", async () => {
     const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
     const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
     expect(blocks.length).toBeGreaterThan(0);
@@ -76,7 +76,10 @@ describe("geowatch-registry CLI", () => {
       writeFileSync(file, b.replace("/run/secrets/registry-csw", join(dir, "pw")));
       const c = loadConfig(file, {});
       expect(c.csw.password).toBe("secret");
-      expect(c.storage.engine).toBe("sqlite");
+      // The jobs section is checked against its backend's schemas too (without connecting).
+      await checkJobChannel(c);
+      if (c.jobs.backend !== "queue") expect(c.storage.engine).toBe("postgres");
     }
+    expect(blocks.some((b) => b.includes("backend: kafka")) && blocks.some((b) => b.includes("backend: amqp"))).toBe(true);
   });
 });
