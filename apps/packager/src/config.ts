@@ -53,6 +53,17 @@ export const packagerConfigSchema = z.strictObject({
     .describe("Heap limit (MB) of the worker thread that runs the jobs: keeps the process's memory flat however large a job is."),
   visibilityTimeoutMs: posInt.optional().meta({ default: 30000 }).describe("A job whose worker died is retried this long after its lease was last extended."),
   maxAttempts: posInt.optional().meta({ default: 5 }).describe("Deliveries of a job before it is dead-lettered as failed."),
+  jobs: z
+    .strictObject({
+      fast: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .describe("The fast queue as a GeoWatch channel node, spelled as in a broker config (`{ backend: kafka, topic: packager.fast, group_id: packager-workers }`). Default: @geowatch/queue in <data_dir>/jobs.db."),
+      slow: z.record(z.string(), z.unknown()).optional().describe("The slow queue as a channel node, like `fast`."),
+      create: z.boolean().optional().meta({ default: true }).describe("Create each node's topic or queue at start where the backend can (Kafka, RabbitMQ); SQS queues must exist."),
+    })
+    .optional()
+    .describe("The job channels. Kafka, RabbitMQ (`amqp`) or SQS carry jobs to workers on several machines (install `@geowatch/kafka`, `@geowatch/amqp` or `@geowatch/sqs`); job status stays in the packager's node:sqlite."),
   allowHosts: z.array(nonEmpty).optional().meta({ default: [] }).describe("Hosts a request's api_url or resource_url may name; empty: any public host. Private, loopback and link-local hosts only when listed here."),
   allowPrivate: z.boolean().optional().meta({ default: false }).describe("Allow every private, loopback and link-local address (a packager inside a private network)."),
   requestTimeoutMs: posInt.optional().meta({ default: 60000 }).describe("Time limit of one CKAN call (a whole datastore_search page); a resource download gets at least an hour."),
@@ -99,6 +110,7 @@ export interface PackagerConfig {
   workerMemoryMb: number;
   visibilityTimeoutMs: number;
   maxAttempts: number;
+  jobs: { fast?: Record<string, unknown>; slow?: Record<string, unknown>; create: boolean };
   allowHosts: string[];
   allowPrivate: boolean;
   requestTimeoutMs: number;
@@ -140,6 +152,8 @@ function camelKeys(value: unknown, path: string[] = []): unknown {
   if (Array.isArray(value)) return value.map((v) => camelKeys(v, path));
   if (value === null || typeof value !== "object") return value;
   const dataKeys = path.at(-1) === "extensionFields" || path.at(-1) === "fields";
+  // Channel nodes are spelled as a broker config spells them (snake_case); the runtime converts them itself.
+  if (path[0] === "jobs" && path.length >= 2) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     const key = dataKeys ? k : k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -182,6 +196,7 @@ export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv
     workerMemoryMb: o.workerMemoryMb ?? 128,
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30000,
     maxAttempts: o.maxAttempts ?? 5,
+    jobs: { ...(o.jobs?.fast ? { fast: o.jobs.fast } : {}), ...(o.jobs?.slow ? { slow: o.jobs.slow } : {}), create: o.jobs?.create ?? true },
     allowHosts: o.allowHosts ?? [],
     allowPrivate: o.allowPrivate ?? false,
     requestTimeoutMs: o.requestTimeoutMs ?? 60000,

@@ -69,8 +69,17 @@ export class PackagerDb {
       .run(job.id, job.kind, job.queue, job.resourceId, job.email, job.rowsTotal, now, now);
   }
 
-  startJob(id: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'running', rows_done = 0, attempts = attempts + 1, error = NULL, updated = ? WHERE id = ?").run(Date.now() / 1000, id);
+  /** A delivery starts: returns its attempt number (deliveries so far, this one included). The last error stays until it ends. */
+  startJob(id: string): number {
+    const r = this.db.prepare("UPDATE jobs SET state = 'running', rows_done = 0, attempts = attempts + 1, updated = ? WHERE id = ? RETURNING attempts").get(Date.now() / 1000, id) as
+      | { attempts: number }
+      | undefined;
+    return r ? Number(r.attempts) : 1;
+  }
+
+  /** A delivery handed back unstarted (the worker stopped): it does not count as an attempt. */
+  unstartJob(id: string): void {
+    this.db.prepare("UPDATE jobs SET attempts = max(attempts - 1, 0) WHERE id = ?").run(id);
   }
 
   progress(id: string, rowsDone: number, rowsTotal: number | null): void {
@@ -78,7 +87,7 @@ export class PackagerDb {
   }
 
   finishJob(id: string, zipName: string): void {
-    this.db.prepare("UPDATE jobs SET state = 'done', zip_name = ?, updated = ? WHERE id = ?").run(zipName, Date.now() / 1000, id);
+    this.db.prepare("UPDATE jobs SET state = 'done', zip_name = ?, error = NULL, updated = ? WHERE id = ?").run(zipName, Date.now() / 1000, id);
     this.bump("processed_requests");
   }
 

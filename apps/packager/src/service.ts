@@ -7,17 +7,19 @@ import { createHmac, randomUUID, timingSafeEqual, createHash } from "node:crypto
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { GeoWatchError, checkUrl, jsonLogger, urlPolicy } from "@geowatch/core";
-import type { Logger, Producer, UrlPolicy } from "@geowatch/core";
-import { openQueueDatabase, queueProducer, queueStats } from "@geowatch/queue";
+import type { Logger, UrlPolicy } from "@geowatch/core";
+import { openQueueDatabase, queueStats } from "@geowatch/queue";
 import type { QueueDatabase, QueueStats } from "@geowatch/queue";
+import { QUEUES, openSender } from "./channel.js";
+import type { Importer, JobSender, QueueName } from "./channel.js";
 import type { PackagerConfig } from "./config.js";
 import { PackagerDb } from "./db.js";
 import { cacheKey } from "./jobs.js";
 import type { JobData, JobMessage } from "./jobs.js";
 import { countRows } from "./sources/datastore.js";
 
-export const QUEUES = { fast: "packager.fast", slow: "packager.slow" } as const;
-export type QueueName = keyof typeof QUEUES;
+export { QUEUES };
+export type { QueueName };
 
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
@@ -25,21 +27,23 @@ export class PackagerService {
   readonly db: PackagerDb;
   readonly policy: UrlPolicy;
   readonly logger: Logger;
-  private readonly producer: Producer;
+  private readonly senders = new Map<QueueName, Promise<JobSender>>();
+  private readonly importer: Importer | undefined;
   private readonly secretDigest: Buffer;
   private statusCache: { at: number; value: Record<string, unknown> } | undefined;
   // Held open so queueStats reuses one connection instead of opening the file (and waiting on locks) per call.
-  private readonly queueDb: QueueDatabase;
+  private readonly queueDb: QueueDatabase | undefined;
 
   constructor(
     readonly config: PackagerConfig,
-    opts: { logger?: Logger } = {},
+    opts: { logger?: Logger; importer?: Importer } = {},
   ) {
     this.db = new PackagerDb(config.statsPath);
     this.policy = urlPolicy({ allowHosts: config.allowHosts, allowPrivate: config.allowPrivate });
     this.logger = opts.logger ?? jsonLogger({ level: config.logLevel });
-    this.queueDb = openQueueDatabase(config.queuePath);
-    this.producer = queueProducer({ path: config.queuePath, queue: QUEUES.fast });
+    // Queue depths come from @geowatch/queue's file when both queues are on it; otherwise from the job table.
+    this.queueDb = this.onLocalQueue() ? openQueueDatabase(config.queuePath) : undefined;
+    this.importer = opts.importer;
     this.secretDigest = digest(config.secret);
   }
 
@@ -72,8 +76,7 @@ export class PackagerService {
     const id = randomUUID();
     const msg: JobMessage = { id, data, email, key, ckanHost };
     this.db.addJob({ id, kind: data.kind, queue, resourceId: data.resourceId, email, rowsTotal: rows });
-    const [res] = await this.producer.send([{ value: JSON.stringify(msg), key: id, topic: QUEUES[queue] }]);
-    if (!res?.ok) throw new GeoWatchError("SEND", `could not queue the job: ${res && !res.ok ? res.error.message : "no result"}`);
+    await (await this.sender(queue)).send(msg, id);
     this.db.logRequest(data.resourceId, email);
     this.statusCache = undefined;
     this.logger.info("job queued", { job: id, queue, kind: data.kind, resource_id: data.resourceId, rows });
@@ -83,6 +86,23 @@ export class PackagerService {
   /** The cached ZIP of these data parameters, if younger than CACHE_TIME. */
   cachedZip(data: JobData): string | undefined {
     return this.db.cached(cacheKey(data), this.config.cacheTime);
+  }
+
+  /** The producer end of a queue, opened (and its destination created) on first use. */
+  sender(queue: QueueName): Promise<JobSender> {
+    let s = this.senders.get(queue);
+    if (!s) {
+      s = openSender(this.config, queue, { logger: this.logger, ...(this.importer ? { importer: this.importer } : {}) });
+      // A failed open (a missing package, a bad option) is reported to this caller and tried again by the next.
+      s.catch(() => this.senders.delete(queue));
+      this.senders.set(queue, s);
+    }
+    return s;
+  }
+
+  /** Both queues on the default @geowatch/queue file. */
+  onLocalQueue(): boolean {
+    return !this.config.jobs.fast && !this.config.jobs.slow;
   }
 
   queueStats(): Record<QueueName, QueueStats> {
@@ -102,6 +122,7 @@ export class PackagerService {
   }
 
   private computeStatus(): Record<string, unknown> {
+    if (!this.onLocalQueue()) return this.statusFromJobs();
     const qs = this.queueStats();
     const workers = this.db.liveWorkers(15);
     const depth = (s: QueueStats) => s.ready + s.inFlight + s.delayed;
@@ -112,6 +133,22 @@ export class PackagerService {
       queues: Object.fromEntries(
         (Object.keys(qs) as QueueName[]).map((q) => [q, { workers: workers[q] ?? 0, length: depth(qs[q]), ready: qs[q].ready, in_flight: qs[q].inFlight, delayed: qs[q].delayed, dead: qs[q].dead }]),
       ),
+    };
+  }
+
+  /** /status when the jobs travel on Kafka, RabbitMQ or SQS: depths from the job table (queued and running jobs). */
+  private statusFromJobs(): Record<string, unknown> {
+    const workers = this.db.liveWorkers(15);
+    const open = this.db.openJobs();
+    const count = (q: string, state?: string) => open.filter((r) => r.queue === q && (state === undefined || r.state === state)).reduce((a, r) => a + Number(r.n), 0);
+    const queues = Object.fromEntries(
+      (Object.keys(QUEUES) as QueueName[]).map((q) => [q, { workers: workers[q] ?? 0, length: count(q), ready: count(q, "queued"), in_flight: count(q, "running"), backend: String(this.config.jobs[q]?.backend ?? "queue") }]),
+    );
+    return {
+      worker_count: (workers.fast ?? 0) + (workers.slow ?? 0),
+      queue_length: count("fast") + count("slow"),
+      processed_requests: this.db.counter("processed_requests"),
+      queues,
     };
   }
 
@@ -142,8 +179,9 @@ export class PackagerService {
   }
 
   async close(): Promise<void> {
-    await this.producer.close?.();
-    this.queueDb.release();
+    for (const s of this.senders.values()) await s.then((x) => x.close()).catch(() => undefined);
+    this.senders.clear();
+    this.queueDb?.release();
     this.db.close();
   }
 }

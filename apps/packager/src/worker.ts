@@ -1,8 +1,12 @@
 /**
- * A worker: takes jobs from a GeoWatch queue (@geowatch/queue leases), builds the ZIP (or reuses the cached
- * one), mails the link, and acknowledges only then. A worker that dies mid-job stops extending its lease,
- * so the job comes back to another worker after the visibility timeout (at-least-once; the ZIP of a retried
- * job is rebuilt from the start and only ever renamed into place whole).
+ * A worker: takes jobs from its queue's GeoWatch channel (@geowatch/queue leases, a Kafka consumer group, a
+ * RabbitMQ or SQS queue), builds the ZIP (or reuses the cached one), mails the link, and acknowledges only then
+ * (ack, or the committed Kafka offset). A worker that dies mid-job acknowledges nothing, so the job comes back
+ * to another worker (lease or visibility timeout, RabbitMQ's redelivery, the group's rebalance): at-least-once;
+ * the ZIP of a retried job is rebuilt from the start and only ever renamed into place whole.
+ *
+ * Attempts are counted in the packager's own database, whatever the engine: a job delivered more than
+ * `max_attempts` times (its workers kept dying, or it kept failing) ends `failed` with the reason.
  */
 import { existsSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
@@ -10,12 +14,11 @@ import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { isGeoWatchError, reasonOf } from "@geowatch/core";
 import type { InRecord } from "@geowatch/core";
-import { queueConsumer } from "@geowatch/queue";
-import type { QueueConsumer } from "@geowatch/queue";
+import { openReceiver, openSender } from "./channel.js";
+import type { JobReceiver, JobSender } from "./channel.js";
 import { buildZip, cacheKey } from "./jobs.js";
 import type { JobMessage } from "./jobs.js";
 import type { Mailer } from "./mail.js";
-import { QUEUES } from "./service.js";
 import type { PackagerService, QueueName } from "./service.js";
 
 export interface WorkerOptions {
@@ -29,15 +32,7 @@ export interface WorkerOptions {
 export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise<number> {
   const { config, db } = svc;
   const id = `${o.queue}-${process.pid}-${randomUUID().slice(0, 8)}`;
-  const consumer: QueueConsumer = queueConsumer({
-    path: config.queuePath,
-    queue: QUEUES[o.queue],
-    visibilityTimeoutMs: config.visibilityTimeoutMs,
-    maxReceives: config.maxAttempts,
-    maxLeased: 1,
-    pollIntervalMs: 200,
-    retryDelayMs: 2000,
-  });
+  const channel = await openReceiver(config, o.queue, { logger: svc.logger });
   await removeStaleParts(config.tempDirectory);
   db.heartbeat(id, o.queue);
   const beat = setInterval(() => db.heartbeat(id, o.queue), 5000);
@@ -45,16 +40,17 @@ export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise
   let jobs = 0;
   try {
     while (!o.signal.aborted && (o.maxJobs === undefined || jobs < o.maxJobs)) {
-      const records = await consumer.receive(1, { waitMs: 1000, signal: o.signal });
+      const records = await channel.consumer.receive(1, { waitMs: 1000, signal: o.signal });
       for (const record of records) {
-        await handle(svc, consumer, record, o);
+        await handle(svc, channel, record, o);
         jobs++;
       }
     }
   } finally {
     clearInterval(beat);
     db.heartbeat(id, o.queue, true);
-    await consumer.close();
+    await channel.close();
+    await retrySender?.then((s) => s.close()).catch(() => undefined);
   }
   return jobs;
 }
@@ -79,17 +75,52 @@ function alive(pid: number): boolean {
   }
 }
 
-async function handle(svc: PackagerService, consumer: QueueConsumer, record: InRecord, o: WorkerOptions): Promise<void> {
+let retrySender: Promise<JobSender> | undefined;
+
+/** Gives a job back for another attempt: nack with requeue where the channel has it, else sent again and acknowledged (Kafka). */
+async function retry(svc: PackagerService, channel: JobReceiver, record: InRecord, job: JobMessage, queue: QueueName, reason: string): Promise<void> {
+  if (channel.consumer.nack) {
+    await channel.consumer.nack([record], { requeue: true, reason });
+    return;
+  }
+  retrySender ??= openSender(svc.config, queue, { logger: svc.logger });
+  await (await retrySender).send(job, job.id);
+  await channel.settle(record);
+}
+
+/** Drops a job for good (its final state is already in the job table): nack without requeue where there is one, else acknowledged. */
+async function drop(channel: JobReceiver, record: InRecord, reason: string): Promise<void> {
+  if (channel.consumer.nack) await channel.consumer.nack([record], { requeue: false, reason });
+  else await channel.settle(record);
+}
+
+async function handle(svc: PackagerService, channel: JobReceiver, record: InRecord, o: WorkerOptions): Promise<void> {
   const { config, db, logger } = svc;
   let job: JobMessage;
   try {
-    job = JSON.parse(typeof record.value === "string" ? record.value : Buffer.from(record.value as Uint8Array).toString("utf8")) as JobMessage;
+    job = channel.decode(record) as JobMessage;
+    if (!job || typeof job.id !== "string" || !job.data) throw new Error("no job id or data");
   } catch (err) {
-    await consumer.nack([record], { requeue: false, reason: `not a job message: ${reasonOf(err)}` });
+    logger.warn("not a job message; dropped", { queue: o.queue, error: reasonOf(err) });
+    await drop(channel, record, `not a job message: ${reasonOf(err)}`);
     return;
   }
-  const attempt = (record.redeliveries ?? 0) + 1;
-  db.startJob(job.id);
+  const before = db.job(job.id);
+  if (before && (before.state === "done" || before.state === "failed")) {
+    // Delivered again after it was settled (at-least-once): nothing to do.
+    await channel.settle(record);
+    return;
+  }
+  const attempt = Math.max(db.startJob(job.id), (record.redeliveries ?? 0) + 1);
+  if (attempt > config.maxAttempts) {
+    // The channel delivered it again after max_attempts: its workers kept dying (lease expiry) or it kept failing.
+    const reason = `gave up after ${config.maxAttempts} attempts: ${before?.error ?? "the worker was lost mid-job each time (lease or visibility expired)"}`;
+    db.failJob(job.id, reason, true);
+    db.logError(job.data.resourceId, job.email, reason);
+    logger.warn("job failed", { job: job.id, attempt, error: reason });
+    await drop(channel, record, reason);
+    return;
+  }
   logger.info("job started", { job: job.id, queue: o.queue, attempt, resource_id: job.data.resourceId });
   try {
     const key = cacheKey(job.data);
@@ -126,7 +157,7 @@ async function handle(svc: PackagerService, consumer: QueueConsumer, record: InR
       expires: new Date(link.expires * 1000).toISOString(),
     });
     db.finishJob(job.id, name);
-    await consumer.ack([record]);
+    await channel.settle(record);
     logger.info("job done", { job: job.id, zip: name });
   } catch (err) {
     // Network trouble and CKAN 5xx are retried; a refused URL, a bad query or a writer error is final.
@@ -135,13 +166,15 @@ async function handle(svc: PackagerService, consumer: QueueConsumer, record: InR
     const reason = reasonOf(err);
     if (o.signal.aborted) {
       // Shutting down: hand the job back for another worker.
-      await consumer.nack([record], { requeue: true, reason: "worker stopped" });
       db.failJob(job.id, "worker stopped; retried", false);
+      db.unstartJob(job.id);
+      await retry(svc, channel, record, job, o.queue, "worker stopped");
       return;
     }
     db.failJob(job.id, reason, final);
     if (final) db.logError(job.data.resourceId, job.email, reason);
     logger.warn(final ? "job failed" : "job failed; retried", { job: job.id, attempt, error: reason });
-    await consumer.nack([record], { requeue: !final, reason });
+    if (final) await drop(channel, record, reason);
+    else await retry(svc, channel, record, job, o.queue, reason);
   }
 }
