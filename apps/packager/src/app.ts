@@ -45,6 +45,14 @@ function workerThread(config: PackagerConfig, queues: QueueName[], maxJobs?: num
 
 export async function startPackager(config: PackagerConfig, opts: StartOptions = {}): Promise<RunningPackager> {
   const service = new PackagerService(config, { logger: opts.logger });
+  try {
+    // The job channels are resolved and validated now (a missing backend package, an unknown option: a CONFIG
+    // error with its jobs.* path at start, not at the first request). Nothing connects yet.
+    await Promise.all([service.sender("fast"), service.sender("slow")]);
+  } catch (err) {
+    await service.close();
+    throw err;
+  }
   const app = await buildServer(service);
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();
@@ -69,6 +77,9 @@ export async function startPackager(config: PackagerConfig, opts: StartOptions =
     );
   };
   if (queues.length > 0) running = launch();
+  // Jobs the channel dead-letters (after repeated lease expiry) end `failed` with the reason.
+  const watch = new AbortController();
+  const watching = service.watchDeadLetters(watch.signal).catch((err: unknown) => service.logger.error("dead-letter watch stopped", { error: (err as Error).message }));
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   service.logger.info("packager listening", { url: `http://${host}:${port}`, workers: config.workers });
   return {
@@ -77,8 +88,10 @@ export async function startPackager(config: PackagerConfig, opts: StartOptions =
     async close() {
       stopping = true;
       current?.stop();
+      watch.abort();
       await app.close();
       await running;
+      await watching;
       await service.close();
     },
   };

@@ -165,3 +165,44 @@ export async function openReceiver(config: PackagerConfig, queue: QueueName, opt
     close: async () => consumer.close?.(),
   };
 }
+
+/**
+ * The dead-letter destinations `serve` watches: the configured `jobs.dead_letters`, or `<queue>.dead` of each
+ * @geowatch/queue node (where that backend moves a job after `max_receives` deliveries, leases that expired included).
+ */
+export function deadLetterNodes(config: PackagerConfig): Record<string, unknown>[] {
+  if (config.jobs.deadLetters) return config.jobs.deadLetters;
+  const out: Record<string, unknown>[] = [];
+  for (const q of ["fast", "slow"] as const) {
+    const node = jobNode(config, q);
+    const opts = (node.options && typeof node.options === "object" ? node.options : node) as Record<string, unknown>;
+    if (node.backend !== "queue" || typeof opts.queue !== "string") continue;
+    out.push({ backend: "queue", path: opts.path ?? config.queuePath, queue: `${opts.queue}.dead`, poll_interval_ms: 500, max_leased: 10 });
+  }
+  return out;
+}
+
+/** Why a dead-lettered record died, from the header its backend puts it in (`x-geowatch-dead-reason`, RabbitMQ's `x-first-death-reason`, ...). */
+export function deadReason(record: InRecord): string {
+  const h = record.headers ?? {};
+  const key = Object.keys(h).find((k) => /dead.?reason|death.?reason|geowatch-reason/i.test(k));
+  return key ? String(h[key]) : "dead-lettered by the job channel";
+}
+
+/** A consumer of one dead-letter node (`jobs.dead_letters[i]`). */
+export async function openDeadLetters(config: PackagerConfig, node: Record<string, unknown>, index: number, opts: { logger?: Logger; importer?: Importer } = {}): Promise<JobReceiver> {
+  const runtime = runtimeFor(opts.logger, opts.importer);
+  const path = `jobs.dead_letters[${index}]`;
+  const def = await backendOf(runtime, node, path);
+  const { consumer, codec, backend } = await runtime.channel(forRole(def, node, "consumer"), "consumer", path);
+  return {
+    backend,
+    consumer,
+    decode: (r) => decodeWith(codec, r),
+    async settle(r) {
+      if (consumer.ack) await consumer.ack([r]);
+      if (r.position && consumer.commit) await consumer.commit([r.position]);
+    },
+    close: async () => consumer.close?.(),
+  };
+}

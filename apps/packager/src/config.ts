@@ -60,6 +60,12 @@ export const packagerConfigSchema = z.strictObject({
         .optional()
         .describe("The fast queue as a GeoWatch channel node, spelled as in a broker config (`{ backend: kafka, topic: packager.fast, group_id: packager-workers }`). Default: @geowatch/queue in <data_dir>/jobs.db."),
       slow: z.record(z.string(), z.unknown()).optional().describe("The slow queue as a channel node, like `fast`."),
+      deadLetters: z
+        .array(z.record(z.string(), z.unknown()))
+        .optional()
+        .describe(
+          "Channel nodes where the queues dead-letter jobs they gave up on (a RabbitMQ `dead_letter_exchange` queue, an SQS redrive queue): `serve` reads them and marks those jobs `failed` with the reason. Default: `<queue>.dead` of each @geowatch/queue node.",
+        ),
       create: z.boolean().optional().meta({ default: true }).describe("Create each node's topic or queue at start where the backend can (Kafka, RabbitMQ); SQS queues must exist."),
     })
     .optional()
@@ -110,7 +116,7 @@ export interface PackagerConfig {
   workerMemoryMb: number;
   visibilityTimeoutMs: number;
   maxAttempts: number;
-  jobs: { fast?: Record<string, unknown>; slow?: Record<string, unknown>; create: boolean };
+  jobs: { fast?: Record<string, unknown>; slow?: Record<string, unknown>; deadLetters?: Record<string, unknown>[]; create: boolean };
   allowHosts: string[];
   allowPrivate: boolean;
   requestTimeoutMs: number;
@@ -196,7 +202,7 @@ export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv
     workerMemoryMb: o.workerMemoryMb ?? 128,
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30000,
     maxAttempts: o.maxAttempts ?? 5,
-    jobs: { ...(o.jobs?.fast ? { fast: o.jobs.fast } : {}), ...(o.jobs?.slow ? { slow: o.jobs.slow } : {}), create: o.jobs?.create ?? true },
+    jobs: { ...(o.jobs?.fast ? { fast: o.jobs.fast } : {}), ...(o.jobs?.slow ? { slow: o.jobs.slow } : {}), ...(o.jobs?.deadLetters ? { deadLetters: o.jobs.deadLetters } : {}), create: o.jobs?.create ?? true },
     allowHosts: o.allowHosts ?? [],
     allowPrivate: o.allowPrivate ?? false,
     requestTimeoutMs: o.requestTimeoutMs ?? 60000,

@@ -8,3 +8,5 @@ export { parseFormBody } from "./server.js";
 export { datastorePages, countRows } from "./sources/datastore.js";
 export type { DatastoreQuery, Field, Page, PagingStyle } from "./sources/datastore.js";
 export { main } from "./cli.js";
+export { QUEUES, checkJobChannels, jobNode } from "./channel.js";
+export type { Importer, JobReceiver, JobSender, QueueName } from "./channel.js";

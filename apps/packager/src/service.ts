@@ -10,7 +10,7 @@ import { GeoWatchError, checkUrl, jsonLogger, urlPolicy } from "@geowatch/core";
 import type { Logger, UrlPolicy } from "@geowatch/core";
 import { openQueueDatabase, queueStats } from "@geowatch/queue";
 import type { QueueDatabase, QueueStats } from "@geowatch/queue";
-import { QUEUES, openSender } from "./channel.js";
+import { QUEUES, deadLetterNodes, deadReason, openDeadLetters, openSender } from "./channel.js";
 import type { Importer, JobSender, QueueName } from "./channel.js";
 import type { PackagerConfig } from "./config.js";
 import { PackagerDb } from "./db.js";
@@ -98,6 +98,52 @@ export class PackagerService {
       this.senders.set(queue, s);
     }
     return s;
+  }
+
+  /**
+   * Reads the dead-letter destinations until `signal` aborts: a job the channel gave up on (dead-lettered after
+   * repeated lease expiry, say) ends `failed` with the reason instead of staying `running`. Returns when stopped.
+   */
+  async watchDeadLetters(signal: AbortSignal): Promise<void> {
+    const nodes = deadLetterNodes(this.config);
+    await Promise.all(
+      nodes.map(async (node, i) => {
+        const ch = await openDeadLetters(this.config, node, i, { logger: this.logger, ...(this.importer ? { importer: this.importer } : {}) });
+        try {
+          while (!signal.aborted) {
+            let records;
+            try {
+              records = await ch.consumer.receive(10, { waitMs: 1000, signal });
+            } catch (err) {
+              if (signal.aborted) break;
+              this.logger.warn("dead-letter read failed; retrying", { node: `jobs.dead_letters[${i}]`, error: (err as Error).message });
+              await new Promise((r) => setTimeout(r, 2000).unref());
+              continue;
+            }
+            for (const r of records) {
+              let job: { id?: unknown; data?: { resourceId?: unknown }; email?: unknown } | undefined;
+              try {
+                job = ch.decode(r) as typeof job;
+              } catch {
+                job = undefined;
+              }
+              const id = typeof job?.id === "string" ? job.id : undefined;
+              const row = id ? this.db.job(id) : undefined;
+              if (row && row.state !== "done" && row.state !== "failed") {
+                const reason = `dead-lettered after ${row.attempts} attempt(s): ${deadReason(r)}${row.error ? ` (last error: ${row.error})` : ""}`;
+                this.db.failJob(row.id, reason, true);
+                this.db.logError(row.resourceId, typeof job?.email === "string" ? job.email : "", reason);
+                this.statusCache = undefined;
+                this.logger.warn("job failed", { job: row.id, error: reason });
+              }
+              await ch.settle(r);
+            }
+          }
+        } finally {
+          await ch.close();
+        }
+      }),
+    );
   }
 
   /** Both queues on the default @geowatch/queue file. */
