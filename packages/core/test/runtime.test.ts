@@ -206,7 +206,7 @@ describe("Runtime", () => {
     expect(got.map((r) => JSON.parse(String(r.value)))).toEqual([{ job: 1 }]);
     await consumer.close?.();
     await producer.close?.();
-    await expect(consumer.receive(1)).rejects.toThrow(/closed/i);
+    await expect(consumer.receive(1, { waitMs: 0 })).rejects.toThrow(/closed/i);
     const err = await rt.channel({ backend: "sink", topic: "t", group_id: "g", codec: "nope" }, "producer", "jobs").catch((e: unknown) => e as ConfigError);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).issues.map((i) => i.path).sort()).toEqual(["jobs.codec", "jobs.group_id"]);
