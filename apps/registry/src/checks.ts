@@ -151,6 +151,8 @@ export class HostLimiter {
   constructor(
     readonly perHost: number,
     readonly overall = 32,
+    /** Slots shared with other processes (the storage's host slots), so the per-host bound holds across workers. */
+    private readonly shared?: (host: string) => Promise<() => Promise<void>>,
   ) {}
 
   async run<T>(url: string, fn: () => Promise<T>): Promise<T> {
@@ -160,9 +162,12 @@ export class HostLimiter {
     while (this.total >= this.overall) await new Promise<void>((r) => this.totalWaiting.push(r));
     this.total++;
     this.peak.set(host, Math.max(this.peak.get(host) ?? 0, this.active.get(host)!));
+    let release: (() => Promise<void>) | undefined;
     try {
+      if (this.shared) release = await this.shared(host);
       return await fn();
     } finally {
+      await release?.().catch(() => undefined);
       this.total--;
       this.totalWaiting.shift()?.();
       this.active.set(host, this.active.get(host)! - 1);

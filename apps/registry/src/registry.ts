@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { GeoWatchError, checkUrl, jsonLogger, reasonOf, sleep } from "@geowatch/core";
 import type { InRecord, Logger } from "@geowatch/core";
 import { queueStats } from "@geowatch/queue";
@@ -57,7 +59,16 @@ export class Registry {
     this.log = opts.logger ?? jsonLogger();
     this.storage = opts.storage ?? openStorage(config);
     this.fetcher = createFetcher({ ...config.urlPolicy, timeoutMs: config.harvest.timeoutMs, maxBytes: config.harvest.maxBytes });
-    this.limiter = new HostLimiter(config.checks.perHost, config.checks.concurrency);
+    const holder = `${hostname()}:${process.pid}:${randomUUID()}`;
+    // A slot is held for at most one request, which the check timeout ends; the margin covers reading the answer.
+    const ttl = config.checks.timeoutMs + 10_000;
+    this.limiter = new HostLimiter(config.checks.perHost, config.checks.concurrency, async (host) => {
+      for (let wait = 20; ; wait = Math.min(wait * 2, 250)) {
+        const slot = await this.storage.acquireHostSlot(host, config.checks.perHost, holder, ttl);
+        if (slot !== undefined) return () => this.storage.releaseHostSlot(host, slot, holder);
+        await sleep(wait + Math.random() * wait);
+      }
+    });
   }
 
   /** Opens storage and the job channel (finding and validating `jobs.backend`, creating its destinations). */

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS checks (
   response_ms DOUBLE PRECISION NOT NULL, message TEXT);
 CREATE INDEX IF NOT EXISTS checks_target ON checks (service_id, layer_id, id);
 CREATE TABLE IF NOT EXISTS schedule (name TEXT PRIMARY KEY, next_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS host_slots (host TEXT NOT NULL, slot INTEGER NOT NULL, holder TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (host, slot));
 `;
 
 const dialect: Dialect = {

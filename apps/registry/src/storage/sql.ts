@@ -265,6 +265,20 @@ export class SqlStorage implements RegistryStorage {
     return r.changes === 1;
   }
 
+  async acquireHostSlot(host: string, slots: number, holder: string, ttlMs: number, now = Date.now()): Promise<number | undefined> {
+    for (let slot = 0; slot < slots; slot++) {
+      await this.db.run("INSERT INTO host_slots (host, slot, holder, expires_at) VALUES (?, ?, '', 0) ON CONFLICT (host, slot) DO NOTHING", [host, slot]);
+      // One conditional UPDATE: exactly one caller takes a free (or expired) slot, as with claimPeriod.
+      const r = await this.db.run("UPDATE host_slots SET holder = ?, expires_at = ? WHERE host = ? AND slot = ? AND expires_at <= ?", [holder, now + ttlMs, host, slot, now]);
+      if (r.changes === 1) return slot;
+    }
+    return undefined;
+  }
+
+  async releaseHostSlot(host: string, slot: number, holder: string): Promise<void> {
+    await this.db.run("UPDATE host_slots SET holder = '', expires_at = 0 WHERE host = ? AND slot = ? AND holder = ?", [host, slot, holder]);
+  }
+
   /** FROM/JOIN/WHERE of the matching layers and their parameters; `score` is set when the query has text. */
   private matching(q: SearchQuery): Matching {
     const joins: string[] = [];

@@ -173,4 +173,11 @@ export interface RegistryStorage {
    * sharing the storage (one conditional UPDATE: SQLite's write lock, PostgreSQL's row lock).
    */
   claimPeriod(name: string, periodMs: number, now?: number): Promise<boolean>;
+  /**
+   * Takes one of `slots` request slots of a host for `holder` until released or `ttlMs` passed (a killed
+   * process's slot frees itself); undefined when all are taken. Shared by every process on the storage, so
+   * `checks.per_host` holds across workers.
+   */
+  acquireHostSlot(host: string, slots: number, holder: string, ttlMs: number, now?: number): Promise<number | undefined>;
+  releaseHostSlot(host: string, slot: number, holder: string): Promise<void>;
 }
