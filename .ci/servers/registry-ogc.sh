@@ -4,10 +4,10 @@
 #   MapServer 8 on GEOWATCH_REGISTRY_MAPSERVER_PORT (28093): WMS with a time dimension, WFS 2.0.0, OGC API Features
 # Both serve `cells` (24 polygons, made by registry/make_data.py). Separate from qgis.sh/mapserver.sh (other
 # suites, other ports).
-#   install  idempotent: the Debian packages (apt line), the data (a GeoPackage) and the QGIS project
+#   install  idempotent: the Debian packages (apt line; chromium is for the registry UI tests), the data (a GeoPackage) and the QGIS project
 #   start    starts both (in parallel), waits for GetCapabilities, writes .servers/env/registry-ogc.env
 #   stop     the pids it started
-# apt: qgis-server python3-qgis gdal-bin mapserver-bin cgi-mapserver
+# apt: qgis-server python3-qgis gdal-bin mapserver-bin cgi-mapserver chromium
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,7 +24,7 @@ DATA_VERSION=1
 log() { echo "[registry-ogc.sh] $*" >&2; }
 
 install() {
-  need_apt qgis-server python3-qgis gdal-bin mapserver-bin cgi-mapserver
+  need_apt qgis-server python3-qgis gdal-bin mapserver-bin cgi-mapserver chromium
   mkdir -p "$DATA" "$ENV_DIR"
   if [ "$(cat "$DATA/version" 2>/dev/null)" = "$DATA_VERSION" ] && [ -s "$DATA/project.qgs" ]; then
     log "data already built in $DATA"; return 0
