@@ -150,4 +150,18 @@ describe.each(["sqlite", "postgres"] as const)("storage on %s", (engine) => {
     expect(await s.claimPeriod("checks", 60_000, now + 30_000)).toBe(false);
     expect(await s.claimPeriod("checks", 60_000, now + 60_000)).toBe(true);
   });
+
+  it("leases at most `slots` request slots per host among concurrent callers; a released or expired slot is taken again", async () => {
+    const now = Date.now();
+    const got = await Promise.all(Array.from({ length: 6 }, (_, i) => s.acquireHostSlot("a.test:80", 2, `w${i}`, 10_000, now)));
+    expect(got.filter((x) => x !== undefined).sort()).toEqual([0, 1]);
+    expect(await s.acquireHostSlot("b.test:80", 2, "w9", 10_000, now)).toBe(0); // another host has its own slots
+    const holder = `w${got.indexOf(0)}`;
+    await s.releaseHostSlot("a.test:80", 0, "someone else"); // only its holder releases a slot
+    expect(await s.acquireHostSlot("a.test:80", 2, "x", 10_000, now)).toBeUndefined();
+    await s.releaseHostSlot("a.test:80", 0, holder);
+    expect(await s.acquireHostSlot("a.test:80", 2, "x", 10_000, now)).toBe(0);
+    // A holder that died leaves its slot to expire.
+    expect(await s.acquireHostSlot("a.test:80", 2, "y", 10_000, now + 10_001)).toBe(0);
+  });
 });
