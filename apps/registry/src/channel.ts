@@ -61,7 +61,8 @@ async function plan(config: RegistryConfig, load: Importer): Promise<Plan> {
     def = await new Runtime({ backends: [queueBackend], importer: load }).resolveBackend(j.backend);
   } catch (err) {
     const pkg = j.backend.startsWith("@") || j.backend.includes("/") ? j.backend : `@geowatch/${j.backend}`;
-    throw new GeoWatchError("CONFIG", `jobs.backend: ${reasonOf(err)}. Install it beside the registry: npm install ${pkg}`, { backend: "registry", path: "jobs.backend", cause: err });
+    const why = reasonOf(err).replace(/^(\[[^\]]*\] )*/, "");
+    throw new GeoWatchError("CONFIG", `jobs.backend: ${why}. Install the backend package beside the registry (npm install ${pkg})`, { backend: "registry", path: "jobs.backend" });
   }
   const problems: OptionProblem[] = [];
   if (!def.consumer || !def.producer) {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isGeoWatchError, jsonLogger, reasonOf, silentLogger } from "@geowatch/core";
-import { loadConfig } from "./config.js";
+import { loadCheckedConfig } from "./config.js";
 import type { RegistryConfig } from "./config.js";
 import { dcRecordsIn, recordFromDc, recordFromIso } from "./csw/records.js";
 import { dcRecord, isoRecord, CSW_NS_ATTRS, NS } from "./csw/output.js";
@@ -66,8 +66,8 @@ const OPTIONS = {
 
 class UsageError extends Error {}
 
-function configFrom(values: Record<string, unknown>): RegistryConfig {
-  const c = loadConfig((values.config as string | undefined) ?? process.env.GEOWATCH_REGISTRY_CONFIG);
+async function configFrom(values: Record<string, unknown>): Promise<RegistryConfig> {
+  const c = await loadCheckedConfig((values.config as string | undefined) ?? process.env.GEOWATCH_REGISTRY_CONFIG);
   if (values.db) c.storage = { engine: "sqlite", path: String(values.db) };
   if (values.pg) c.storage = { engine: "postgres", path: c.storage.path, url: String(values.pg) };
   if (values["allow-private"]) c.urlPolicy.allowPrivate = true;
@@ -135,7 +135,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   let registry: Registry | undefined;
   try {
-    const config = configFrom(values);
+    const config = await configFrom(values);
     registry = await new Registry(config, { logger: quiet ? silentLogger : jsonLogger() }).init();
     switch (cmd) {
       case "serve":

@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { parseOptions } from "@geowatch/core";
+import { GeoWatchError, isGeoWatchError, parseOptions, reasonOf } from "@geowatch/core";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { JOB_KEYS } from "./channel.js";
+import { checkJobChannel, JOB_KEYS } from "./channel.js";
 
 const ms = z.number().int("must be an integer").positive("must be > 0");
 
@@ -168,6 +168,45 @@ function camelKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(camelKeys);
   if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [toCamel(k), camelKeys(x)]));
   return v;
+}
+
+/**
+ * Reads and resolves a config file like `loadConfig`, and checks its `jobs` section against the backend's
+ * schemas (finding the backend package) in the same pass: one CONFIG error lists every problem, the
+ * registry's and the backend's, each with its path.
+ */
+export async function loadCheckedConfig(path: string | undefined, env = process.env): Promise<RegistryConfig> {
+  let config: RegistryConfig | undefined;
+  let first: unknown;
+  try {
+    config = loadConfig(path, env);
+  } catch (err) {
+    if (!isGeoWatchError(err, "CONFIG") || !path) throw err;
+    first = err;
+  }
+  let jobsProblem: unknown;
+  try {
+    // With the rest of the file invalid, the jobs section is still checked on its own.
+    await checkJobChannel(config ?? jobsOnly(path!, env));
+  } catch (err) {
+    if (!first) throw err;
+    jobsProblem = err;
+  }
+  if (!first) return config!;
+  if (!jobsProblem || !isGeoWatchError(jobsProblem, "CONFIG")) throw first;
+  const strip = (e: unknown) => reasonOf(e).replace(/^(\[[^\]]*\] )*/, "").replace(/^invalid registry config( options)?:? ?/, "");
+  // The registry schema reports camelCase paths (keys were converted on reading); say them as the file does.
+  const snakePaths = (t: string) => t.replace(/\b([a-z][A-Za-z0-9]*(?:\.[a-z][A-Za-z0-9]*)+):/g, (m) => m.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`));
+  throw new GeoWatchError("CONFIG", `invalid registry config: ${snakePaths(strip(first))}; ${strip(jobsProblem)}`, { backend: "registry" });
+}
+
+function jobsOnly(path: string, env: NodeJS.ProcessEnv): RegistryConfig {
+  const text = readFileSync(path, "utf8");
+  const raw = ((path.endsWith(".json") ? JSON.parse(text) : parseYaml(text)) ?? {}) as Record<string, unknown>;
+  const jobs = camelKeys(raw.jobs ?? {}) as Record<string, unknown>;
+  // Only the registry's own jobs keys can be wrong here (they were reported above): keep the backend's.
+  const own = Object.fromEntries(Object.entries(jobs).filter(([k]) => k === "backend" || !(JOB_KEYS as readonly string[]).includes(k)));
+  return resolveConfig({ jobs: own as RegistryConfigInput["jobs"] }, dirname(resolve(path)), env);
 }
 
 /** Reads a YAML or JSON config file (snake_case keys, as every GeoWatch config) and resolves it. */

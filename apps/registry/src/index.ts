@@ -1,6 +1,6 @@
 export { Registry, openStorage } from "./registry.js";
 export type { Job, IndexUpdate, RegistryOptions } from "./registry.js";
-export { registryConfigSchema, resolveConfig, loadConfig } from "./config.js";
+export { registryConfigSchema, resolveConfig, loadConfig, loadCheckedConfig } from "./config.js";
 export type { RegistryConfig, RegistryConfigInput } from "./config.js";
 export { buildServer } from "./http/server.js";
 export { sqliteStorage } from "./storage/sqlite.js";

@@ -192,7 +192,9 @@ export class Registry {
 
   /** Puts an index update on the buffer channel. */
   async bufferUpdate(u: IndexUpdate): Promise<void> {
-    await this.jobChannel.send(this.jobChannel.names.buffer, [{ value: JSON.stringify(u), key: u.kind }]);
+    // Keyed by service: on partitioned channels (Kafka) a service's updates stay in order on one partition.
+    const serviceId = u.kind === "harvest" ? u.serviceId : u.checks[0]?.serviceId;
+    await this.jobChannel.send(this.jobChannel.names.buffer, [{ value: JSON.stringify(u), key: `service:${serviceId ?? 0}` }]);
   }
 
   /** Queue depths of the job channel and the buffer (ready, in flight, dead) on the queue backend; other backends report only their name. */

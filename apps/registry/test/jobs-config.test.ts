@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { checkJobChannel, loadConfig, main, resolveConfig } from "../src/index.js";
+import { checkJobChannel, loadCheckedConfig, loadConfig, main, resolveConfig } from "../src/index.js";
 import { tmpDir } from "./helpers.js";
 
 const config = (jobs: Record<string, unknown>) => resolveConfig({ jobs: jobs as never }, tmpDir(), {});
@@ -52,5 +52,20 @@ describe("jobs.backend: the job channel's backend, found and validated like a ge
     }
     expect(code).toBe(2);
     expect(writes.join("")).toMatch(/jobs\.prefetch: /);
+  });
+});
+
+describe("one pass over the whole config", () => {
+  it("the registry's own problems and the backend's come in one error, each with its path", async () => {
+    const dir = tmpDir();
+    const file = join(dir, "registry.yaml");
+    writeFileSync(file, "checks: { per_host: 0 }\nhttp: { port: -1 }\njobs:\n  backend: kafka\n  brokers: [127.0.0.1:1]\n  fetch_min_bytes: -5\n  nope: true\n");
+    const err = await loadCheckedConfig(file, {}).catch((e: Error) => e);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/checks\.perHost|checks\.per_host/);
+    expect(msg).toMatch(/http\.port/);
+    expect(msg).toMatch(/jobs\.fetch_min_bytes: /);
+    expect(msg).toMatch(/jobs\.nope: unknown option of backend kafka/);
+    expect((err as { code?: string }).code).toBe("CONFIG");
   });
 });
