@@ -39,7 +39,7 @@ export const wfsWriterShape = {
   idProperty: nonEmpty
     .optional()
     .describe(
-      "Property holding each feature's stable id (`uid`). With it edits are idempotent: each batch looks its ids up with one GetFeature, a create of an id that exists becomes an Update, an update or delete acts on the server's feature ids for it, so a replay after a crash converges. Without it, `update`/`delete` take the Feature's `id` as the server's feature id and a replayed create inserts again.",
+      "Property holding each feature's stable id (`uid`). With it edits are idempotent: each batch looks its ids up first (WFS: GetFeature, 50 ids per request; OGC API: `items?<id_property>=<id>`), a create of an id that exists becomes an Update, an update or delete acts on the server's feature ids for it, so a replay after a crash converges. Without it, `update`/`delete` take the Feature's `id` as the server's feature id and a replayed create inserts again.",
     ),
   srsName: nonEmpty.optional().meta({ default: "EPSG:4326 in the version's URN/URI form" }).describe("CRS of the coordinates written (WFS); GeoJSON is longitude, latitude."),
   axisOrder: z
