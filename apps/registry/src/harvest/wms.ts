@@ -22,13 +22,34 @@ function layerBBox(l: XmlNode): BBox | null {
   return null;
 }
 
-function layerTime(l: XmlNode): { start: number | null; end: number | null } | undefined {
-  for (const d of [...arr<XmlNode>(l.Dimension), ...arr<XmlNode>(l.Extent)]) {
-    if (String(d["@name"] ?? "").toLowerCase() !== "time") continue;
-    const v = text(d);
-    if (v) return parseTimeExtent(v);
+function layerTime(l: XmlNode, extents: Map<string, { start: number | null; end: number | null }>): { start: number | null; end: number | null } | undefined {
+  for (const key of ["Dimension", "Extent"]) {
+    const v = l[key];
+    if (v === undefined) continue;
+    for (const d of arr<XmlNode>(v)) {
+      if (typeof d !== "object" || String(d["@name"] ?? "").toLowerCase() !== "time") continue;
+      const t = text(d);
+      if (!t) continue;
+      // Thousands of layers usually share a few extents: each distinct one is parsed once.
+      let time = extents.get(t);
+      if (time === undefined) extents.set(t, (time = parseTimeExtent(t)));
+      return time;
+    }
   }
   return undefined;
+}
+
+/** The layer's CRS list: the inherited one, plus its own CRS (1.3.0) or SRS (1.1.1, space-separated lists) not already in it. */
+function layerCrs(l: XmlNode, inherited: string[]): string[] {
+  if (l.CRS === undefined && l.SRS === undefined) return inherited;
+  let out: string[] | undefined;
+  const add = (c: string) => {
+    if (!c || (out ?? inherited).includes(c)) return;
+    (out ??= [...inherited]).push(c);
+  };
+  for (const c of arr(l.CRS)) add(text(c));
+  for (const s of arr(l.SRS)) for (const c of text(s).split(/\s+/)) add(c);
+  return out ?? inherited;
 }
 
 /** Parses a WMS 1.3.0 or 1.1.1 capabilities document into layers (named layers only; properties inherited). */
@@ -47,9 +68,12 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
   const formats = arr(getMap?.Format).map(text);
   const base = baseUrl(url);
   const layers: LayerInput[] = [];
+  const extents = new Map<string, { start: number | null; end: number | null }>();
+  // One object for every layer of the service (the index stores it per layer as JSON).
+  const extra = { getMap: href, version, format: formats.includes("image/png") ? "image/png" : (formats[0] ?? "image/png") };
   const walk = (l: XmlNode, inh: Inherited) => {
-    const crs = [...inh.crs, ...arr(l.CRS).map(text), ...arr(l.SRS).flatMap((s) => text(s).split(/\s+/))].filter(Boolean);
-    const here: Inherited = { bbox: layerBBox(l) ?? inh.bbox, crs: [...new Set(crs)], time: layerTime(l) ?? inh.time };
+    if (typeof l !== "object") return;
+    const here: Inherited = { bbox: layerBBox(l) ?? inh.bbox, crs: layerCrs(l, inh.crs), time: layerTime(l, extents) ?? inh.time };
     const name = text(l.Name);
     if (name) {
       layers.push({
@@ -65,10 +89,10 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
         type: "OGC:WMS",
         url: base,
         owner,
-        extra: { getMap: href, version, format: formats.includes("image/png") ? "image/png" : (formats[0] ?? "image/png") },
+        extra,
       });
     }
-    for (const c of arr<XmlNode>(l.Layer)) walk(c, here);
+    if (l.Layer !== undefined) for (const c of arr<XmlNode>(l.Layer)) walk(c, here);
   };
   for (const top of arr<XmlNode>(capability?.Layer)) walk(top, { bbox: null, crs: [], time: { start: null, end: null } });
   return { type: "OGC:WMS", url: base, title: text(service.Title), abstract: text(service.Abstract), version, layers };

