@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "@geowatch/core";
 import type { PackagerConfig } from "./config.js";
 import { buildServer } from "./server.js";
+import { openSource } from "./sources/store.js";
 import { PackagerService } from "./service.js";
 import type { QueueName } from "./service.js";
 import type { ThreadData } from "./thread.js";
@@ -49,6 +50,8 @@ export async function startPackager(config: PackagerConfig, opts: StartOptions =
     // The job channels are resolved and validated now (a missing backend package, an unknown option: a CONFIG
     // error with its jobs.* path at start, not at the first request). Nothing connects yet.
     await Promise.all([service.sender("fast"), service.sender("slow")]);
+    // So are the sources (sources.<name>.*): resolved, validated and closed again.
+    for (const name of Object.keys(config.sources)) await (await openSource(config, name, { logger: service.logger })).store.close();
   } catch (err) {
     await service.close();
     throw err;

@@ -70,6 +70,12 @@ export const packagerConfigSchema = z.strictObject({
     })
     .optional()
     .describe("The job channels. Kafka, RabbitMQ (`amqp`) or SQS carry jobs to workers on several machines (install `@geowatch/kafka`, `@geowatch/amqp` or `@geowatch/sqs`); job status stays in the packager's node:sqlite."),
+  sources: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "source names are letters, digits, _ . -"), z.record(z.string(), z.unknown()))
+    .optional()
+    .describe(
+      "Named sources `/package_source` reads (issue 11 part 3): each a GeoWatch store node as a broker config spells it, `{ backend: file, path: ./layers }` or `{ backend: wfs, url: ..., version: 2.0.0 }` (install the backend's package). A request names the source and the key to read (a file name, a WFS type name).",
+    ),
   allowHosts: z.array(nonEmpty).optional().meta({ default: [] }).describe("Hosts a request's api_url or resource_url may name; empty: any public host. Private, loopback and link-local hosts only when listed here."),
   allowPrivate: z.boolean().optional().meta({ default: false }).describe("Allow every private, loopback and link-local address (a packager inside a private network)."),
   requestTimeoutMs: posInt.optional().meta({ default: 60000 }).describe("Time limit of one CKAN call (a whole datastore_search page); a resource download gets at least an hour."),
@@ -117,6 +123,9 @@ export interface PackagerConfig {
   visibilityTimeoutMs: number;
   maxAttempts: number;
   jobs: { fast?: Record<string, unknown>; slow?: Record<string, unknown>; deadLetters?: Record<string, unknown>[]; create: boolean };
+  sources: Record<string, Record<string, unknown>>;
+  /** Where relative paths of source nodes resolve: the working directory at start. */
+  configDir: string;
   allowHosts: string[];
   allowPrivate: boolean;
   requestTimeoutMs: number;
@@ -160,6 +169,8 @@ function camelKeys(value: unknown, path: string[] = []): unknown {
   const dataKeys = path.at(-1) === "extensionFields" || path.at(-1) === "fields";
   // Channel nodes are spelled as a broker config spells them (snake_case); the runtime converts them itself.
   if (path[0] === "jobs" && path.length >= 2) return value;
+  // Source names are data, and source nodes are spelled as a broker config spells them.
+  if (path[0] === "sources" && path.length >= 1) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     const key = dataKeys ? k : k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -203,6 +214,8 @@ export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv
     visibilityTimeoutMs: o.visibilityTimeoutMs ?? 30000,
     maxAttempts: o.maxAttempts ?? 5,
     jobs: { ...(o.jobs?.fast ? { fast: o.jobs.fast } : {}), ...(o.jobs?.slow ? { slow: o.jobs.slow } : {}), ...(o.jobs?.deadLetters ? { deadLetters: o.jobs.deadLetters } : {}), create: o.jobs?.create ?? true },
+    sources: o.sources ?? {},
+    configDir: process.cwd(),
     allowHosts: o.allowHosts ?? [],
     allowPrivate: o.allowPrivate ?? false,
     requestTimeoutMs: o.requestTimeoutMs ?? 60000,

@@ -14,12 +14,13 @@ import { gpkgWriter } from "./formats/gpkg.js";
 import type { RowWriter, WriterContext } from "./formats/types.js";
 import { xlsxWriter } from "./formats/xlsx.js";
 import { datastorePages } from "./sources/datastore.js";
+import { openSource, sourcePages } from "./sources/store.js";
 import type { PagingStyle } from "./sources/datastore.js";
 import { ZipFileWriter } from "./zip.js";
 
 export const FORMATS = ["csv", "tsv", "xlsx", "geojson", "gpkg"] as const;
 export type Format = (typeof FORMATS)[number];
-export type JobKind = "datastore" | "url" | "dwc";
+export type JobKind = "datastore" | "url" | "dwc" | "source";
 
 /** The data parameters of a job: everything that decides the ZIP's content (the cache key is made of these only). */
 export interface JobData {
@@ -27,6 +28,8 @@ export interface JobData {
   resourceId: string;
   apiUrl?: string;
   resourceUrl?: string;
+  /** kind "source": the configured source (`sources.<name>`) read at key `resourceId`. */
+  source?: string;
   filters?: Record<string, unknown>;
   q?: string;
   offset?: number;
@@ -114,7 +117,7 @@ export async function buildZip(job: JobMessage, rc: RunContext): Promise<string>
       let done = 0;
       let total: number | null = null;
       let begun = false;
-      const pages = datastorePages(
+      const pages = job.data.kind === "source" ? readSource(job, rc) : datastorePages(
         {
           apiUrl: job.data.apiUrl!,
           resourceId: job.data.resourceId,
@@ -151,6 +154,16 @@ export async function buildZip(job: JobMessage, rc: RunContext): Promise<string>
     throw err;
   } finally {
     await Promise.all(cleanup.map((p) => rm(p, { force: true })));
+  }
+}
+
+/** /package_source: the rows of a configured GeoWatch store's key; the store is closed after the read. */
+async function* readSource(job: JobMessage, rc: RunContext): AsyncGenerator<{ fields: import("./sources/datastore.js").Field[]; rows: unknown[][]; total?: number }> {
+  const src = await openSource(rc.config, job.data.source!);
+  try {
+    yield* sourcePages(src, job.data.resourceId);
+  } finally {
+    await src.store.close();
   }
 }
 

@@ -61,6 +61,17 @@ const urlBody = {
   required: ["secret", "resource_id", "resource_url", "email"],
   properties: { secret: str, resource_id: { type: "string", minLength: 1, maxLength: 200 }, resource_url: { type: "string", minLength: 1 }, email, key: str },
 };
+const sourceBody = {
+  type: "object",
+  required: ["secret", "source", "resource_id", "email"],
+  properties: {
+    secret: str,
+    source: { type: "string", minLength: 1, maxLength: 200 },
+    resource_id: { type: "string", minLength: 1, maxLength: 500 },
+    email,
+    format: { type: "string", enum: [...FORMATS] },
+  },
+};
 const listBody = {
   type: "object",
   required: ["secret"],
@@ -123,7 +134,9 @@ export async function buildServer(svc: PackagerService): Promise<FastifyInstance
     const data: JobData =
       kind === "url"
         ? { kind, resourceId: String(b.resource_id), resourceUrl: String(b.resource_url) }
-        : {
+        : kind === "source"
+          ? { kind, source: String(b.source), resourceId: String(b.resource_id), format: (b.format as JobData["format"]) ?? "csv" }
+          : {
             kind,
             resourceId: String(b.resource_id),
             apiUrl: String(b.api_url),
@@ -138,6 +151,7 @@ export async function buildServer(svc: PackagerService): Promise<FastifyInstance
   };
   app.post("/package_datastore", { preValidation: guard, schema: { body: datastoreBody } }, packageRoute("datastore"));
   app.post("/package_dwc_archive", { preValidation: guard, schema: { body: datastoreBody } }, packageRoute("dwc"));
+  app.post("/package_source", { preValidation: guard, schema: { body: sourceBody } }, packageRoute("source"));
   app.post("/package_url", { preValidation: guard, schema: { body: urlBody } }, packageRoute("url"));
 
   app.post("/clear_caches", { preValidation: guard, schema: { body: secretOnly } }, async () => {

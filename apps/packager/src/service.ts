@@ -58,9 +58,15 @@ export class PackagerService {
    * Returns the job id and queue. Recorded in the request statistics.
    */
   async enqueue(data: JobData, email: string, key: string | undefined): Promise<{ id: string; queue: QueueName; rows: number | null; cached: boolean }> {
-    // A URL the policy refuses is refused now, to the caller (redirects are checked again when fetched).
-    await checkUrl((data.apiUrl ?? data.resourceUrl)!, this.policy);
-    const ckanHost = hostOf(data.apiUrl ?? data.resourceUrl ?? "");
+    if (data.kind === "source") {
+      if (!data.source || !Object.hasOwn(this.config.sources, data.source)) {
+        throw new GeoWatchError("VALIDATE", `unknown source "${data.source}" (configured: ${Object.keys(this.config.sources).join(", ") || "none"})`);
+      }
+    } else {
+      // A URL the policy refuses is refused now, to the caller (redirects are checked again when fetched).
+      await checkUrl((data.apiUrl ?? data.resourceUrl)!, this.policy);
+    }
+    const ckanHost = data.kind === "source" ? data.source! : hostOf(data.apiUrl ?? data.resourceUrl ?? "");
     let rows: number | null = null;
     const cached = this.cachedZip(data) !== undefined;
     if (!cached && data.kind !== "url" && data.apiUrl) {
