@@ -60,10 +60,23 @@ function cover(covered: CoveredPositions | undefined, p: StreamPosition): Covere
   return next;
 }
 
-/** A change a batch made to one track, not yet durable; `seq` is the batch that made it. */
-interface Pending {
-  state: TrackState;
+/**
+ * Everything the stage holds about one track, in one object (one Map lookup per point, one cache line):
+ * the committed state when known, the newest change of a batch not committed yet, and the batch's scratch.
+ */
+interface TrackRec {
+  /** Whether `committed` is what the durable state holds (a read cache; never true for states it cannot trust). */
+  known: boolean;
+  committed: TrackState | undefined;
+  /** The newest change of a batch not yet committed (later batches read it before the durable state). */
+  pending: TrackState | undefined;
+  /** The batch that made `pending` (0: none). */
   seq: number;
+  /** The batch running now that visits this track, and its working copy of the state. */
+  mark: number;
+  cur: TrackState | undefined;
+  /** Whether the batch in `mark` changed the track. */
+  changed: boolean;
 }
 
 /** A representative point of a geometry for `cross` (its first position). */
@@ -101,43 +114,31 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // Counts restores, so a commit computed before one does not put its (maybe stale) states in the cache.
   let restores = 0;
   let closed = false;
-  // Changes of batches not yet committed, newest per track; later batches read them before the durable state.
-  const overlay = new Map<string, Pending>();
+  // Per track: its committed state when known, the newest change not yet committed (later batches read it
+  // before the durable state), and the running batch's working copy.
+  const recs = new Map<string, TrackRec>();
   let seq = 0;
+  /** Numbers the runs (a record's `mark`); a run is never entered while another one is unfinished. */
+  let runs = 0;
   // Set while an async (state read) batch runs: the next batch waits for it, as it must see its changes.
   let busy: Promise<unknown> | undefined;
-  // The committed states of an SQLite file this stage opened itself: it is their only writer, so what it read or
-  // wrote last is what the file holds, and a batch reads SQLite only for tracks it has not seen lately (null: none).
-  // PostgreSQL shared by a group: the same holds for the streams this process reads without a gap (the cache is
-  // dropped whenever a stream restarts elsewhere than where it stopped).
-  const cache = sqlitePath !== undefined || pgOptions !== undefined ? new Map<string, TrackState | null>() : undefined;
-  const remember = (c: Map<string, TrackState | null>, track: string, st: TrackState | undefined): void => {
-    if (c.size >= CACHE_TRACKS && !c.has(track)) c.delete(c.keys().next().value!);
-    c.set(track, st ?? null);
-  };
-  /** Committed states of the tracks: from the cache, the rest from the durable state in one `get`. */
-  const readDurable = (durable: GeofenceState, tracks: string[]): ReadonlyArray<TrackState | undefined> | Promise<ReadonlyArray<TrackState | undefined>> => {
-    if (cache === undefined) return partitioned ? retrying("read", () => durable.get(tracks)) : durable.get(tracks);
-    const out = new Array<TrackState | undefined>(tracks.length);
-    const miss: string[] = [];
-    const missAt: number[] = [];
-    for (let i = 0; i < tracks.length; i++) {
-      const c = cache.get(tracks[i]!);
-      if (c === undefined) {
-        miss.push(tracks[i]!);
-        missAt.push(i);
-      } else out[i] = c ?? undefined;
+  // The committed states a record may keep as known: those of an SQLite file or a memory state this stage opened
+  // itself (it is their only writer, so what it read or wrote last is what they hold, and a batch reads SQLite only
+  // for tracks it has not seen lately). PostgreSQL shared by a group: the same holds for the streams this process
+  // reads without a gap (what is known is dropped whenever a stream restarts elsewhere than where it stopped).
+  const cacheable = sqlitePath !== undefined || pgOptions !== undefined || (ownsState && !opensState);
+  /** Committed states of tracks the stage does not know, in one `get`. */
+  const readDurable = (durable: GeofenceState, tracks: string[]): ReadonlyArray<TrackState | undefined> | Promise<ReadonlyArray<TrackState | undefined>> =>
+    partitioned ? retrying("read", () => durable.get(tracks)) : durable.get(tracks);
+  /** Keeps at most CACHE_TRACKS records: drops the oldest that hold no change and are not in the running batch. */
+  const evict = (): void => {
+    let over = recs.size - CACHE_TRACKS;
+    if (over <= 0) return;
+    for (const [track, r] of recs) {
+      if (r.seq !== 0 || r.mark === runs) continue;
+      recs.delete(track);
+      if (--over === 0) return;
     }
-    if (miss.length === 0) return out;
-    const fillIn = (got: ReadonlyArray<TrackState | undefined>): Array<TrackState | undefined> => {
-      for (let k = 0; k < miss.length; k++) {
-        out[missAt[k]!] = got[k];
-        remember(cache, miss[k]!, got[k]);
-      }
-      return out;
-    };
-    const got = partitioned ? retrying("read", () => durable.get(miss)) : durable.get(miss);
-    return isPromise(got) ? got.then(fillIn) : fillIn(got);
   };
 
   const ids = index.fences.map((f) => f.id);
@@ -165,10 +166,13 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const geoms: Geometry[] = [];
     // null: the value is a bare Feature (the common case, spared an allocation); else where locate found it.
     const locs: Array<Located | null> = [];
-    // Tracks get a slot each per batch, so the hot loop indexes arrays instead of maps.
-    const slotOf = new Map<string, number>();
-    const unique: string[] = [];
-    const slots: number[] = [];
+    // Each message's track record; the records hold the batch's working copy of their state.
+    const mark = ++runs;
+    const trackRecs: TrackRec[] = [];
+    const tracks: string[] = [];
+    // Tracks whose committed state is not known: read from the durable state in one `get`.
+    const missing: string[] = [];
+    const missingRecs: TrackRec[] = [];
     for (const message of batch) {
       const v = message.value as { type?: unknown; geometry?: unknown } | null;
       let geometry: Geometry;
@@ -198,16 +202,27 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         });
         continue;
       }
-      let slot = slotOf.get(track);
-      if (slot === undefined) {
-        slot = unique.length;
-        slotOf.set(track, slot);
-        unique.push(track);
+      let rec = recs.get(track);
+      if (rec === undefined) {
+        rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, changed: false };
+        recs.set(track, rec);
+      }
+      if (rec.mark !== mark) {
+        rec.mark = mark;
+        rec.changed = false;
+        if (rec.seq !== 0) rec.cur = rec.pending;
+        else if (rec.known) rec.cur = rec.committed;
+        else {
+          rec.cur = undefined;
+          missing.push(track);
+          missingRecs.push(rec);
+        }
       }
       msgs.push(message);
       geoms.push(geometry);
       locs.push(loc);
-      slots.push(slot);
+      trackRecs.push(rec);
+      tracks.push(track);
     }
 
     const pass: Message[] = [];
@@ -227,14 +242,14 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       return out;
     };
 
-    /** `current`: the batch's own copy of its tracks' states, advanced message by message. */
-    const compute = (current: Array<TrackState | undefined>): StageOutput => {
-      const changed = new Uint8Array(unique.length);
-      let nChanged = 0;
+    /** Advances the records' working copies (`cur`) message by message. */
+    const compute = (): StageOutput => {
+      const changedRecs: TrackRec[] = [];
+      const changedTracks: string[] = [];
       for (let k = 0; k < msgs.length; k++) {
-        const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, slot = slots[k]!;
-        const track = unique[slot]!;
-        const prev = current[slot];
+        const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, rec = trackRecs[k]!;
+        const track = tracks[k]!;
+        const prev = rec.cur;
         const at = msg.position;
         // Replayed input the state already includes: its events went out before the state was stored.
         if (at !== undefined && prev?.covered !== undefined && covers(prev.covered, at)) continue;
@@ -262,48 +277,42 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         if (!same || pos !== undefined) {
           // Always the same four keys: one object shape on the hot path.
           const covered = at === undefined ? prev?.covered : cover(prev?.covered, at);
-          current[slot] = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
-          if (changed[slot] === 0) {
-            changed[slot] = 1;
-            nChanged++;
+          rec.cur = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
+          if (!rec.changed) {
+            rec.changed = true;
+            changedRecs.push(rec);
+            changedTracks.push(track);
           }
         }
       }
       const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
-      if (nChanged === 0) return out;
-      const mine = ++seq;
-      const entries: Array<readonly [string, TrackState]> = [];
-      for (let s = 0; s < unique.length; s++) {
-        if (changed[s] === 0) continue;
-        const track = unique[s]!, st = current[s]!;
-        entries.push([track, st]);
-        overlay.set(track, { state: st, seq: mine });
+      if (changedRecs.length > 0) {
+        const mine = ++seq;
+        const entries: Array<readonly [string, TrackState]> = [];
+        for (let i = 0; i < changedRecs.length; i++) {
+          const rec = changedRecs[i]!, st = rec.cur!;
+          entries.push([changedTracks[i]!, st]);
+          rec.pending = st;
+          rec.seq = mine;
+        }
+        out.commit = commitOf(durable, entries, mine);
       }
-      out.commit = commitOf(durable, entries, mine);
+      if (recs.size > CACHE_TRACKS) evict();
       return out;
     };
 
     if (msgs.length === 0) return dead.length > 0 ? { pass: [], dead } : { pass: [] };
-    if (overlay.size === 0) {
-      const got = readDurable(durable, unique);
-      return isPromise(got) ? got.then((g) => compute(g.slice())) : compute(got.slice());
-    }
-    // The overlay holds the newest state of tracks changed by batches not committed yet; read the rest.
-    const prior: Array<TrackState | undefined> = [];
-    const missing: string[] = [];
-    const missingSlots: number[] = [];
-    for (let s = 0; s < unique.length; s++) {
-      const p = overlay.get(unique[s]!);
-      prior.push(p?.state);
-      if (p === undefined) {
-        missing.push(unique[s]!);
-        missingSlots.push(s);
-      }
-    }
-    if (missing.length === 0) return compute(prior);
+    if (missing.length === 0) return compute();
     const fill = (got: ReadonlyArray<TrackState | undefined>): StageOutput => {
-      for (let k = 0; k < missingSlots.length; k++) prior[missingSlots[k]!] = got[k];
-      return compute(prior);
+      for (let k = 0; k < missingRecs.length; k++) {
+        const rec = missingRecs[k]!, st = got[k];
+        rec.cur = st;
+        if (cacheable) {
+          rec.known = true;
+          rec.committed = st;
+        }
+      }
+      return compute();
     };
     const got = readDurable(durable, missing);
     return isPromise(got) ? got.then(fill) : fill(got);
@@ -339,8 +348,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     async close() {
       if (closed) return;
       closed = true;
-      overlay.clear();
-      cache?.clear();
+      recs.clear();
       const s = state;
       state = undefined;
       if (ownsState) await s?.close?.();
@@ -356,9 +364,20 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const restoresAt = restores;
     const settle = (): void => {
       for (const [track, st] of entries) {
-        if (overlay.get(track)?.seq === mine) overlay.delete(track);
-        if (cache !== undefined && restores === restoresAt) remember(cache, track, st);
+        let rec = recs.get(track);
+        if (rec !== undefined && rec.seq === mine) {
+          rec.seq = 0;
+          rec.pending = undefined;
+        }
+        if (!cacheable || restores !== restoresAt) continue;
+        if (rec === undefined) {
+          rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, changed: false };
+          recs.set(track, rec);
+        }
+        rec.known = true;
+        rec.committed = st;
       }
+      if (recs.size > CACHE_TRACKS) evict();
     };
     return () => {
       const wrote = durable.set(entries);
@@ -401,10 +420,20 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   /** Forgets what this process holds of the streams' tracks, then has the store bring them up to date. */
   async function restore(durable: GeofenceState, streams: string[]): Promise<void> {
     restores++;
-    // A read cache only: cheaper to drop whole (restores are rare) than to sort out which entries are stale.
-    cache?.clear();
+    // What is known of committed states is a read cache only: cheaper to drop whole (restores are rare) than to
+    // sort out which entries are stale. Changes not yet committed of the restarted streams' tracks go too.
     const gone = new Set(streams);
-    for (const [track, p] of overlay) if (gone.has(onlyPosition(p.state)?.stream ?? "")) overlay.delete(track);
+    for (const [track, r] of recs) {
+      if (r.seq !== 0 && gone.has(onlyPosition(r.pending!)?.stream ?? "")) {
+        r.seq = 0;
+        r.pending = undefined;
+      }
+      if (r.seq === 0) recs.delete(track);
+      else {
+        r.known = false;
+        r.committed = undefined;
+      }
+    }
     const t0 = Date.now();
     if (durable.restore !== undefined) await retrying("restore", () => durable.restore!(streams));
     ctx.logger?.info("geofence: streams (re)started; state restored", { stage: name, streams, ms: Date.now() - t0 });
