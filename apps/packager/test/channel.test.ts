@@ -37,3 +37,43 @@ describe("job channel nodes", () => {
     rmSync(config.dataDir, { recursive: true, force: true });
   });
 });
+
+describe("README configs", () => {
+  it("every yaml block of the README is a valid config whose job channels and sources resolve and validate", async () => {
+    const { readFileSync, writeFileSync, mkdtempSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { readConfigFile, resolveConfig } = await import("../src/config.js");
+    const { openSender } = await import("../src/channel.js");
+    const { openSource } = await import("../src/sources/store.js");
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).toBeGreaterThanOrEqual(5);
+    const dir = mkdtempSync(join(tmpdir(), "gw-packager-readme-"));
+    let channels = 0;
+    let sources = 0;
+    try {
+      for (const [i, text] of blocks.entries()) {
+        const file = join(dir, `block${i}.yaml`);
+        writeFileSync(file, text);
+        // The blocks name secret files of a real host; the secret comes from the env here.
+        const config = resolveConfig({ ...readConfigFile(file), dataDir: join(dir, `data${i}`) }, { GEOWATCH_PACKAGER_SECRET: "s" });
+        for (const q of ["fast", "slow"] as const) {
+          if (!config.jobs[q]) continue;
+          const s = await openSender(config, q);
+          expect(s.backend).toBe(String(config.jobs[q]!.backend));
+          await s.close();
+          channels++;
+        }
+        for (const name of Object.keys(config.sources)) {
+          await (await openSource(config, name)).store.close();
+          sources++;
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(channels).toBe(6);
+    expect(sources).toBe(2);
+  });
+});
