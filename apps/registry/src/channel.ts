@@ -94,7 +94,8 @@ async function plan(config: RegistryConfig, load: Importer): Promise<Plan> {
   }
   const consumerOpts = (queue: string, group: string): Record<string, unknown> => {
     const o: Record<string, unknown> = { ...cRaw, [cKey]: queue };
-    if (def.name === "queue") Object.assign(o, { path: j.path, maxReceives: j.maxReceives, visibilityTimeoutMs: 120_000 });
+    // The queue backend: its file, and a killed worker's job leased again (counted against max_receives) after 2 min unless set.
+    if (def.name === "queue") Object.assign(o, { path: j.path, maxReceives: j.maxReceives, visibilityTimeoutMs: cRaw.visibilityTimeoutMs ?? 120_000 });
     if ("groupId" in cShape && o.groupId === undefined) o.groupId = group;
     // A group without committed offsets must start at the beginning, or jobs sent before the first worker joined are skipped.
     if ("fromBeginning" in cShape && o.fromBeginning === undefined) o.fromBeginning = true;

@@ -173,7 +173,7 @@ function failingFor(real: RegistryStorage, id: number): RegistryStorage {
 }
 
 /** A job that fails max_receives times and a record that is not a job both end on `<queue>.dead`, each with its reason. */
-export async function deadLetterFlow(jobs: JobsSection, deadConsumer: (dead: string, runId: string) => ManagedConsumer): Promise<void> {
+export async function deadLetterFlow(jobs: JobsSection, deadConsumer: (dead: string, runId: string, queuePath?: string) => ManagedConsumer): Promise<void> {
   const dir = tmpDir();
   const runId = `d${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const cfg = join(dir, "registry.yaml");
@@ -181,7 +181,7 @@ export async function deadLetterFlow(jobs: JobsSection, deadConsumer: (dead: str
   const config = loadConfig(cfg, {});
   const real = sqliteStorage(config.storage.path);
   const reg = await new Registry(config, { logger: silentLogger, storage: failingFor(real, 42) }).init();
-  const dead = deadConsumer(`${config.jobs.queue}.dead`, runId);
+  const dead = deadConsumer(`${config.jobs.queue}.dead`, runId, config.jobs.path);
   try {
     await reg.enqueue([{ kind: "check", serviceId: 42 }, { kind: "harvest", serviceId: 9999 }]);
     const ac = new AbortController();
