@@ -4,7 +4,9 @@
  * configs find it (`backend: kafka` loads `@geowatch/kafka`); its options are validated in one pass with
  * the registry's `jobs.*` paths; core's managed wrapper owns connect, retry and close.
  */
-import { GeoWatchError, Runtime, guardConsumer, guardProducer, isGeoWatchError, reasonOf } from "@geowatch/core";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { GeoWatchError, Runtime, guardConsumer, guardProducer, reasonOf } from "@geowatch/core";
 import type { BackendDefinition, InRecord, Logger, ManagedConsumer, ManagedProducer, OptionProblem, Position } from "@geowatch/core";
 import { DEAD_REASON_HEADER, queueBackend } from "@geowatch/queue";
 import type { RegistryConfig } from "./config.js";
@@ -130,7 +132,9 @@ export async function checkJobChannel(config: RegistryConfig, load: Importer = i
 export async function openJobChannel(config: RegistryConfig, logger: Logger, load: Importer = importer): Promise<JobChannel> {
   const p = await plan(config, load);
   const j = config.jobs;
-  const ctx = (name: string) => ({ name, logger, baseDir: j.baseDir, secret: (ref: string) => (ref.startsWith("file:") ? undefined : process.env[ref]) });
+  // Secrets as the runtime reads them: `file:PATH` (relative to the config file's folder) or an env variable.
+  const secret = (ref: string) => (ref.startsWith("file:") ? readFileSync(resolve(j.baseDir, ref.slice(5)), "utf8").trim() : process.env[ref]);
+  const ctx = (name: string) => ({ name, logger, baseDir: j.baseDir, secret });
   const parsed = (raw: Record<string, unknown>, role: "consumer" | "producer") => {
     const r = p.def[role]!.parse(raw, { role }, { baseDir: j.baseDir });
     if (!r.ok) throw new GeoWatchError("CONFIG", r.problems.map((x) => `jobs.${x.path}: ${x.message}`).join("; "), { backend: "registry" });
@@ -187,6 +191,3 @@ export async function openJobChannel(config: RegistryConfig, logger: Logger, loa
     },
   };
 }
-
-/** True when the error says the config is wrong (not a connection to retry). */
-export const isConfigError = (err: unknown) => isGeoWatchError(err, "CONFIG");
