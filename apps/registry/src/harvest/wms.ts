@@ -3,8 +3,8 @@ import type { BBox, LayerInput } from "../storage/types.js";
 import { getText, withParams } from "./fetch.js";
 import type { Harvested, HarvestContext } from "./types.js";
 import { baseUrl, cleanBBox, layerIdentifier, parseTimeExtent } from "./types.js";
-import { arr, child, parseXml, text } from "./xml.js";
-import type { XmlNode } from "./xml.js";
+import { arr, attrOf, child, kidsOf, ownText, parseXmlOrdered, tagOf, text, toObject } from "./xml.js";
+import type { Ordered } from "./xml.js";
 
 interface Inherited {
   bbox: BBox | null;
@@ -12,55 +12,151 @@ interface Inherited {
   time: { start: number | null; end: number | null };
 }
 
-function layerBBox(l: XmlNode): BBox | null {
-  const g = child(l, "EX_GeographicBoundingBox");
-  if (g) {
-    return cleanBBox([text(g.westBoundLongitude), text(g.southBoundLatitude), text(g.eastBoundLongitude), text(g.northBoundLatitude)].map(Number));
+type Time = { start: number | null; end: number | null };
+
+/** An ordered element that its object form would make falsy: no attribute and no content. */
+const isEmpty = (node: Ordered, tag: string): boolean => node[":@"] === undefined && kidsOf(node, tag).length === 0;
+
+/** EX_GeographicBoundingBox (1.3.0): its four bounds, a missing one read as "" (Number("") is 0), as before. */
+function geographicBBox(node: Ordered): BBox | null {
+  const v: Record<string, string> = {};
+  for (const c of kidsOf(node, "EX_GeographicBoundingBox")) {
+    const tag = tagOf(c);
+    if (tag !== undefined && tag !== "#text" && v[tag] === undefined) v[tag] = ownText(c, tag);
   }
-  const ll = child(l, "LatLonBoundingBox");
-  if (ll) return cleanBBox([ll["@minx"], ll["@miny"], ll["@maxx"], ll["@maxy"]].map(Number));
-  return null;
+  return cleanBBox([v.westBoundLongitude ?? "", v.southBoundLatitude ?? "", v.eastBoundLongitude ?? "", v.northBoundLatitude ?? ""].map(Number));
 }
 
-function layerTime(l: XmlNode, extents: Map<string, { start: number | null; end: number | null }>): { start: number | null; end: number | null } | undefined {
-  for (const key of ["Dimension", "Extent"]) {
-    const v = l[key];
-    if (v === undefined) continue;
-    for (const d of arr<XmlNode>(v)) {
-      if (typeof d !== "object" || String(d["@name"] ?? "").toLowerCase() !== "time") continue;
-      const t = text(d);
+/** The layer's own properties, read from its ordered children in one pass. */
+interface LayerFields {
+  name: string;
+  title: string;
+  abstract: string;
+  keywords: string[];
+  crs: string[];
+  bbox: BBox | null;
+  time: Time | undefined;
+  children: Ordered[];
+}
+
+function readLayer(layer: Ordered, extents: Map<string, Time>): LayerFields {
+  const f: LayerFields = { name: "", title: "", abstract: "", keywords: [], crs: [], bbox: null, time: undefined, children: [] };
+  let seen = 0; // bits: Name, Title, Abstract, KeywordList
+  let geo: Ordered | undefined;
+  let latLon: Ordered | undefined;
+  let dimensions: Ordered[] | undefined;
+  let extentsHere: Ordered[] | undefined;
+  for (const c of kidsOf(layer, "Layer")) {
+    const tag = tagOf(c);
+    switch (tag) {
+      case "Name":
+        if (!(seen & 1)) [f.name, seen] = [ownText(c, tag), seen | 1];
+        break;
+      case "Title":
+        if (!(seen & 2)) [f.title, seen] = [ownText(c, tag), seen | 2];
+        break;
+      case "Abstract":
+        if (!(seen & 4)) [f.abstract, seen] = [ownText(c, tag), seen | 4];
+        break;
+      case "KeywordList":
+        if (!(seen & 8)) {
+          seen |= 8;
+          for (const k of kidsOf(c, tag)) {
+            if (tagOf(k) !== "Keyword") continue;
+            const t = ownText(k, "Keyword");
+            if (t) f.keywords.push(t);
+          }
+        }
+        break;
+      case "CRS": {
+        const t = ownText(c, tag);
+        if (t) f.crs.push(t);
+        break;
+      }
+      case "SRS":
+        for (const t of ownText(c, tag).split(/\s+/)) if (t) f.crs.push(t);
+        break;
+      case "EX_GeographicBoundingBox":
+        geo ??= c;
+        break;
+      case "LatLonBoundingBox":
+        latLon ??= c;
+        break;
+      case "Dimension":
+        (dimensions ??= []).push(c);
+        break;
+      case "Extent":
+        (extentsHere ??= []).push(c);
+        break;
+      case "Layer":
+        f.children.push(c);
+        break;
+    }
+  }
+  if (geo && !isEmpty(geo, "EX_GeographicBoundingBox")) f.bbox = geographicBBox(geo);
+  else if (latLon && !isEmpty(latLon, "LatLonBoundingBox")) f.bbox = cleanBBox([attrOf(latLon, "minx"), attrOf(latLon, "miny"), attrOf(latLon, "maxx"), attrOf(latLon, "maxy")].map(Number));
+  // Dimension (1.3.0) before Extent (1.1.1): the first named "time" with a value.
+  for (const [tag, list] of [["Dimension", dimensions], ["Extent", extentsHere]] as const) {
+    if (f.time || !list) continue;
+    for (const d of list) {
+      if ((attrOf(d, "name") ?? "").toLowerCase() !== "time") continue;
+      const t = ownText(d, tag);
       if (!t) continue;
       // Thousands of layers usually share a few extents: each distinct one is parsed once.
       let time = extents.get(t);
       if (time === undefined) extents.set(t, (time = parseTimeExtent(t)));
-      return time;
+      f.time = time;
+      break;
     }
   }
-  return undefined;
+  return f;
 }
 
-/** The layer's CRS list: the inherited one, plus its own CRS (1.3.0) or SRS (1.1.1, space-separated lists) not already in it. */
-function layerCrs(l: XmlNode, inherited: string[]): string[] {
-  if (l.CRS === undefined && l.SRS === undefined) return inherited;
+/** The inherited CRS list plus the layer's own ones not already in it (the parent's list when it adds none). */
+function mergeCrs(inherited: string[], own: string[]): string[] {
   let out: string[] | undefined;
-  const add = (c: string) => {
-    if (!c || (out ?? inherited).includes(c)) return;
+  for (const c of own) {
+    if ((out ?? inherited).includes(c)) continue;
     (out ??= [...inherited]).push(c);
-  };
-  for (const c of arr(l.CRS)) add(text(c));
-  for (const s of arr(l.SRS)) for (const c of text(s).split(/\s+/)) add(c);
+  }
   return out ?? inherited;
 }
 
-/** Parses a WMS 1.3.0 or 1.1.1 capabilities document into layers (named layers only; properties inherited). */
+/**
+ * Parses a WMS 1.3.0 or 1.1.1 capabilities document into layers (named layers only; properties inherited).
+ * The layer tree is read straight from fast-xml-parser's ordered output, one pass over each layer's children;
+ * only the rest of the document (Service, Request) is built into the object form.
+ */
 export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harvested {
-  const doc = parseXml(xml, "WMS capabilities");
-  const root = (doc.WMS_Capabilities ?? doc.WMT_MS_Capabilities) as XmlNode | undefined;
-  if (!root) {
+  const nodes = parseXmlOrdered(xml, "WMS capabilities");
+  let rootNode: Ordered | undefined;
+  let rootTag = "";
+  for (const n of nodes) {
+    const tag = tagOf(n);
+    if (tag === "WMS_Capabilities" || tag === "WMT_MS_Capabilities") [rootNode, rootTag] = [n, tag];
+    if (tag !== undefined && tag !== "#text") break;
+  }
+  if (!rootNode || isEmpty(rootNode, rootTag)) {
+    const doc = toObject(nodes);
     const ex = child(doc, "ServiceExceptionReport", "ServiceException");
     throw new GeoWatchError("DECODE", ex ? `WMS exception: ${text(ex)}` : "not a WMS capabilities document (no WMS_Capabilities or WMT_MS_Capabilities root)", { backend: "registry" });
   }
-  const version = String(root["@version"] ?? "");
+  // The object form of everything but the Capability's Layer elements, which stay ordered for the walk below.
+  const topLayers: Ordered[] = [];
+  const rest: Ordered[] = [];
+  let capabilities = 0;
+  for (const c of kidsOf(rootNode, rootTag)) {
+    // The first Capability's layers, as its object form's first element would give.
+    if (tagOf(c) !== "Capability" || capabilities++ > 0) {
+      rest.push(c);
+      continue;
+    }
+    const kids: Ordered[] = [];
+    for (const k of kidsOf(c, "Capability")) (tagOf(k) === "Layer" ? topLayers : kids).push(k);
+    rest.push(c[":@"] === undefined ? { Capability: kids } : { Capability: kids, ":@": c[":@"] });
+  }
+  const root = toObject(rest);
+  const version = attrOf(rootNode, "version") ?? "";
   const service = child(root, "Service") ?? {};
   const capability = child(root, "Capability");
   const getMap = child(capability, "Request", "GetMap");
@@ -68,20 +164,19 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
   const formats = arr(getMap?.Format).map(text);
   const base = baseUrl(url);
   const layers: LayerInput[] = [];
-  const extents = new Map<string, { start: number | null; end: number | null }>();
+  const extents = new Map<string, Time>();
   // One object for every layer of the service (the index stores it per layer as JSON).
   const extra = { getMap: href, version, format: formats.includes("image/png") ? "image/png" : (formats[0] ?? "image/png") };
-  const walk = (l: XmlNode, inh: Inherited) => {
-    if (typeof l !== "object") return;
-    const here: Inherited = { bbox: layerBBox(l) ?? inh.bbox, crs: layerCrs(l, inh.crs), time: layerTime(l, extents) ?? inh.time };
-    const name = text(l.Name);
-    if (name) {
+  const walk = (l: Ordered, inh: Inherited) => {
+    const f = readLayer(l, extents);
+    const here: Inherited = { bbox: f.bbox ?? inh.bbox, crs: mergeCrs(inh.crs, f.crs), time: f.time ?? inh.time };
+    if (f.name) {
       layers.push({
-        identifier: layerIdentifier("OGC:WMS", base, name),
-        name,
-        title: text(l.Title) || name,
-        abstract: text(l.Abstract),
-        keywords: arr(child(l, "KeywordList")?.Keyword).map(text).filter(Boolean),
+        identifier: layerIdentifier("OGC:WMS", base, f.name),
+        name: f.name,
+        title: f.title || f.name,
+        abstract: f.abstract,
+        keywords: f.keywords,
         bbox: here.bbox,
         crs: here.crs,
         timeStart: here.time.start,
@@ -92,9 +187,9 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
         extra,
       });
     }
-    if (l.Layer !== undefined) for (const c of arr<XmlNode>(l.Layer)) walk(c, here);
+    for (const c of f.children) walk(c, here);
   };
-  for (const top of arr<XmlNode>(capability?.Layer)) walk(top, { bbox: null, crs: [], time: { start: null, end: null } });
+  for (const top of topLayers) walk(top, { bbox: null, crs: [], time: { start: null, end: null } });
   return { type: "OGC:WMS", url: base, title: text(service.Title), abstract: text(service.Abstract), version, layers };
 }
 

@@ -41,14 +41,46 @@ function decodeEntities(s: string): string {
   });
 }
 
-type Ordered = Record<string, unknown>;
+/**
+ * One node of fast-xml-parser's ordered output: `{ [name]: children, ":@"?: { "@attr": value } }`, text as
+ * `{ "#text": value }`; text and attribute values not yet decoded (`ownText` and `attrOf` decode them).
+ */
+export type Ordered = Record<string, unknown>;
+
+/** The element name of an ordered node ("#text" for text). */
+export function tagOf(node: Ordered): string | undefined {
+  for (const k in node) if (k !== ":@") return k;
+  return undefined;
+}
+
+/** The children of an ordered element node. */
+export function kidsOf(node: Ordered, tag: string): Ordered[] {
+  return node[tag] as Ordered[];
+}
+
+/** An element's own text (not its children's), decoded and trimmed: what `text()` gives for its object form. */
+export function ownText(node: Ordered, tag: string): string {
+  const kids = node[tag] as Ordered[];
+  let out = "";
+  for (let i = 0; i < kids.length; i++) {
+    const t = kids[i]!["#text"];
+    if (t !== undefined) out += decodeEntities(String(t));
+  }
+  return out.trim();
+}
+
+/** An attribute of an ordered element node by local name, decoded; undefined when absent. */
+export function attrOf(node: Ordered, name: string): string | undefined {
+  const v = (node[":@"] as Record<string, string> | undefined)?.[`@${name}`];
+  return v === undefined ? undefined : decodeEntities(String(v));
+}
 
 /**
  * The object form from the ordered output: children by name (repeated ones as an array), attributes under
  * `@name`, text under `#text`; an element with text only is its text, an empty one "" (fast-xml-parser's own
  * object form, which the harvesters and the CSW server read).
  */
-function toObject(children: Ordered[]): XmlNode {
+export function toObject(children: Ordered[]): XmlNode {
   const obj: XmlNode = {};
   let text: string | undefined;
   for (let i = 0; i < children.length; i++) {
@@ -192,6 +224,11 @@ function declarations(text: string): { index: number; keyword: string }[] {
  * `maxBytes` and documents that are not well-formed, each a GeoWatchError "XML" saying which.
  */
 export function parseXml(text: string, what: string, maxBytes = MAX_XML_BYTES): XmlNode {
+  return toObject(parseXmlOrdered(text, what, maxBytes));
+}
+
+/** parseXml's checks, then fast-xml-parser's ordered output (the document's top-level nodes), for readers that walk it directly. */
+export function parseXmlOrdered(text: string, what: string, maxBytes = MAX_XML_BYTES): Ordered[] {
   // A string's UTF-8 length is between its length and three times it: count bytes only when in doubt.
   if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
     throw new GeoWatchError("XML", `${what}: document is larger than ${maxBytes} bytes`, { backend: "registry" });
@@ -217,13 +254,11 @@ export function parseXml(text: string, what: string, maxBytes = MAX_XML_BYTES): 
   if (bad) {
     throw new GeoWatchError("XML", `${what}: not well-formed XML: ${bad.msg} (line ${lineAt(text, bad.index)})`, { backend: "registry" });
   }
-  let ordered: Ordered[];
   try {
-    ordered = parser.parse(text) as Ordered[];
+    return parser.parse(text) as Ordered[];
   } catch (err) {
     throw new GeoWatchError("XML", `${what}: not well-formed XML: ${err instanceof Error ? err.message : String(err)}`, { backend: "registry", cause: err });
   }
-  return toObject(ordered);
 }
 
 /** The value as an array (fast-xml-parser gives one child as an object, several as an array). */
