@@ -203,8 +203,9 @@ async function describe(http: WfsHttp, v: Wfs, typeName: string, o: WfsProducerO
 }
 
 /**
- * Ids per lookup request. QGIS Server 3.22 answers an empty collection, without an error, when an Or filter
- * has more than about 85 conditions (80 worked, 90 did not): a silent miss would make a create insert again.
+ * Most conditions or FeatureIds in one filter. QGIS Server 3.22 silently matches nothing when a filter has more
+ * than about 85 (80 worked, 90 and 100 did not): a GetFeature answers an empty collection and a Delete reports
+ * `totalDeleted` 0, so a create would insert again and a delete would be lost.
  */
 const LOOKUP_CHUNK = 50;
 
@@ -449,8 +450,8 @@ export function transactionWriter(http: WfsHttp, o: WfsProducerOptions): EditWri
 }
 
 /**
- * The Deletes of one type as one action with every FeatureId (QGIS Server spends ~70 ms per action, and a
- * Delete by many ids costs about what one does); they succeed or fail together.
+ * The Deletes of one type as few actions with up to LOOKUP_CHUNK FeatureIds each (QGIS Server spends ~70 ms per
+ * action, and a Delete by many ids costs about what one does); the edits of one action succeed or fail together.
  */
 function mergeDeletes(actions: Action[]): Action[] {
   const merged = new Map<string, Action>();
@@ -461,7 +462,7 @@ function mergeDeletes(actions: Action[]): Action[] {
       continue;
     }
     const m = merged.get(a.type.qname);
-    if (m) {
+    if (m && m.fids!.length + a.fids!.length <= LOOKUP_CHUNK) {
       m.fids!.push(...a.fids!);
       m.edits.push(...a.edits);
     } else {

@@ -26,8 +26,9 @@ export async function layerFeatures(typeName: string): Promise<ReadFeature[]> {
 /** Deletes every feature of a layer (by FeatureId, the only Delete QGIS Server honours). */
 export async function emptyLayer(typeName: string): Promise<void> {
   const ids = (await layerFeatures(typeName)).map((f) => f.id);
-  for (let i = 0; i < ids.length; i += 500) {
-    const fids = ids.slice(i, i + 500).map((id) => `<ogc:FeatureId fid="${id}"/>`).join("");
+  // 50 ids per Delete: QGIS Server 3.22 deletes nothing (and says so only by totalDeleted 0) above ~85.
+  for (let i = 0; i < ids.length; i += 50) {
+    const fids = ids.slice(i, i + 50).map((id) => `<ogc:FeatureId fid="${id}"/>`).join("");
     const body = `<wfs:Transaction service="WFS" version="1.1.0" xmlns:wfs="http://www.opengis.net/wfs" xmlns:ogc="http://www.opengis.net/ogc" xmlns:qgs="http://www.qgis.org/gml"><wfs:Delete typeName="qgs:${typeName}"><ogc:Filter>${fids}</ogc:Filter></wfs:Delete></wfs:Transaction>`;
     const res = await fetch(qgisUrl(), { method: "POST", body, headers: { "content-type": "text/xml" } });
     if (!res.ok) throw new Error(`emptying ${typeName}: HTTP ${res.status}`);

@@ -64,6 +64,15 @@ describe("wfs producer: WFS-T 1.1.0 on QGIS Server", () => {
     expect(after.get("u1")![0]!.geometry).toEqual({ type: "Point", coordinates: [5, 6] });
   });
 
+  it("120 deletes in one batch all apply (QGIS Server deletes nothing when one Delete names more than ~85 ids)", async () => {
+    const p = createWfsProducer({ ...base(), idProperty: "uid" });
+    const uids = Array.from({ length: 120 }, (_, i) => `d${i}`);
+    expect((await p.send(uids.map((u) => edit("create", u)))).every((r) => r.ok)).toBe(true);
+    expect(await layerFeatures(LAYER)).toHaveLength(120);
+    expect((await p.send(uids.map((u) => edit("delete", u)))).every((r) => r.ok)).toBe(true);
+    expect(await layerFeatures(LAYER)).toHaveLength(0);
+  });
+
   it("without id_property: update and delete act on the Feature's id (the server's feature id)", async () => {
     const p = createWfsProducer(base());
     const [created] = await p.send([edit("create", "plain", { count: 1 })]);
