@@ -16,6 +16,7 @@ LAYERS=(
   ogcapi:Point                  # @geowatch/wfs OGC API Features writes: test/ogcapi*.test.ts
   conformance:Point             # testkit producerSuite/storeSuite
   system:Point                  # the 50,000-edit SIGKILL system test: test/system*.test.ts
+  bench:Point                   # bench/wfs-writer.bench.mjs
   poll:Point                    # the reader's polling tests (the reader writes here itself)
   geom_point:Point              # one layer per RFC 7946 type, for GML round trips through the server
   geom_linestring:LineString
