@@ -18,6 +18,7 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { PassThrough } from "node:stream";
 import { fileURLToPath } from "node:url";
 
@@ -140,11 +141,26 @@ async function post(base, path, body) {
 }
 
 /** A `geowatch-packager serve` process with one slow worker; resolves with its URL and pid. */
-async function startServe(tag) {
+// Loaded into the serve process for the /status load (main thread only): its event-loop delay and its GC pauses,
+// written to a file at exit, so a stall can be put on the server's loop (work in a handler, GC) or elsewhere.
+const SERVER_PROBE = `import { isMainThread } from "node:worker_threads";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
+import { writeFileSync } from "node:fs";
+if (isMainThread && process.env.GW_BENCH_PROBE) {
+  const h = monitorEventLoopDelay({ resolution: 10 }); h.enable();
+  let gcMax = 0, gcMs = 0;
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) { gcMs += e.duration; gcMax = Math.max(gcMax, e.duration); } }).observe({ entryTypes: ["gc"] });
+  globalThis.__gwProbeReset = () => { h.reset(); gcMax = 0; gcMs = 0; };
+  process.on("SIGUSR2", () => globalThis.__gwProbeReset());
+  process.on("SIGTERM", () => writeFileSync(process.env.GW_BENCH_PROBE, JSON.stringify({ eldMax: h.max / 1e6, eldP99: h.percentile(99) / 1e6, gcMax, gcMs })));
+}`;
+
+async function startServe(tag, probe) {
   const dataDir = join(work, `serve-${tag}`);
   const cfg = join(work, `packager-${tag}.json`);
   writeFileSync(cfg, JSON.stringify({ secret: SECRET, port: 0, data_dir: dataDir, allow_hosts: ["127.0.0.1"], page_size: PAGE, log_level: "warn", workers: { fast: 1, slow: 1 }, email: { ...SMTP, from: "bench@example.org" } }));
-  const child = spawn(process.execPath, [BIN, "serve", "-c", cfg], { stdio: ["ignore", "pipe", "inherit"] });
+  const args = probe ? ["--import", `data:text/javascript,${encodeURIComponent(SERVER_PROBE)}`] : [];
+  const child = spawn(process.execPath, [...args, BIN, "serve", "-c", cfg], { stdio: ["ignore", "pipe", "inherit"], env: probe ? { ...process.env, GW_BENCH_PROBE: probe } : process.env });
   const url = await new Promise((resolve, reject) => {
     let buf = "";
     child.stdout.on("data", (d) => {
@@ -187,7 +203,8 @@ async function packager(rid, limit, tag) {
 
 /** /status at RPS for LOAD_S seconds, at most 200 in flight: sent, errors, achieved rate, p99 latency. */
 async function statusLoad() {
-  const s = await startServe("load");
+  const probe = join(work, "probe.json");
+  const s = await startServe("load", probe);
   try {
     // Steady state: the worker thread has started and the route is warm (200 requests, not counted).
     await new Promise((r) => setTimeout(r, 2000));
@@ -197,6 +214,10 @@ async function statusLoad() {
     let inflight = 0;
     let skipped = 0;
     const total = RPS * LOAD_S;
+    // Both event loops from here on: the server's (probe, reset by SIGUSR2) and this client's.
+    s.child.kill("SIGUSR2");
+    const clientLoop = monitorEventLoopDelay({ resolution: 10 });
+    clientLoop.enable();
     const t0 = performance.now();
     const pending = [];
     for (let i = 0; i < total; i++) {
@@ -224,17 +245,30 @@ async function statusLoad() {
     }
     await Promise.all(pending);
     const secs = (performance.now() - t0) / 1000;
+    clientLoop.disable();
     lat.sort((a, b) => a - b);
-    return { sent: total - skipped, skipped, errors, rate: (total - skipped) / secs, p50: lat[Math.floor(lat.length * 0.5)], p99: lat[Math.floor(lat.length * 0.99)], rss: peakRss(s.child.pid) };
-  } finally {
+    const rss = peakRss(s.child.pid);
     await stopServe(s);
+    const server = JSON.parse(readFileSync(probe, "utf8"));
+    return {
+      sent: total - skipped,
+      skipped,
+      errors,
+      rate: (total - skipped) / secs,
+      p50: lat[Math.floor(lat.length * 0.5)],
+      p99: lat[Math.floor(lat.length * 0.99)],
+      rss,
+      loops: `server loop delay max ${server.eldMax.toFixed(0)} ms (p99 ${server.eldP99.toFixed(0)} ms), server GC ${server.gcMs.toFixed(0)} ms in all (longest pause ${server.gcMax.toFixed(0)} ms), client loop delay max ${(clientLoop.max / 1e6).toFixed(0)} ms`,
+    };
+  } finally {
+    if (s.child.exitCode === null && s.child.signalCode === null) await stopServe(s);
   }
 }
 
 const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 if (process.env.BENCH_STATUS_ONLY === "1") {
   const load = await statusLoad();
-  console.log(`/status load: ${load.sent} requests at ${load.rate.toFixed(0)}/s (target ${RPS}/s), ${load.errors} errors, ${load.skipped} not sent (200 in flight), p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, server peak RSS ${load.rss.toFixed(0)} MB, load avg ${loadavg()[0].toFixed(1)}`);
+  console.log(`/status load: ${load.sent} requests at ${load.rate.toFixed(0)}/s (target ${RPS}/s), ${load.errors} errors, ${load.skipped} not sent (200 in flight), p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, server peak RSS ${load.rss.toFixed(0)} MB, ${load.loops}, load avg ${loadavg()[0].toFixed(1)}`);
   rmSync(work, { recursive: true, force: true });
   process.exit(load.errors === 0 && load.skipped === 0 ? 0 : 1);
 }
@@ -260,7 +294,7 @@ const ratio = packRate / baseRate;
 const rssFull = med(pack.map((p) => p.rss));
 const flat = rssFull / small.rss;
 const load = await statusLoad();
-console.log(`/status load: ${load.sent} requests at ${load.rate.toFixed(0)}/s (target ${RPS}/s), ${load.errors} errors, ${load.skipped} not sent (200 in flight), p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, server peak RSS ${load.rss.toFixed(0)} MB`);
+console.log(`/status load: ${load.sent} requests at ${load.rate.toFixed(0)}/s (target ${RPS}/s), ${load.errors} errors, ${load.skipped} not sent (200 in flight), p50 ${load.p50.toFixed(1)} ms, p99 ${load.p99.toFixed(1)} ms, server peak RSS ${load.rss.toFixed(0)} MB, ${load.loops}`);
 console.log(
   `RESULT rows=${ROWS} baseline=${Math.round(baseRate)} rows/s packager=${Math.round(packRate)} rows/s ratio=${ratio.toFixed(2)}x (target >= 0.7x: ${ratio >= 0.7 ? "PASS" : "FAIL"}) ` +
     `peakRSS=${rssFull.toFixed(0)} MB (<= 200: ${rssFull <= 200 ? "PASS" : "FAIL"}) 1M->${ROWS / 1e6}M RSS ${small.rss.toFixed(0)} -> ${rssFull.toFixed(0)} MB = ${((flat - 1) * 100).toFixed(1)}% (within 10%: ${Math.abs(flat - 1) <= 0.1 ? "PASS" : "FAIL"}) ` +
