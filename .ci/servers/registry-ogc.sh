@@ -63,7 +63,7 @@ start() {
   fi
   if ! (running mapserver && answers "$murl?SERVICE=WMS&REQUEST=GetCapabilities" "WMS_Capabilities"); then
     log "starting MapServer on 127.0.0.1:$MS_PORT"
-    nohup python3 "$HERE/mapserv_front.py" "$MS_PORT" "$BASE/mapserver.conf" "$BASE/cells.map" >"$BASE/mapserver.log" 2>&1 &
+    nohup python3 "$ROOT/.ci/servers/mapserver/server.py" "$MS_PORT" "$BASE/mapserver.conf" "$BASE/cells.map" >"$BASE/mapserver.log" 2>&1 &
     echo $! > "$BASE/mapserver.pid"
   fi
   wait_ready qgis "$qurl?SERVICE=WMS&REQUEST=GetCapabilities" "WMS_Capabilities"
