@@ -1,11 +1,11 @@
 // `geowatch run` as a child process, a memcached of a test's own, and polling: for the tests that run the real CLI.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { Socket, createServer } from "node:net";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { requireEnv } from "@geowatch/testkit";
+import { freePort, requireEnv, until } from "@geowatch/testkit";
 
 export const ROOT = fileURLToPath(new URL("../../..", import.meta.url));
 export const BIN = join(ROOT, "apps/broker/bin/geowatch.js");
@@ -28,27 +28,7 @@ export function writeConfig(dir: string, lines: string[]): string {
   return path;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls until `fn` returns a value (not undefined); throws with `what` after `ms`. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await Promise.resolve()
-      .then(fn)
-      .catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+export { freePort, until };
 
 /** Runs the CLI to its end (`run --until-idle`, `validate`); resolves with its exit code and output. */
 export function runCli(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {

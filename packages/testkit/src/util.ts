@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from "node:net";
 import * as core from "@geowatch/core";
 import type { Consumer, InRecord, OutRecord, Payload, Producer } from "@geowatch/core";
 import type { ChannelHarness } from "./types.js";
@@ -174,4 +175,29 @@ export function testSeed(label: string): number {
   const seed = env !== undefined && env !== "" ? Number(env) : Date.now() % 2 ** 31;
   console.log(`[${label}] seed ${seed} (set GEOWATCH_SEED=${seed} to repeat)`);
   return seed;
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a server a test starts). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `fn` every `everyMs` until it returns a value other than undefined (errors count as not yet); throws naming `what` after `ms`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await Promise.resolve()
+      .then(fn)
+      .catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise<void>((r) => setTimeout(r, everyMs));
+  }
 }

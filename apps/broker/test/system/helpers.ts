@@ -1,10 +1,10 @@
 // Shared by the system tests: real servers, `geowatch run` as child processes, their logs and /metrics.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort, until } from "@geowatch/testkit";
 
 export const BIN = fileURLToPath(new URL("../../bin/geowatch.js", import.meta.url));
 /** apps/broker: the child runs here so `backend: kafka` resolves @geowatch/kafka from this project. */
@@ -27,27 +27,7 @@ export function requireServer(name: "GEOWATCH_KAFKA_BROKERS" | "GEOWATCH_AMQP_UR
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls until `fn` returns a value (not undefined); throws with `what` after `ms`. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, ms: number, every = 200): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await Promise.resolve()
-      .then(fn)
-      .catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+export { freePort, until };
 
 export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `geowatch-${tag}-`));
