@@ -9,12 +9,13 @@
 // number of features back, and geowatch's back.geojson equal to the input (ids, geometries, property values).
 // Runs alternate (BENCH_RUNS, default 3); medians of wall clocks of whole processes. Peak RSS and CPU from GNU time.
 // Target: geowatch faster than ogr2ogr (ratio > 1). Needs `pnpm -s turbo run build --filter @geowatch/wfs`.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { makeFeatures } from "./gml-data.mjs";
+import { GNU_TIME, timed } from "./lib/timed.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const WFS = join(here, "..", "packages", "wfs", "dist", "index.js");
@@ -52,41 +53,6 @@ if (spawnSync("ogr2ogr", ["--version"]).status !== 0) {
   console.error("ogr2ogr is not installed: apt-get install -y gdal-bin");
   process.exit(1);
 }
-const GNU_TIME = spawnSync("/usr/bin/time", ["-f", "%M", "true"]).status === 0;
-
-/** Runs a command; its wall-clock ms, stdout, and with GNU time its peak RSS (MB) and CPU seconds. */
-function timed(cmd, args) {
-  const usage = GNU_TIME ? join(tmpdir(), `gw-gml-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`) : undefined;
-  if (usage) {
-    args = ["-f", "%M %U %S", "-o", usage, cmd, ...args];
-    cmd = "/usr/bin/time";
-  }
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      const ms = performance.now() - t0;
-      let rssMB;
-      let cpuS;
-      if (usage) {
-        const [kb, user, sys] = readFileSync(usage, "utf8").trim().split("\n").at(-1).split(" ").map(Number);
-        rmSync(usage, { force: true });
-        rssMB = kb / 1024;
-        cpuS = user + sys;
-      }
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err}`));
-      else resolve({ ms, out, rssMB, cpuS });
-    });
-  });
-}
-
 const dir = mkdtempSync(join(tmpdir(), "gw-gml-bench-"));
 const input = join(dir, "input.geojson");
 const source = makeFeatures(N);
@@ -111,7 +77,7 @@ function checkGdal(back) {
 async function ours(run) {
   const gml = join(dir, `ours-${run}.gml`);
   const back = join(dir, `ours-${run}.geojson`);
-  const r = await timed(process.execPath, [fileURLToPath(import.meta.url), "--worker", input, gml, back]);
+  const r = await timed(process.execPath, [fileURLToPath(import.meta.url), "--worker", input, gml, back], { stdout: "capture" });
   const phases = JSON.parse(r.out);
   const gmlMB = statSync(gml).size / 1e6;
   checkOurs(back);

@@ -19,12 +19,13 @@
 // default: the backend's), BENCH_MODES (comma list of the modes above), BENCH_PROF (a directory: geowatch runs
 // write CPU profiles there). With GNU time installed each mode also reports CPU seconds and peak RSS: on a
 // shared machine the CPU cost per message is the steadier figure, since wall clocks stretch with the load.
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, createWriteStream } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import kafkajs from "kafkajs";
+import { GNU_TIME, timed } from "./lib/timed.mjs";
 
 const { Kafka, logLevel } = kafkajs;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -109,44 +110,6 @@ const ends = (topic) => admin(async (a) => (await a.fetchTopicOffsets(topic)).re
 const groupCommitted = (groupId, topic) =>
   admin(async (a) => ((await a.fetchOffsets({ groupId, topics: [topic] }))[0]?.partitions ?? []).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0));
 
-const GNU_TIME = spawnSync("/usr/bin/time", ["-f", "%M", "true"]).status === 0;
-let timeSeq = 0;
-
-/**
- * Runs a command; resolves with its wall-clock ms and, where GNU time is installed, its CPU seconds (user +
- * system, of the command and the children it waited for) and peak RSS in MB (the largest single process).
- */
-function timed(cmd, args, { stdoutTo, env } = {}) {
-  const usage = GNU_TIME ? join(tmpdir(), `gw-kafka-bench-time-${process.pid}-${timeSeq++}`) : undefined;
-  if (usage) {
-    args = ["-f", "%M %U %S", "-o", usage, cmd, ...args];
-    cmd = "/usr/bin/time";
-  }
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ["ignore", stdoutTo ? "pipe" : "ignore", "pipe"], env: env ?? process.env });
-    let err = "";
-    child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-    if (stdoutTo) child.stdout.pipe(createWriteStream(stdoutTo));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      const ms = performance.now() - t0;
-      let rssMB;
-      let cpuS;
-      if (usage) {
-        const [kb, user, sys] = readFileSync(usage, "utf8").trim().split("\n").at(-1).split(" ").map(Number);
-        rmSync(usage, { force: true });
-        rssMB = kb / 1024;
-        cpuS = user + sys;
-      }
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err}`));
-      else resolve({ ms, stderr: err, rssMB, cpuS });
-    });
-  });
-}
-
 /** Input: N JSON messages with 1000 distinct keys, produced once by kcat (librdkafka's partitioner spreads them). */
 async function setup(dir) {
   const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
@@ -178,7 +141,7 @@ const lineCount = (file) => {
 
 async function kcatConsume(ctx, run) {
   const out = join(ctx.dir, `kcat-consume-${run}.txt`);
-  const { ms, rssMB, cpuS } = await timed("kcat", ["-C", "-b", BROKERS, "-t", ctx.input, "-o", "beginning", "-e", "-q", "-f", "%s\n"], { stdoutTo: out });
+  const { ms, rssMB, cpuS } = await timed("kcat", ["-C", "-b", BROKERS, "-t", ctx.input, "-o", "beginning", "-e", "-q", "-f", "%s\n"], { stdout: out });
   // The write stream may still be flushing when the process exits.
   await new Promise((r) => setTimeout(r, 200));
   const got = lineCount(out);

@@ -12,12 +12,12 @@
 // Needs the moto server (or another SQS endpoint): `bash .ci/servers/moto.sh start && source .servers/env/moto.env`.
 // Env: BENCH_N (messages, default 3000), BENCH_RUNS (alternated runs, default 3), BENCH_RECEIVERS (receives in
 // flight, both sides, default 3), GEOWATCH_MOTO_ENDPOINT or AWS_ENDPOINT_URL_SQS (the endpoint).
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { GNU_TIME, timed } from "./lib/timed.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const CLI = join(here, "..", "apps", "broker", "bin", "geowatch.js");
@@ -34,40 +34,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RECEIVERS = Number(process.env.BENCH_RECEIVERS ?? 3);
 const { SQSClient, CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, SendMessageBatchCommand } = await import(pathToFileURL(SDK).href);
 const sqs = new SQSClient({ endpoint: ENDPOINT, region: REGION });
-
-const GNU_TIME = spawnSync("/usr/bin/time", ["-f", "%M", "true"]).status === 0;
-let timeSeq = 0;
-
-/** Runs a command; resolves with its wall-clock ms and, with GNU time, CPU seconds and peak RSS in MB. */
-function timed(cmd, args, env = process.env) {
-  const usage = GNU_TIME ? join(tmpdir(), `gw-sqs-bench-time-${process.pid}-${timeSeq++}`) : undefined;
-  if (usage) {
-    args = ["-f", "%M %U %S", "-o", usage, cmd, ...args];
-    cmd = "/usr/bin/time";
-  }
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], env });
-    let err = "";
-    child.stderr.on("data", (d) => (err = (err + d).slice(-4000)));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 600_000);
-    child.on("error", reject);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      const ms = performance.now() - t0;
-      let rssMB;
-      let cpuS;
-      if (usage) {
-        const [kb, user, sys] = readFileSync(usage, "utf8").trim().split("\n").at(-1).split(" ").map(Number);
-        rmSync(usage, { force: true });
-        rssMB = kb / 1024;
-        cpuS = user + sys;
-      }
-      if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}: ${err}`));
-      else resolve({ ms, rssMB, cpuS });
-    });
-  });
-}
 
 const tag = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 const queues = [];
@@ -140,7 +106,7 @@ async function raw(dir, run) {
   const file = join(dir, "raw.mjs");
   writeFileSync(file, RAW);
   const env = { ...process.env, SDK_URL: pathToFileURL(SDK).href, ENDPOINT, REGION, IN: input, OUT: output, N: String(N), RECEIVERS: String(RECEIVERS) };
-  const r = await timed(process.execPath, [file], env);
+  const r = await timed(process.execPath, [file], { env });
   return { ...r, duplicates: await check("raw", input, output) };
 }
 
