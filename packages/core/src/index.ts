@@ -23,7 +23,7 @@ export { parseOptions, optionProblems } from "./options.js";
 export type { OptionProblem, OptionSchema } from "./options.js";
 export { guardConsumer, guardProducer, guardStore } from "./managed.js";
 export type { ManagedOptions, ManagedConsumer, ManagedProducer, ManagedStore, Lifecycle, LifecycleState } from "./managed.js";
-export { sleep, waitForWake, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize } from "./util.js";
+export { sleep, waitForWake, backoffMs, withTimeout, payloadText, payloadBytes, payloadSize, readSecretFile } from "./util.js";
 export { LeaseKeeper, type LeaseKeeperOptions } from "./lease.js";
 
 // Running brokers.

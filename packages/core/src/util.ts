@@ -1,4 +1,5 @@
-import { GeoWatchError } from "./errors.js";
+import { readFileSync } from "node:fs";
+import { GeoWatchError, reasonOf } from "./errors.js";
 
 /** Resolves after `ms`, or early (rejecting nothing) when the signal aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -133,4 +134,17 @@ export function safeJson(value: unknown): { json: string; problem?: string } {
 
 function shorten(path: string): string {
   return path.length > 120 ? `${path.slice(0, 60)}...${path.slice(-40)}` : path;
+}
+
+/**
+ * A secret kept in a file (a password, a token, a CA certificate), trimmed; undefined when no path is given.
+ * An unreadable file is a CONFIG error naming the option (`what`) and the path, never the content.
+ */
+export function readSecretFile(path: string | undefined, what: string, backend?: string): string | undefined {
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, "utf8").trim();
+  } catch (err) {
+    throw new GeoWatchError("CONFIG", `${what}: cannot read "${path}": ${reasonOf(err)}`, { ...(backend ? { backend } : {}), cause: err, path: what });
+  }
 }

@@ -1,6 +1,5 @@
-import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { GeoWatchError, isGeoWatchError, payloadText, reasonOf, templateCodec } from "@geowatch/core";
+import { GeoWatchError, isGeoWatchError, payloadText, readSecretFile, reasonOf, templateCodec } from "@geowatch/core";
 import type { BackendHealth, Logger, OutRecord, Producer, SendResult, TemplateCodec } from "@geowatch/core";
 import { createTransport } from "nodemailer";
 import { emailProducerSchema, parseOptions } from "./options.js";
@@ -65,7 +64,7 @@ export function emailProducer(options: EmailProducerOptions, deps: EmailProducer
     const port = o.port ?? numberEnv(secret("GEOWATCH_SMTP_PORT")) ?? 587;
     const host = o.host ?? secret("GEOWATCH_SMTP_HOST") ?? "localhost";
     const user = o.user ?? secret("GEOWATCH_SMTP_USER");
-    const password = o.password ?? secret("GEOWATCH_SMTP_PASSWORD") ?? readSecretFile(o.passwordFile ?? secret("GEOWATCH_SMTP_PASSWORD_FILE"), "password_file");
+    const password = o.password ?? secret("GEOWATCH_SMTP_PASSWORD") ?? readSecretFile(o.passwordFile ?? secret("GEOWATCH_SMTP_PASSWORD_FILE"), "password_file", BACKEND);
     const caFile = o.ca ?? secret("GEOWATCH_SMTP_CA");
     if (user !== undefined && password === undefined) {
       throw new GeoWatchError("CONFIG", "user is set but no password: set password, password_file, GEOWATCH_SMTP_PASSWORD or GEOWATCH_SMTP_PASSWORD_FILE", { backend: BACKEND, path: "password" });
@@ -75,7 +74,7 @@ export function emailProducer(options: EmailProducerOptions, deps: EmailProducer
     const tls: Record<string, unknown> = { rejectUnauthorized: o.rejectUnauthorized ?? true };
     // SNI takes host names only (RFC 6066); an IP address is still checked against the certificate.
     if (isIP(host) === 0) tls.servername = host;
-    if (caFile !== undefined) tls.ca = readSecretFile(caFile, "ca");
+    if (caFile !== undefined) tls.ca = readSecretFile(caFile, "ca", BACKEND);
     const t = createTransport({
       host,
       port,
@@ -275,14 +274,6 @@ function compile(source: string | Record<string, string>, what: string, escape: 
   }
 }
 
-function readSecretFile(path: string | undefined, what: string): string | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch (err) {
-    throw new GeoWatchError("CONFIG", `${what}: cannot read "${path}": ${reasonOf(err)}`, { backend: BACKEND, cause: err, path: what });
-  }
-}
 
 function numberEnv(v: string | undefined): number | undefined {
   const n = v === undefined ? NaN : Number(v);

@@ -4,7 +4,7 @@ import type { FSWatcher } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import { basename, dirname, resolve } from "node:path";
-import { GeoWatchError, guardConsumer } from "@geowatch/core";
+import { GeoWatchError, guardConsumer, waitForWake } from "@geowatch/core";
 import type { Consumer, InRecord, Logger, Position, ReceiveOptions, ManagedConsumer } from "@geowatch/core";
 import { fromLine } from "./line.js";
 import { errnoOf, serial, writeAtomic } from "./fsutil.js";
@@ -198,27 +198,13 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
     return [];
   }
 
-  function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((done) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        wakers.delete(finish);
-        signal?.removeEventListener("abort", finish);
-        done();
-      };
-      const timer = setTimeout(finish, ms);
-      wakers.add(finish);
-      signal?.addEventListener("abort", finish, { once: true });
-    });
-  }
-
   async function receive(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
     const deadline = Date.now() + opts.waitMs;
     for (;;) {
       const recs = await reads(() => readSome(Math.max(1, max)));
       const left = deadline - Date.now();
       if (recs.length > 0 || left <= 0 || opts.signal?.aborted || closed) return recs;
-      await sleep(Math.min(left, pollMs), opts.signal);
+      await waitForWake(Math.min(left, pollMs), opts.signal, wakers);
     }
   }
 

@@ -3,8 +3,7 @@
  * allowed, checked at connect time and on every redirect), Basic or bearer auth from secrets, a timeout
  * and a response size limit. The reader and the writer both use it.
  */
-import { readFileSync } from "node:fs";
-import { fetchWithPolicy, GeoWatchError, reasonOf, urlPolicy } from "@geowatch/core";
+import { fetchWithPolicy, GeoWatchError, readSecretFile, reasonOf, urlPolicy } from "@geowatch/core";
 import type { WfsConnectionOptions } from "./options.js";
 
 export const BACKEND = "wfs";
@@ -41,13 +40,13 @@ export type SecretReader = (ref: string) => string | undefined;
 /** The `Authorization` header the options ask for, or undefined; the value is never logged. */
 export function authHeader(o: WfsConnectionOptions, secret: SecretReader): string | undefined {
   const username = o.username ?? secret("GEOWATCH_WFS_USERNAME");
-  const token = o.token ?? secret("GEOWATCH_WFS_TOKEN") ?? readSecretFile(o.tokenFile ?? secret("GEOWATCH_WFS_TOKEN_FILE"), "token_file");
+  const token = o.token ?? secret("GEOWATCH_WFS_TOKEN") ?? readSecretFile(o.tokenFile ?? secret("GEOWATCH_WFS_TOKEN_FILE"), "token_file", BACKEND);
   if (username !== undefined && token !== undefined) {
     throw new GeoWatchError("CONFIG", "both a user name (Basic auth) and a token (bearer auth) are set: use one", { backend: BACKEND, path: "token" });
   }
   if (token !== undefined) return `Bearer ${token}`;
   if (username === undefined) return undefined;
-  const password = o.password ?? secret("GEOWATCH_WFS_PASSWORD") ?? readSecretFile(o.passwordFile ?? secret("GEOWATCH_WFS_PASSWORD_FILE"), "password_file");
+  const password = o.password ?? secret("GEOWATCH_WFS_PASSWORD") ?? readSecretFile(o.passwordFile ?? secret("GEOWATCH_WFS_PASSWORD_FILE"), "password_file", BACKEND);
   if (password === undefined) {
     throw new GeoWatchError("CONFIG", "username is set but no password: set password, password_file, GEOWATCH_WFS_PASSWORD or GEOWATCH_WFS_PASSWORD_FILE", {
       backend: BACKEND,
@@ -57,14 +56,6 @@ export function authHeader(o: WfsConnectionOptions, secret: SecretReader): strin
   return `Basic ${Buffer.from(`${username}:${password}`, "utf8").toString("base64")}`;
 }
 
-function readSecretFile(path: string | undefined, what: string): string | undefined {
-  if (path === undefined) return undefined;
-  try {
-    return readFileSync(path, "utf8").trim();
-  } catch (err) {
-    throw new GeoWatchError("CONFIG", `${what}: cannot read "${path}": ${reasonOf(err)}`, { backend: BACKEND, cause: err, path: what });
-  }
-}
 
 /** The service URL with query parameters set (names compared case-insensitively, as OGC services do). */
 export function withParams(base: string, params: Record<string, string>): string {

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { GeoWatchError, guardConsumer, parseOptions, reasonOf, silentLogger } from "@geowatch/core";
+import { GeoWatchError, guardConsumer, parseOptions, reasonOf, silentLogger, waitForWake } from "@geowatch/core";
 import type { BackendHealth, Consumer, InRecord, Logger, ManagedConsumer, Position, ReceiveOptions } from "@geowatch/core";
 import { compareValues } from "./filter.js";
 import type { FilterExpr } from "./filter.js";
@@ -235,20 +235,6 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
     }
   }
 
-  function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((done) => {
-      const finish = (): void => {
-        clearTimeout(timer);
-        wakers.delete(finish);
-        signal?.removeEventListener("abort", finish);
-        done();
-      };
-      const timer = setTimeout(finish, Math.max(0, ms));
-      wakers.add(finish);
-      signal?.addEventListener("abort", finish, { once: true });
-    });
-  }
-
   async function receiveLocked(max: number, opts: ReceiveOptions): Promise<InRecord[]> {
     const deadline = Date.now() + opts.waitMs;
     for (;;) {
@@ -264,7 +250,7 @@ export function createWfsConsumer(options: WfsReaderOptions, ctx: { logger?: Log
       if (left <= 0) return [];
       // Wake for the next read, or (while a poll waits for commits) to look again soon.
       const wait = !poll && onceDone ? left : Math.min(left, Math.max(50, nextReadAt - Date.now()), pending.size > 0 ? 100 : left);
-      await sleep(wait, opts.signal);
+      await waitForWake(wait, opts.signal, wakers);
     }
   }
 
