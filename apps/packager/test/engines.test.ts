@@ -14,6 +14,16 @@ import type { RunningPackager } from "../src/app.js";
 import { ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, testConfig, waitFor } from "./helpers.js";
 
 const SECRET = "test-secret-0123456789";
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  const srv = createServer();
+  await new Promise<void>((res) => srv.listen(0, "127.0.0.1", res));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((res) => srv.close(res));
+  return port;
+}
 const BIN = join(import.meta.dirname, "..", "bin", "geowatch-packager.js");
 const N = 600;
 let rid = "";
@@ -44,7 +54,7 @@ const kafka: Engine = {
 
 const amqp: Engine = {
   name: "amqp",
-  redeliveryMs: 30_000,
+  redeliveryMs: 60_000,
   async nodes(run) {
     const url = requireEnv("GEOWATCH_AMQP_URL", "Start RabbitMQ: bash .ci/servers/rabbitmq.sh start, then source .servers/env/rabbitmq.env");
     const node = (q: string) => ({ backend: "amqp", url, queue: `packager.${q}.${run}`, prefetch: 1 });
@@ -56,7 +66,7 @@ const sqsQueues: string[] = [];
 let sqsClient: SQSClient | undefined;
 const sqs: Engine = {
   name: "sqs",
-  redeliveryMs: 30_000,
+  redeliveryMs: 60_000,
   async nodes(run) {
     const endpoint = requireEnv("GEOWATCH_MOTO_ENDPOINT", "Start moto: bash .ci/servers/moto.sh start, then source .servers/env/moto.env");
     const region = requireEnv("AWS_REGION", "source .servers/env/moto.env");
@@ -166,6 +176,18 @@ for (const engine of [amqp, sqs, kafka]) {
       }, 60_000);
       expect(second).toMatchObject({ attempts: 1, done: 5 });
       expect((await jobState(id)).attempts).toBe(2);
+
+      // A job that keeps failing with a retryable error goes back to the channel (nack with requeue, or sent again
+      // and its offset committed on Kafka) until max_attempts (5), then ends failed with the last error.
+      const dead = `http://127.0.0.1:${await closedPort()}/api/3/action/datastore_search`;
+      const r3 = await post(app.url, "/package_datastore", { secret: SECRET, api_url: dead, resource_id: rid, email: to });
+      expect(r3.body).toMatchObject({ success: true, queue: "slow", rows: null });
+      const failed = await waitFor("the failing job failed", async () => {
+        const j = await jobState(String(r3.body.job_id));
+        return j.state === "failed" ? j : undefined;
+      }, 90_000);
+      expect(failed.attempts).toBe(5);
+      expect(failed.error).toMatch(/ECONNREFUSED|refused|fetch failed/i);
       b.kill("SIGTERM");
       const code = await new Promise((res) => b.once("exit", (c) => res(c)));
       expect(code).toBe(0);
