@@ -42,6 +42,9 @@ export type { MemoryChannel, MemoryChannelOptions } from "./backends/memory.js";
 export { jsonLogger, silentLogger, redact } from "./logger.js";
 export type { JsonLoggerOptions, LogLevel } from "./logger.js";
 
+// Key templates (`{metadata.track}`): own properties only, prototype paths refused.
+export { renderKey, renderOptional, checkKeyTemplate } from "./template.js";
+
 // Codecs.
 export {
   plainCodec, jsonCodec, ndjsonCodec, geojsonCodec, validateGeoJSON, isValidatedGeoJSON, tsvCodec, csvCodec, templateCodec, codecRegistry, getCodec,

@@ -37,3 +37,23 @@ export function renderKey(template: string, context: Record<string, unknown>, wh
     return typeof cur === "object" ? JSON.stringify(cur) : String(cur);
   });
 }
+
+/**
+ * Like renderKey, for optional values (a FIFO group or deduplication id): undefined instead of an error when
+ * a field is missing, null or empty, or the result is empty. Prototype paths still throw.
+ */
+export function renderOptional(template: string, context: Record<string, unknown>, what = "template"): string | undefined {
+  let missing = false;
+  const out = template.replace(FIELD, (_, path: string) => {
+    let cur: unknown = context;
+    for (const seg of path.split(".")) {
+      if (FORBIDDEN.has(seg)) {
+        throw new GeoWatchError("SECURITY", `${what} "${template}": field "${path}" uses "${seg}", which is not allowed (prototype access)`, { path });
+      }
+      cur = cur !== null && typeof cur === "object" && Object.hasOwn(cur, seg) ? (cur as Record<string, unknown>)[seg] : undefined;
+    }
+    if (cur === undefined || cur === null || cur === "") missing = true;
+    return missing ? "" : typeof cur === "object" ? JSON.stringify(cur) : String(cur);
+  });
+  return missing || out === "" ? undefined : out;
+}

@@ -1,12 +1,11 @@
 import { PublishBatchCommand } from "@aws-sdk/client-sns";
 import type { PublishBatchRequestEntry, SNSClient } from "@aws-sdk/client-sns";
-import { GeoWatchError, backoffMs, payloadText, sleep } from "@geowatch/core";
+import { GeoWatchError, backoffMs, payloadText, renderOptional, sleep } from "@geowatch/core";
 import type { BackendHealth, OutRecord, Producer, ProducerCapabilities, SendResult } from "@geowatch/core";
 import { BACKEND, Health, isFifo, makeClient, topicArn, awsError } from "./client.js";
 import { ENCODING_ATTRIBUTE, KEY_ATTRIBUTE, attributesOf, bodyOf, subjectOf } from "./message.js";
 import { SNS_MAX_MESSAGE_BYTES, parseOptions, snsProducerSchema } from "./options.js";
 import type { SnsProducerOptions } from "./options.js";
-import { fill } from "./template.js";
 
 /** An SNS producer: the `Producer` contract plus a health report. */
 export interface SnsProducer extends Producer {
@@ -96,9 +95,9 @@ export function snsProducer(options: SnsProducerOptions): SnsProducer {
     if (Object.keys(attrs.attributes).length > 0) entry.MessageAttributes = attrs.attributes;
     if (fifo) {
       const ctx = { key: r.key, headers: r.headers ?? {}, metadata: r.metadata ?? {} };
-      entry.MessageGroupId = fill(o.groupId ?? "{key}", ctx) ?? o.defaultGroupId ?? "geowatch";
+      entry.MessageGroupId = renderOptional(o.groupId ?? "{key}", ctx, "group_id") ?? o.defaultGroupId ?? "geowatch";
       if (o.deduplicationId !== undefined) {
-        const dedup = fill(o.deduplicationId, ctx);
+        const dedup = renderOptional(o.deduplicationId, ctx, "deduplication_id");
         if (dedup === undefined) return reject(`record ${index}: deduplication_id "${o.deduplicationId}" needs a field the record does not have`);
         entry.MessageDeduplicationId = dedup.slice(0, 128);
       }

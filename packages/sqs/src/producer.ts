@@ -1,12 +1,11 @@
 import { SendMessageBatchCommand } from "@aws-sdk/client-sqs";
 import type { SQSClient, SendMessageBatchRequestEntry } from "@aws-sdk/client-sqs";
-import { GeoWatchError, backoffMs, sleep } from "@geowatch/core";
+import { GeoWatchError, backoffMs, renderOptional, sleep } from "@geowatch/core";
 import type { BackendHealth, OutRecord, Producer, ProducerCapabilities, SendResult } from "@geowatch/core";
 import { BACKEND, Health, awsError, isFifo, makeClient, queueAttributes, queueUrl } from "./client.js";
 import { ENCODING_ATTRIBUTE, KEY_ATTRIBUTE, MAX_ATTRIBUTES, badAttributeName, badText, bodyOf, stringAttributes } from "./message.js";
 import { SQS_MAX_MESSAGE_BYTES, parseOptions, sqsProducerSchema } from "./options.js";
 import type { SqsProducerOptions } from "./options.js";
-import { fill } from "./template.js";
 
 /** An SQS producer: the `Producer` contract plus a health report. */
 export interface SqsProducer extends Producer {
@@ -94,9 +93,9 @@ export function sqsProducer(options: SqsProducerOptions): SqsProducer {
     if (o.delaySeconds !== undefined && !fifo) entry.DelaySeconds = o.delaySeconds;
     if (fifo) {
       const ctx = { key: r.key, headers: r.headers ?? {}, metadata: r.metadata ?? {} };
-      entry.MessageGroupId = fill(o.groupId ?? "{key}", ctx) ?? o.defaultGroupId ?? "geowatch";
+      entry.MessageGroupId = renderOptional(o.groupId ?? "{key}", ctx, "group_id") ?? o.defaultGroupId ?? "geowatch";
       if (o.deduplicationId !== undefined) {
-        const dedup = fill(o.deduplicationId, ctx);
+        const dedup = renderOptional(o.deduplicationId, ctx, "deduplication_id");
         if (dedup === undefined) return reject(`record ${index}: deduplication_id "${o.deduplicationId}" needs a field the record does not have`);
         entry.MessageDeduplicationId = dedup.slice(0, 128);
       }
