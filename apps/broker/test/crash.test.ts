@@ -46,11 +46,13 @@ describe("SIGKILL mid-stream over the file channel and the sqlite queue", () => 
       const child = spawn(process.execPath, [BIN, "run", cfg], { env, stdio: ["ignore", "ignore", "pipe"] });
       let stderr = "";
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      // Wait until this run has made progress, then kill it at a random moment.
+      // Kill it at a random point of its share of what is left, so each kill lands mid-stream however fast
+      // the machine is (a fixed delay let a quiet machine finish before the last kill).
       const before = delivered();
-      const deadline = Date.now() + 20_000;
-      while (delivered() <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      await new Promise((r) => setTimeout(r, 50 + random() * 250));
+      const share = (N - before) / (KILLS - k + 1);
+      const target = before + 1 + Math.floor(random() * share * 0.8);
+      const deadline = Date.now() + 30_000;
+      while (delivered() < target && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       child.kill("SIGKILL");
       await new Promise((r) => child.once("exit", r));
       killedAt.push(delivered());
