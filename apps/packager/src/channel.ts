@@ -148,10 +148,13 @@ async function ensureDestination(p: Producer, node: Record<string, unknown>, con
 }
 
 /** The consumer end of a queue. */
-export async function openReceiver(config: PackagerConfig, queue: QueueName, opts: { logger?: Logger; importer?: Importer } = {}): Promise<JobReceiver> {
+export function openReceiver(config: PackagerConfig, queue: QueueName, opts: { logger?: Logger; importer?: Importer } = {}): Promise<JobReceiver> {
+  return receiverOf(jobNode(config, queue), `jobs.${queue}`, opts);
+}
+
+/** A receiver on `node` (checked with `path`): decodes with the node's codec, settles by ack or committed position. */
+async function receiverOf(node: Record<string, unknown>, path: string, opts: { logger?: Logger; importer?: Importer }): Promise<JobReceiver> {
   const runtime = runtimeFor(opts.logger, opts.importer);
-  const path = `jobs.${queue}`;
-  const node = jobNode(config, queue);
   const def = await backendOf(runtime, node, path);
   const { consumer, codec, backend } = await runtime.channel(forRole(def, node, "consumer"), "consumer", path);
   return {
@@ -190,19 +193,6 @@ export function deadReason(record: InRecord): string {
 }
 
 /** A consumer of one dead-letter node (`jobs.dead_letters[i]`). */
-export async function openDeadLetters(config: PackagerConfig, node: Record<string, unknown>, index: number, opts: { logger?: Logger; importer?: Importer } = {}): Promise<JobReceiver> {
-  const runtime = runtimeFor(opts.logger, opts.importer);
-  const path = `jobs.dead_letters[${index}]`;
-  const def = await backendOf(runtime, node, path);
-  const { consumer, codec, backend } = await runtime.channel(forRole(def, node, "consumer"), "consumer", path);
-  return {
-    backend,
-    consumer,
-    decode: (r) => decodeWith(codec, r),
-    async settle(r) {
-      if (consumer.ack) await consumer.ack([r]);
-      if (r.position && consumer.commit) await consumer.commit([r.position]);
-    },
-    close: async () => consumer.close?.(),
-  };
+export function openDeadLetters(node: Record<string, unknown>, index: number, opts: { logger?: Logger; importer?: Importer } = {}): Promise<JobReceiver> {
+  return receiverOf(node, `jobs.dead_letters[${index}]`, opts);
 }

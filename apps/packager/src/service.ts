@@ -115,7 +115,7 @@ export class PackagerService {
     const nodes = deadLetterNodes(this.config);
     await Promise.all(
       nodes.map(async (node, i) => {
-        const ch = await openDeadLetters(this.config, node, i, { logger: this.logger, ...(this.importer ? { importer: this.importer } : {}) });
+        const ch = await openDeadLetters(node, i, { logger: this.logger, ...(this.importer ? { importer: this.importer } : {}) });
         try {
           while (!signal.aborted) {
             let records;
