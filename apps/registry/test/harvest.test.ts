@@ -79,6 +79,42 @@ describe("harvesters against real servers", () => {
     expect(m.layers[0]).toMatchObject({ name: "cells", title: "Cells over time", keywords: ["cells", "time"] });
   });
 
+  it("OGC API Records from pygeoapi (TinyDB catalogue): five records, two a page, followed by next links", async () => {
+    const progress: number[] = [];
+    const h = await harvest(`${env.records()}/collections`, "OGC:API-Records", { fetcher, progress: (d) => progress.push(d) });
+    expect(h.title).toBe("GeoWatch registry records");
+    expect(h.url).toBe(env.records());
+    expect(progress).toEqual([2, 4, 5]);
+    const by = Object.fromEntries(h.layers.map((l) => [l.identifier.replace("urn:geowatch:records:", ""), l]));
+    expect(Object.keys(by).sort()).toEqual(["coral", "glaciers", "lakes", "soils", "stations"]);
+    expect(by.lakes).toMatchObject({
+      title: "Great Lakes water levels",
+      abstract: "Monthly mean water levels of the Great Lakes, 2010-2019",
+      keywords: ["lakes", "water level", "inlandWaters"],
+      bbox: [-93.5, 41, -75, 49.5],
+      timeStart: Date.parse("2010-01-01T00:00:00Z"),
+      timeEnd: Date.parse("2019-12-31T00:00:00Z"),
+      type: "dataset",
+      url: `${env.records()}/collections/catalog/items/urn%3Ageowatch%3Arecords%3Alakes`,
+    });
+    expect(by.lakes!.extra!.links).toEqual([
+      { href: "https://data.example.org/lakes/wms?SERVICE=WMS&REQUEST=GetCapabilities", rel: "service", type: "application/xml", title: "WMS of the water levels" },
+      { href: "https://data.example.org/lakes/levels.csv", rel: "enclosure", type: "text/csv", title: "Monthly levels (CSV)" },
+    ]);
+    // The GeoJSON bbox member when there is no geometry; a date is a one-day extent.
+    expect(by.glaciers).toMatchObject({ bbox: [5.9, 45.8, 10.5, 47.8], timeStart: Date.parse("2015-08-31T00:00:00Z"), timeEnd: Date.parse("2015-08-31T00:00:00Z") });
+    // An open interval end stays open; a point is a zero-size bbox.
+    expect(by.stations).toMatchObject({ type: "service", bbox: [-0.1276, 51.5072, -0.1276, 51.5072], timeStart: Date.parse("2001-01-01T00:00:00Z"), timeEnd: null });
+    // Every polygon of a MultiPolygon counts; no time member: no time extent.
+    expect(by.coral).toMatchObject({ bbox: [113, -24.5, 153, -10.5], timeStart: null, timeEnd: null, keywords: ["coral", "reefs"] });
+    expect(by.soils).toMatchObject({ timeStart: Date.parse("1990-01-01T00:00:00Z"), timeEnd: Date.parse("2000-01-01T00:00:00Z") });
+  });
+
+  it("OGC API Records: max_records stops the paging", async () => {
+    const h = await harvest(env.records(), "OGC:API-Records", { fetcher, maxRecords: 3 });
+    expect(h.layers).toHaveLength(3);
+  });
+
   it("Esri FeatureServer from Koop", async () => {
     const h = await harvest(env.koop(), "ESRI:ArcGIS:FeatureServer", ctx);
     expect(h.abstract).toBe("Grid cells with a kind and a date");

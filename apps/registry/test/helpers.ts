@@ -14,7 +14,7 @@ import { silentLogger } from "@geowatch/core";
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 
 const OGC_HINT = "Start the registry's OGC servers: bash .ci/servers/registry-ogc.sh start && source .servers/env/registry-ogc.env";
-const PY_HINT = "Start MapProxy and pycsw: bash .ci/servers/registry-py.sh start && source .servers/env/registry-py.env";
+const PY_HINT = "Start MapProxy, pycsw and pygeoapi: bash .ci/servers/registry-py.sh start && source .servers/env/registry-py.env";
 const KOOP_HINT = "Start Koop: bash .ci/servers/registry-koop.sh start && source .servers/env/registry-koop.env";
 
 /** The real servers' URLs (a missing one fails the test with the command that starts it). */
@@ -23,6 +23,7 @@ export const env = {
   mapserver: () => requireEnv("GEOWATCH_REGISTRY_MAPSERVER_URL", OGC_HINT),
   mapproxy: () => requireEnv("GEOWATCH_REGISTRY_MAPPROXY_URL", PY_HINT),
   pycsw: () => requireEnv("GEOWATCH_REGISTRY_PYCSW_URL", PY_HINT),
+  records: () => requireEnv("GEOWATCH_REGISTRY_RECORDS_URL", PY_HINT),
   owslibPython: () => requireEnv("GEOWATCH_REGISTRY_OWSLIB_PYTHON", PY_HINT),
   koop: () => requireEnv("GEOWATCH_REGISTRY_KOOP_URL", KOOP_HINT),
 };

@@ -10,7 +10,7 @@ function landing(url: string): string {
   const u = new URL(url);
   u.search = "";
   u.pathname = u.pathname.replace(/\/collections\/?$/, "").replace(/\/+$/, "");
-  return u.href;
+  return u.href.replace(/\/+$/, ""); // a server at the root: "http://h:p", so paths join with one slash
 }
 
 function withF(url: string): string {
@@ -55,47 +55,133 @@ export async function harvestOgcFeatures(url: string, ctx: HarvestContext): Prom
   return { type: "OGC:API-Features", url: root, title: String(land.title ?? ""), abstract: String(land.description ?? ""), version: "1.0", layers };
 }
 
-/** OGC API Records: every record of every catalogue collection (GeoJSON features), paged by `next` links. */
+/** Every [x, y] position of a GeoJSON geometry (collections included), for its bbox. */
+function positions(g: unknown, out: number[][] = []): number[][] {
+  if (!g || typeof g !== "object") return out;
+  const o = g as Json;
+  if (Array.isArray(o.geometries)) for (const x of o.geometries) positions(x, out);
+  const walk = (c: unknown): void => {
+    if (!Array.isArray(c)) return;
+    if (typeof c[0] === "number") out.push(c as number[]);
+    else for (const x of c) walk(x);
+  };
+  walk(o.coordinates);
+  return out;
+}
+
+/** A record's bbox: its GeoJSON `bbox` member (2-D or 3-D), else the extent of its geometry. */
+function recordBBox(f: Json): LayerInput["bbox"] {
+  const b = f.bbox;
+  if (Array.isArray(b) && b.length >= 4) return cleanBBox((b.length >= 6 ? [b[0], b[1], b[3], b[4]] : b).map(Number));
+  const ps = positions(f.geometry);
+  if (!ps.length) return null;
+  let [minx, miny, maxx, maxy] = [Infinity, Infinity, -Infinity, -Infinity];
+  for (const [x, y] of ps) {
+    if (x! < minx) minx = x!;
+    if (x! > maxx) maxx = x!;
+    if (y! < miny) miny = y!;
+    if (y! > maxy) maxy = y!;
+  }
+  return cleanBBox([minx, miny, maxx, maxy]);
+}
+
+function instant(v: unknown): number | null {
+  if (typeof v !== "string" || !v || v === "..") return null;
+  return parseTimeExtent(v).start;
+}
+
+/**
+ * A record's time extent. OGC API Records 1.0 puts it in the top-level `time` member (`{interval: [start, end]}`
+ * with `..` or null for an open end, or `{date}` / `{timestamp}`); drafts and some servers put `time` (object or
+ * string) in the properties.
+ */
+function recordTime(f: Json, p: Json): { start: number | null; end: number | null } {
+  const t = (f.time ?? p.time) as unknown;
+  if (typeof t === "string") return parseTimeExtent(t.replace("/", ","));
+  if (!t || typeof t !== "object") return { start: null, end: null };
+  const o = t as Json;
+  if (Array.isArray(o.interval)) return { start: instant(o.interval[0]), end: instant(o.interval[1]) };
+  const at = instant(o.date ?? o.timestamp);
+  return { start: at, end: at };
+}
+
+/** Keywords and the ids (or labels) of theme concepts, once each. */
+function recordKeywords(p: Json): string[] {
+  const out = new Set<string>();
+  for (const k of Array.isArray(p.keywords) ? p.keywords : []) {
+    const v = typeof k === "string" ? k : String((k as Json)?.keyword ?? (k as Json)?.title ?? "");
+    if (v.trim()) out.add(v.trim());
+  }
+  for (const th of Array.isArray(p.themes) ? (p.themes as Json[]) : []) {
+    for (const c of Array.isArray(th?.concepts) ? (th.concepts as Json[]) : []) {
+      const v = String(c?.id ?? c?.title ?? "").trim();
+      if (v) out.add(v);
+    }
+  }
+  return [...out];
+}
+
+function recordLinks(f: Json): { href: string; rel: string; type?: string; title?: string }[] {
+  const out: { href: string; rel: string; type?: string; title?: string }[] = [];
+  for (const l of Array.isArray(f.links) ? (f.links as Json[]) : []) {
+    if (!l || typeof l.href !== "string") continue;
+    out.push({ href: l.href, rel: String(l.rel ?? ""), ...(l.type ? { type: String(l.type) } : {}), ...(l.title ? { title: String(l.title) } : {}) });
+  }
+  return out;
+}
+
+/** The `next` link of a page, the JSON one when a server lists several. */
+function nextLink(page: Json): string | undefined {
+  const next = ((page.links ?? []) as Json[]).filter((l) => l?.rel === "next" && typeof l.href === "string");
+  const json = next.find((l) => /json/i.test(String(l.type ?? ""))) ?? next[0];
+  return json ? String(json.href) : undefined;
+}
+
+/**
+ * OGC API Records: every record of every record collection (`itemType: record`; all collections when none says),
+ * paged by `next` links (requested as JSON; a link already followed ends the paging).
+ */
 export async function harvestOgcRecords(url: string, ctx: HarvestContext): Promise<Harvested> {
   const root = landing(url);
   const land = await getJson(ctx.fetcher, withF(root)).catch(() => ({}) as Json);
   const cols = await getJson(ctx.fetcher, withF(`${root}/collections`));
   if (!Array.isArray(cols.collections)) throw new GeoWatchError("DECODE", "not an OGC API collections document (no collections array)", { backend: "registry" });
+  const all = cols.collections as Json[];
+  const records = all.filter((c) => c.itemType === "record" || c.type === "catalog");
   const layers: LayerInput[] = [];
   const max = ctx.maxRecords ?? 10_000;
-  for (const c of cols.collections as Json[]) {
-    let next: string | undefined = withF(`${root}/collections/${encodeURIComponent(String(c.id))}/items?limit=100`);
-    while (next && layers.length < max) {
+  for (const c of records.length ? records : all) {
+    const cid = encodeURIComponent(String(c.id));
+    const seen = new Set<string>();
+    let next: string | undefined = withF(`${root}/collections/${cid}/items?limit=100`);
+    while (next && layers.length < max && !seen.has(next)) {
+      seen.add(next);
       const page: Json = await getJson(ctx.fetcher, next);
-      for (const f of (page.features ?? []) as Json[]) {
+      if (!Array.isArray(page.features)) throw new GeoWatchError("DECODE", `${next} is not a records page (no features array)`, { backend: "registry" });
+      for (const f of page.features as Json[]) {
+        if (layers.length >= max) break;
+        if (!f || f.id === undefined || f.id === null) continue;
         const p = (f.properties ?? {}) as Json;
-        const t = p.time as Json | string | undefined;
-        const interval = typeof t === "object" && t ? (t.interval as string[] | undefined)?.join(",") ?? String(t.date ?? t.timestamp ?? "") : String(t ?? p.updated ?? "");
-        const time = interval ? parseTimeExtent(interval) : { start: null, end: null };
-        const g = f.geometry as Json | null;
-        const coords = g ? JSON.stringify(g.coordinates).match(/-?\d+(\.\d+)?(e-?\d+)?/gi)?.map(Number) ?? [] : [];
-        const xs = coords.filter((_, i) => i % 2 === 0);
-        const ys = coords.filter((_, i) => i % 2 === 1);
-        const kw = Array.isArray(p.keywords) ? (p.keywords as unknown[]).map(String) : [];
+        const id = String(f.id);
+        const time = recordTime(f, p);
         layers.push({
-          identifier: String(f.id),
-          name: String(f.id),
-          title: String(p.title ?? f.id),
+          identifier: id,
+          name: id,
+          title: String(p.title ?? id),
           abstract: String(p.description ?? ""),
-          keywords: kw,
-          bbox: Array.isArray(f.bbox) ? cleanBBox(f.bbox as number[]) : xs.length ? cleanBBox([Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)]) : null,
+          keywords: recordKeywords(p),
+          bbox: recordBBox(f),
           crs: [],
           timeStart: time.start,
           timeEnd: time.end,
           type: String(p.type ?? "dataset"),
-          url: `${root}/collections/${encodeURIComponent(String(c.id))}/items/${encodeURIComponent(String(f.id))}`,
+          url: `${root}/collections/${cid}/items/${encodeURIComponent(id)}`,
           owner: ctx.owner ?? "",
-          extra: { catalogue: root },
+          extra: { catalogue: root, collection: String(c.id), links: recordLinks(f) },
         });
       }
       ctx.progress?.(layers.length, typeof page.numberMatched === "number" ? page.numberMatched : undefined);
-      const link = ((page.links ?? []) as Json[]).find((l) => l.rel === "next");
-      next = link ? String(link.href) : undefined;
+      next = (page.features as unknown[]).length ? nextLink(page) : undefined;
     }
   }
   return { type: "OGC:API-Records", url: root, title: String(land.title ?? ""), abstract: String(land.description ?? ""), version: "1.0", layers };
