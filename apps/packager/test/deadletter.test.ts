@@ -108,8 +108,8 @@ describe("a job the channel gives up on", () => {
     }, 30_000);
     expect(failed.error).toMatch(/^dead-lettered after 2 attempt\(s\): .+/);
     expect(failed.attempts).toBe(2); // no worker ran it a third time
-    const status = (await post(t.app.url, "/status", { secret: SECRET })).body;
-    expect(status).toMatchObject({ queue_length: 0 });
+    // /status is a snapshot refreshed every 200 ms: it catches up within that.
+    await expect.poll(async () => (await post(t.app.url, "/status", { secret: SECRET })).body, { timeout: 2000, interval: 50 }).toMatchObject({ queue_length: 0 });
     last.kill("SIGTERM");
     await new Promise((res) => last.once("exit", res));
   }, 120_000);
