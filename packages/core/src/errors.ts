@@ -54,6 +54,19 @@ export function isGeoWatchError(err: unknown, code?: ErrorCode): err is GeoWatch
   return err instanceof GeoWatchError && (code === undefined || err.code === code);
 }
 
+/** Codes whose failure does not change on a retry of the same message: bad data, a refusal, an unsupported operation. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["DECODE", "ENCODE", "VALIDATE", "UNSUPPORTED", "SECURITY", "URL_REFUSED", "XML"]);
+
+/**
+ * True when retrying the same message cannot succeed: a GeoWatchError not marked retryable whose code says the
+ * message is bad (DECODE, ENCODE, VALIDATE, XML), refused (SECURITY, URL_REFUSED) or UNSUPPORTED. Sinks dead-letter
+ * these at once. CONFIG is not among them: a wrong or missing destination is fixed by the operator, and until then
+ * the messages wait (retried) rather than all going to the dead-letter sink. Foreign errors may be transient.
+ */
+export function isPermanent(err: unknown): boolean {
+  return err instanceof GeoWatchError && !err.retryable && PERMANENT.has(err.code);
+}
+
 /** A short, single-line reason for logs and dead-letter records. */
 export function reasonOf(err: unknown): string {
   if (err instanceof Error) {

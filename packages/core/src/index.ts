@@ -7,7 +7,7 @@ export type {
   StoreCapabilities, StoreWrite, Store, Codec, Mapping, Logger, BackendContext,
   DeadLetter, StageOutput, Stage,
 } from "./types.js";
-export { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
+export { GeoWatchError, isGeoWatchError, isPermanent, reasonOf } from "./errors.js";
 export type { ErrorCode, GeoWatchErrorOptions } from "./errors.js";
 
 // Fetching URLs that users or requests give.

@@ -1,4 +1,4 @@
-import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
+import { GeoWatchError, isGeoWatchError, isPermanent, reasonOf } from "./errors.js";
 import type { Codec, Logger, Message, OutRecord, Producer } from "./types.js";
 import { backoffMs, describeUnencodable, payloadSize, sleep, withTimeout } from "./util.js";
 
@@ -239,6 +239,13 @@ export class ProducerSink {
             throw new GeoWatchError("SEND", `"${node.name}" returned ${results.length} results for ${chunk.length} records`, { backend: node.backend });
           }
         } catch (err) {
+          if (isPermanent(err)) {
+            // The sink refused the chunk for good (bad data or config, unsupported): the same send fails again.
+            rejected += chunk.length;
+            const reason = `[${node.name}] rejected (not retried: ${(err as GeoWatchError).code}): ${reasonOf(err)}`;
+            for (let i = 0; i < chunk.length; i++) failed.push({ reason, message: owners[from + i]! });
+            continue;
+          }
           threw = true;
           lastReason = reasonOf(err);
           for (let i = 0; i < chunk.length; i++) {

@@ -1,4 +1,4 @@
-import { GeoWatchError, isGeoWatchError, reasonOf } from "./errors.js";
+import { GeoWatchError, isGeoWatchError, isPermanent, reasonOf } from "./errors.js";
 import type { Codec, Logger, Message, Payload, Store } from "./types.js";
 import { renderKey } from "./template.js";
 import { backoffMs, payloadText, sleep } from "./util.js";
@@ -181,6 +181,10 @@ export class StoreSink {
             const reason = `[${this.node.name}] store unreachable at shutdown: ${reasonOf(err)}`;
             return g.messages.map((message) => ({ reason, message, undelivered: true }));
           }
+        } else if (isPermanent(err)) {
+          // Bad data or config, a refusal, an unsupported operation: the same write fails again, so no retries.
+          const reason = `[${this.node.name}] store write to "${g.key}" failed (not retried: ${isGeoWatchError(err) ? err.code : "permanent"}): ${reasonOf(err)}`;
+          return g.messages.map((message) => ({ reason, message }));
         } else if (++tries >= this.o.maxTries) {
           const reason = `[${this.node.name}] store write to "${g.key}" failed after ${tries} attempts: ${reasonOf(err)}`;
           return g.messages.map((message) => ({ reason, message }));

@@ -218,6 +218,61 @@ describe("Broker", () => {
     expect(stats.acked).toBe(3);
   });
 
+  it("dead-letters at once what a store or producer refuses for good, and retries what may pass", async () => {
+    const writes = new Map<string, number>();
+    const store: Store = {
+      async write(op: StoreWrite) {
+        writes.set(op.key, (writes.get(op.key) ?? 0) + 1);
+        if (op.key === "bad.json") throw new GeoWatchError("VALIDATE", "the server refused the feature: no geometry", { backend: "t" });
+        if (op.key === "flaky.json") throw new Error("socket hang up");
+      },
+    };
+    let sends = 0;
+    const refusing: Producer = {
+      async send() {
+        sends++;
+        throw new GeoWatchError("ENCODE", "field x cannot be written", { backend: "t" });
+      },
+    };
+    const src = memoryChannel();
+    await src.producer().send(["bad", "flaky", "good"].map((k) => ({ value: JSON.stringify({ metadata: { k }, data: 1 }) })));
+    const dlq = collecting();
+    const b = new Broker({
+      name: "t",
+      consumers: [{ name: "in", consumer: src.consumer(), codec: json }],
+      storesOut: [{ name: "st", store, key: "{k}.json", mode: "snapshot", flushCount: 1, flushMs: 1 }],
+      deadLetter: { name: "dlq", producer: dlq },
+      maxTries: 3,
+      retryBaseMs: 1,
+      retryMaxMs: 2,
+    });
+    await b.run({ untilIdle: true });
+    expect(writes.get("bad.json")).toBe(1); // VALIDATE: not retried
+    expect(writes.get("flaky.json")).toBe(3); // a foreign error may be transient: maxTries attempts
+    expect(writes.get("good.json")).toBe(1);
+    const reasons = dlq.got.map((r) => JSON.parse(r.value as string).reason as string).sort();
+    expect(reasons).toHaveLength(2);
+    expect(reasons[0]).toMatch(/store write to "bad.json" failed \(not retried: VALIDATE\): .*no geometry/);
+    expect(reasons[1]).toMatch(/store write to "flaky.json" failed after 3 attempts: socket hang up/);
+
+    const src2 = memoryChannel();
+    await src2.producer().send([{ value: '{"a":1}' }, { value: '{"a":2}' }]);
+    const dlq2 = collecting();
+    const b2 = new Broker({
+      name: "t2",
+      consumers: [{ name: "in", consumer: src2.consumer(), codec: json }],
+      producers: [{ name: "out", producer: refusing, codec: json }],
+      deadLetter: { name: "dlq", producer: dlq2 },
+      maxTries: 3,
+      retryBaseMs: 1,
+    });
+    const stats = await b2.run({ untilIdle: true });
+    expect(sends).toBe(1);
+    expect(dlq2.got).toHaveLength(2);
+    expect(JSON.parse(dlq2.got[0]!.value as string).reason).toMatch(/rejected \(not retried: ENCODE\): .*field x/);
+    expect(stats.acked).toBe(2);
+  });
+
   it("push hands values straight to the output side", async () => {
     const out = collecting();
     const b = new Broker({ name: "t", producers: [{ name: "out", producer: out, codec: json }] });
