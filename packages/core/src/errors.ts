@@ -60,8 +60,8 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["DECODE", "ENCODE"
 /**
  * True when retrying the same message cannot succeed: a GeoWatchError not marked retryable whose code says the
  * message is bad (DECODE, ENCODE, VALIDATE, XML), refused (SECURITY, URL_REFUSED) or UNSUPPORTED. Sinks dead-letter
- * these at once. CONFIG is not among them: a wrong or missing destination is fixed by the operator, and until then
- * the messages wait (retried) rather than all going to the dead-letter sink. Foreign errors may be transient.
+ * these at once. CONFIG is not among them (a wrong or missing destination is the operator's to fix, not the
+ * message's fault), nor are foreign errors, which may be transient: those keep the usual retries.
  */
 export function isPermanent(err: unknown): boolean {
   return err instanceof GeoWatchError && !err.retryable && PERMANENT.has(err.code);
