@@ -1,12 +1,9 @@
 import { GeoWatchError } from "@geowatch/core";
 import type { ErrorCode, Logger } from "@geowatch/core";
-import kafkajs from "kafkajs";
 import type { Kafka, KafkaConfig, SASLOptions } from "kafkajs";
-import { fixKafkajs } from "./kafkajs-fixes.js";
+import { loadKafkajs } from "./kafkajs-fixes.js";
 import { brokersOf } from "./options.js";
 import type { KafkaOptions } from "./options.js";
-
-const { Kafka: KafkaClient, logLevel } = kafkajs;
 
 /** Builds the kafkajs client from options; kafkajs logs go to the GeoWatch logger (warnings and errors only). */
 export function createKafka(
@@ -15,7 +12,8 @@ export function createKafka(
   secret: (ref: string) => string | undefined = (ref) => process.env[ref],
 ): { kafka: Kafka; brokers: string[] } {
   const brokers = brokersOf(options);
-  fixKafkajs();
+  // kafkajs is required only now, after its fixes are in place (see kafkajs-fixes.ts).
+  const { Kafka: KafkaClient, logLevel } = loadKafkajs(logger);
   const config: KafkaConfig = {
     clientId: options.clientId ?? "geowatch",
     brokers,

@@ -1,13 +1,11 @@
 import { GeoWatchError, guardProducer } from "@geowatch/core";
 import type { Logger, ManagedProducer, OutRecord, Producer, SendResult } from "@geowatch/core";
-import kafkajs from "kafkajs";
 import type { Admin, Message, Producer as KProducer, RecordMetadata } from "kafkajs";
 import { createKafka, kafkaError } from "./client.js";
 import { parseOptions, topicName } from "./options.js";
 import type { KafkaOptions } from "./options.js";
+import { loadKafkajs } from "./kafkajs-fixes.js";
 import { defaultPartitioner } from "./partitioner.js";
-
-const { CompressionTypes } = kafkajs;
 
 /** Extras a factory may pass: the runtime's logger and secret reader (for the SASL env fallbacks). */
 export interface KafkaProducerDeps {
@@ -42,6 +40,7 @@ function idsOf(meta: RecordMetadata[], topic: string, count: number): Array<stri
 export function createKafkaProducer(options: KafkaOptions, deps: KafkaProducerDeps = {}): Producer {
   const opts = parseOptions(options, "producer");
   const { kafka, brokers } = createKafka(opts, deps.logger, deps.secret);
+  const { CompressionTypes } = loadKafkajs(deps.logger);
   const compression = opts.compression === "gzip" ? CompressionTypes.GZIP : CompressionTypes.None;
   const chunk = opts.maxRequestRecords ?? 1000;
   const known = new Set<string>();

@@ -1,12 +1,11 @@
 // Regression tests against a real Kafka (`bash .ci/servers/kafka.sh start`).
 import { afterAll, describe, expect, it } from "vitest";
-import kafkajs from "kafkajs";
 import { GeoWatchError, isGeoWatchError, Runtime } from "@geowatch/core";
 import type { Consumer, InRecord, Position, Producer } from "@geowatch/core";
 import { kafkaBackend, kafkaConsumer, kafkaProducer } from "../src/index.js";
 import type { KafkaOptions } from "../src/index.js";
 import { defaultPartitioner, murmur2 } from "../src/partitioner.js";
-import { fixKafkajs, kafkajsOriginals } from "../src/kafkajs-fixes.js";
+import { fixKafkajs, kafkajsOriginals, loadKafkajs } from "../src/kafkajs-fixes.js";
 import { brokers, createTopic, deleteTopics, freshTopic, serverEnv, withAdmin } from "./server.js";
 
 const text = (r: InRecord) => (typeof r.value === "string" ? r.value : Buffer.from(r.value).toString("utf8"));
@@ -217,7 +216,7 @@ describe("kafka producer and consumer", () => {
   it("partitioner: the same partitions as kafkajs' DefaultPartitioner, keyed (murmur2) and keyless (round robin over leaders)", async () => {
     // The producer's own partitioner replaces kafkajs' (which allocated per record); a key must keep its partition.
     const ours = defaultPartitioner();
-    const theirs = kafkajs.Partitioners.DefaultPartitioner();
+    const theirs = loadKafkajs().Partitioners.DefaultPartitioner();
     const meta = (n: number, down: number[] = []) =>
       Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: down.includes(i) ? -1 : 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
     const keys = ["", "a", "ab", "abc", "abcd", "abcde", "vessel-42", "ünï ✓", "x".repeat(37), ...Array.from({ length: 500 }, (_, i) => `v${i * 7919}`)];
@@ -477,6 +476,7 @@ describe("kafka producer and consumer", () => {
     // A committed transaction ends with a control record and an aborted one is filtered out by kafkajs: the
     // consumer never hands those offsets out, yet must count itself past them or `--until-idle` never ends.
     const t = await topic("caught-up-txn");
+    const kafkajs = loadKafkajs();
     const k = new kafkajs.Kafka({ brokers: brokers().split(","), logLevel: kafkajs.logLevel.NOTHING });
     const tp = k.producer({ transactionalId: `tx-${t}`, idempotent: true, maxInFlightRequests: 1 });
     await tp.connect();

@@ -1,8 +1,8 @@
 // Where the test Kafka is: env GEOWATCH_KAFKA_BROKERS, else the env file `.ci/servers/kafka.sh start` writes.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import kafkajs from "kafkajs";
 import type { Admin } from "kafkajs";
+import { loadKafkajs } from "../src/kafkajs-fixes.js";
 
 const ENV_FILE = fileURLToPath(new URL("../../../.servers/env/kafka.env", import.meta.url));
 const HINT = "Start the test server first: `bash .ci/servers/kafka.sh start` (from the repo root; needs Java 17 + Maven).";
@@ -30,6 +30,7 @@ export const freshTopic = (tag: string) => `gw-test-${tag}-${Date.now().toString
 
 /** A kafkajs admin for test setup and inspection (the package under test is not used for this). */
 export async function withAdmin<T>(fn: (admin: Admin) => Promise<T>): Promise<T> {
+  const kafkajs = loadKafkajs();
   const admin = new kafkajs.Kafka({ brokers: brokers().split(","), logLevel: kafkajs.logLevel.NOTHING }).admin();
   try {
     await admin.connect();
