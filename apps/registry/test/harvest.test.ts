@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFetcher, harvest, parseWmsCapabilities } from "../src/index.js";
-import type { Registry } from "../src/index.js";
+import type { LayerInput, Registry } from "../src/index.js";
+import { esriExtent } from "../src/harvest/esri.js";
 import { env, esriRoute, fixtureServer, tmpRegistry } from "./helpers.js";
 
 const fetcher = createFetcher({ allowPrivate: true });
@@ -124,7 +125,7 @@ describe("harvesters against real servers", () => {
   });
 });
 
-describe("Esri MapServer, ImageServer and services root (documents after Esri's REST API reference)", () => {
+describe("Esri MapServer, ImageServer and services root (documents in the shape of Esri's REST API reference)", () => {
   let srv: Awaited<ReturnType<typeof fixtureServer>>;
   let reg: Registry;
   beforeAll(async () => {
@@ -136,29 +137,86 @@ describe("Esri MapServer, ImageServer and services root (documents after Esri's 
     await srv.close();
   });
 
-  it("a services root adds every MapServer, ImageServer and FeatureServer it lists, folders included", async () => {
+  it("a services root adds every MapServer, ImageServer and FeatureServer it lists, folders included, and nothing else", async () => {
     const services = await reg.add(`${srv.url}/arcgis/rest/services`, { enqueue: false });
-    expect(services.map((s) => s.type).sort()).toEqual(["ESRI:ArcGIS:FeatureServer", "ESRI:ArcGIS:ImageServer", "ESRI:ArcGIS:MapServer"]);
+    expect(services.map((s) => s.url.replace(srv.url, "")).sort()).toEqual([
+      "/arcgis/rest/services/Census/MapServer",
+      "/arcgis/rest/services/Imagery/Toronto/ImageServer",
+      "/arcgis/rest/services/SampleWorldCities/FeatureServer",
+      "/arcgis/rest/services/SampleWorldCities/MapServer",
+    ]);
+    // Both folders were listed; GeocodeServer, VectorTileServer, SceneServer, GeometryServer and GPServer were not added.
+    expect(srv.requests.filter((r) => /\/services\/(Imagery|Utilities)\?/.test(r))).toHaveLength(2);
   });
 
-  it("MapServer layers with the service extent, keywords from documentInfo; export checked as a 256x256 PNG", async () => {
+  it("MapServer in WGS84: per-layer extents from /layers, keywords from documentInfo; export checked as a 256x256 PNG", async () => {
     const [svc] = await reg.add(`${srv.url}/arcgis/rest/services/SampleWorldCities/MapServer`, { enqueue: false });
     await reg.apply(await reg.harvestUpdate(svc!.id));
     const layers = await reg.storage.listLayers(svc!.id);
     expect(layers.map((l) => l.title)).toEqual(["Cities", "Continent", "World"]);
-    expect(layers[0]!.bbox).toEqual([-178.2176, -54.8, 179.2167, 78.2]);
+    expect(layers[0]!.bbox).toEqual([-176.1516, -54.7919, 179.2219, 78.2]);
+    expect(layers[0]!.abstract).toBe("Cities of the world with their population");
+    expect(layers[1]!.bbox).toEqual([-180, -90, 180, 83.6236]);
     expect(layers[0]!.keywords).toEqual(["cities", "population", "world"]);
+    expect(layers[0]!.crs).toEqual(["EPSG:4326"]);
+    expect(layers[0]!.owner).toBe("Esri");
     const u = await reg.checkUpdate(svc!.id);
     expect(u.kind === "checks" && u.checks.map((c) => [c.ok, c.message])).toEqual([[true, expect.stringContaining("JSON")], ...layers.map(() => [true, "png 256x256"])]);
-    expect(srv.requests.some((r) => r.includes("/MapServer/export?") && r.includes("size=256%2C256"))).toBe(true);
+    expect(srv.requests.some((r) => r.includes("/MapServer/export?") && r.includes("size=256%2C256") && r.includes("layers=show%3A0"))).toBe(true);
   });
 
-  it("ImageServer: one layer, Web Mercator extent converted to lon/lat, time extent", async () => {
+  it("MapServer in Web Mercator (wkid 102100, latestWkid 3857): group layers, time, NaN and Albers extents, tables", async () => {
+    const h = await harvest(`${srv.url}/arcgis/rest/services/Census/MapServer`, "ESRI:ArcGIS:MapServer", ctx);
+    expect(h.title).toBe("Census 2010-2020");
+    expect(h.version).toBe("10.91");
+    // The group layer (subLayerIds [1, 2]) and the table are not layers; the leaves keep their group.
+    expect(h.layers.map((l) => [l.name, l.title, l.extra!.groups])).toEqual([
+      ["1", "Counties", ["Census boundaries"]],
+      ["2", "Tracts", ["Census boundaries"]],
+      ["3", "States", undefined],
+    ]);
+    const [counties, tracts, states] = h.layers as [LayerInput, LayerInput, LayerInput];
+    // -13885038.8908, 2870337.1304, -7455049.4887, 6338174.0552 in Web Mercator metres; the expected degrees are
+    // GDAL's (gdaltransform -s_srs EPSG:3857 -t_srs EPSG:4326).
+    const want = [-124.731426561996, 24.9559669967937, -66.9698489956663, 49.3717349967383];
+    counties.bbox!.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 7));
+    expect(counties.crs).toEqual(["EPSG:3857"]);
+    expect(counties.keywords).toEqual(["census", "population", "counties", "tracts"]);
+    expect(counties.abstract).toBe("County boundaries with 2010 and 2020 population");
+    // The layer's own timeInfo; Tracts has none and takes the service's.
+    expect([counties.timeStart, counties.timeEnd]).toEqual([Date.parse("2010-01-01T00:00:00Z"), Date.parse("2020-01-01T00:00:00Z")]);
+    expect([tracts.timeStart, tracts.timeEnd]).toEqual([Date.parse("2010-01-01T00:00:00Z"), Date.parse("2020-12-31T00:00:00Z")]);
+    // Tracts' extent is "NaN"s and States' is in Albers (ESRI:102003, not reprojected): both get the map's extent.
+    expect(tracts.bbox).toEqual(counties.bbox);
+    expect(states.bbox).toEqual(counties.bbox);
+    expect(states.crs).toEqual(["ESRI:102003"]);
+  });
+
+  it("ImageServer: one layer, Web Mercator extent converted to lon/lat, time extent, bands", async () => {
     const h = await harvest(`${srv.url}/arcgis/rest/services/Imagery/Toronto/ImageServer`, "ESRI:ArcGIS:ImageServer", ctx);
     expect(h.layers).toHaveLength(1);
-    const b = h.layers[0]!.bbox!;
-    expect(b[0]).toBeCloseTo(-79.5353, 3);
-    expect(b[1]).toBeCloseTo(43.6443, 3);
-    expect(h.layers[0]!.timeStart).toBe(1483228800000);
+    const [l] = h.layers;
+    expect(l!.title).toBe("Toronto");
+    expect(l!.abstract).toBe("Toronto orthophotos");
+    expect(h.abstract).toBe("Ortho imagery of Toronto, Canada, 2017.");
+    const want = [-79.5351751692974, 43.6443469098092, -79.1165979761396, 43.9002869273875]; // gdaltransform's
+    l!.bbox!.forEach((v, i) => expect(v).toBeCloseTo(want[i]!, 7));
+    expect(l!.crs).toEqual(["EPSG:3857"]);
+    expect([l!.timeStart, l!.timeEnd]).toEqual([1483228800000, 1514678400000]);
+    expect(l!.extra).toMatchObject({ bands: 3, pixelType: "U8" });
+  });
+});
+
+describe("Esri extents", () => {
+  it("converts WGS84 and Web Mercator, clamps out-of-range values, refuses NaN, wkt-only and projected systems", () => {
+    expect(esriExtent({ xmin: -207.47, ymin: -103.12, xmax: 207.47, ymax: 103.12, spatialReference: { wkid: 4326, latestWkid: 4326 } })).toEqual([-180, -90, 180, 90]);
+    expect(esriExtent({ xmin: 1, ymin: 2, xmax: 3, ymax: 4 })).toEqual([1, 2, 3, 4]);
+    const world = esriExtent({ xmin: -2.5e7, ymin: -3e7, xmax: 2.5e7, ymax: 3e7, spatialReference: { wkid: 102100 } })!;
+    expect(world[0]).toBeCloseTo(-180, 6);
+    expect(world[3]).toBeCloseTo(85.0511, 3);
+    expect(esriExtent({ xmin: "NaN", ymin: "NaN", xmax: "NaN", ymax: "NaN", spatialReference: { wkid: 4326 } })).toBeNull();
+    expect(esriExtent({ xmin: 0, ymin: 0, xmax: 1, ymax: 1, spatialReference: { wkt: 'PROJCS["x"]' } })).toBeNull();
+    expect(esriExtent({ xmin: 1440000, ymin: 535000, xmax: 1455000, ymax: 550000, spatialReference: { wkid: 102719, latestWkid: 2264 } })).toBeNull();
+    expect(esriExtent({ xmin: 5, ymin: 45, xmax: 6, ymax: 46, spatialReference: { wkid: 4258 } })).toEqual([5, 45, 6, 46]);
   });
 });

@@ -89,15 +89,22 @@ export async function fixtureServer(route: Route): Promise<{ url: string; port: 
   return { url: `http://127.0.0.1:${port}`, port, requests, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-/** The Esri fixture documents on a loopback server, answering export/exportImage with 256x256 PNGs. */
+/** The Esri fixture documents (test/fixtures/esri/README.md) on a loopback server, answering export/exportImage with PNGs. */
 export function esriRoute(): Route {
   const doc = (name: string) => readFileSync(join(FIXTURES, "esri", name), "utf8");
+  const docs: Record<string, string> = {
+    "/arcgis/rest/services": "services.json",
+    "/arcgis/rest/services/Imagery": "imagery-folder.json",
+    "/arcgis/rest/services/Utilities": "utilities-folder.json",
+    "/arcgis/rest/services/SampleWorldCities/MapServer": "SampleWorldCities-MapServer.json",
+    "/arcgis/rest/services/SampleWorldCities/MapServer/layers": "SampleWorldCities-MapServer-layers.json",
+    "/arcgis/rest/services/Census/MapServer": "Census-MapServer.json",
+    "/arcgis/rest/services/Census/MapServer/layers": "Census-MapServer-layers.json",
+    "/arcgis/rest/services/Imagery/Toronto/ImageServer": "Toronto-ImageServer.json",
+  };
   return (_req, url) => {
     const p = url.pathname;
-    if (p === "/arcgis/rest/services") return { body: doc("services.json") };
-    if (p === "/arcgis/rest/services/Imagery") return { body: doc("imagery-folder.json") };
-    if (p === "/arcgis/rest/services/SampleWorldCities/MapServer") return { body: doc("SampleWorldCities-MapServer.json") };
-    if (p === "/arcgis/rest/services/Imagery/Toronto/ImageServer") return { body: doc("Toronto-ImageServer.json") };
+    if (docs[p]) return { body: doc(docs[p]) };
     if (p.endsWith("/export") || p.endsWith("/exportImage")) {
       const [w, h] = (url.searchParams.get("size") ?? "400,400").split(",").map(Number);
       return { type: "image/png", body: png(w!, h!) };
