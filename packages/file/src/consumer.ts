@@ -47,6 +47,11 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
   let delivered = 0;
   /** Last offset written to the offset file. */
   let committed = 0;
+  /** Newest offset committed by the caller (written at once, or when `commitIntervalMs` has passed). */
+  let wanted = 0;
+  const interval = opts.commitIntervalMs ?? 0;
+  let lastWrite = 0;
+  let timer: NodeJS.Timeout | undefined;
   /** Set when the path now names another file; the open one is drained, then we switch. */
   let rotated = false;
   let closed = false;
@@ -67,6 +72,7 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
   async function save(offset: number): Promise<void> {
     await writeAtomic(offsetFile, `${JSON.stringify({ offset, ino } satisfies Saved)}\n`, true);
     committed = offset;
+    if (wanted < offset) wanted = offset;
   }
 
   async function doConnect(): Promise<void> {
@@ -85,6 +91,7 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       readAt = opts.startAt === "end" && st ? st.size : 0;
     }
     committed = saved?.offset ?? 0;
+    wanted = committed;
     delivered = readAt;
     try {
       watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
@@ -125,18 +132,22 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
     return true;
   }
 
-  /** Reads up to `max` complete lines from `readAt`; a partial last line stays unread. */
-  async function readLines(h: FileHandle, size: number, max: number): Promise<InRecord[]> {
+  /**
+   * Reads up to `max` complete lines from `readAt`; a partial last line stays unread. The end of the file is
+   * where a read comes back short (no fstat per receive: the file's size is looked at only when nothing was read).
+   */
+  async function readLines(h: FileHandle, max: number): Promise<InRecord[]> {
     const out: InRecord[] = [];
     let want = chunkBytes;
-    while (out.length < max && readAt < size) {
-      const len = Math.min(want, size - readAt);
-      const buf = Buffer.allocUnsafe(len);
-      const { bytesRead } = await h.read(buf, 0, len, readAt);
+    while (out.length < max) {
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await h.read(buf, 0, want, readAt);
+      if (bytesRead === 0) break;
+      const short = bytesRead < want;
       let start = 0;
       let nl = buf.indexOf(10, 0);
       if (nl === -1 || nl >= bytesRead) {
-        if (readAt + bytesRead >= size) break; // partial last line: wait for its newline
+        if (short) break; // partial last line: wait for its newline
         want *= 2; // a line longer than the chunk
         continue;
       }
@@ -158,6 +169,7 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       }
       readAt += start;
       want = chunkBytes;
+      if (short) break; // what is left of a short read is a partial line
     }
     if (out.length > 0) delivered = readAt;
     return out;
@@ -166,6 +178,8 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
   async function readSome(max: number): Promise<InRecord[]> {
     if (!(await tryOpen()) || !fh) return [];
     const h = fh;
+    const recs = await readLines(h, max);
+    if (recs.length > 0) return recs;
     const size = (await h.stat()).size;
     if (size < readAt) {
       log.warn("file was truncated; reading again from the beginning", {
@@ -174,17 +188,19 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       readAt = 0;
       delivered = 0;
       committed = 0;
+      wanted = 0;
+      const again = await readLines(h, max);
+      if (again.length > 0) return again;
     }
-    const recs = await readLines(h, size, max);
-    if (recs.length > 0) return recs;
     if (!rotated) {
       const onDisk = await stat(file).catch(() => undefined);
       rotated = onDisk?.ino !== ino;
       // Re-check: lines may have landed in the old file between our read and the rename.
-      if (rotated) return readLines(h, (await h.stat()).size, max);
+      if (rotated) return readLines(h, max);
     }
-    // The old file is drained; switch once everything read from it is committed, so no commit of an
-    // old offset is taken as an offset into the new file.
+    // The old file is drained; switch once everything read from it is committed (a commit waiting for its
+    // interval is written now), so no commit of an old offset is taken as an offset into the new file.
+    if (rotated && committed < delivered && wanted >= delivered) await flush();
     if (rotated && committed >= delivered && (await stat(file).catch(() => undefined))) {
       await h.close();
       fh = undefined;
@@ -192,6 +208,7 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       ino = undefined;
       readAt = 0;
       delivered = 0;
+      wanted = 0;
       if (await tryOpen()) await commits(() => save(0));
       return readSome(max);
     }
@@ -208,16 +225,35 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
     }
   }
 
+  /** Writes the newest commit waiting for its interval, if it still applies. */
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    return commits(async () => {
+      const next = wanted;
+      if (next <= committed || next > delivered) return;
+      lastWrite = Date.now();
+      await save(next);
+    });
+  }
+
   async function commit(positions: Position[]): Promise<void> {
     let next = -1;
     for (const p of positions) if (p.stream === file) next = Math.max(next, Number(p.next));
     // Ignore what is already committed, and offsets past what this file handed out (a stale
     // position from before a truncation or rotation).
-    if (next < 0) return;
-    await commits(async () => {
-      if (next <= committed || next > delivered) return;
-      await save(next);
-    });
+    if (next < 0 || next <= wanted || next > delivered) return;
+    wanted = next;
+    if (interval <= 0 || Date.now() - lastWrite >= interval) return flush();
+    // Within the interval: the offset moves in memory only; the timer writes the newest one when the interval
+    // ends, close() writes it at once. A crash before then re-reads what was committed in between.
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      flush().catch((err: unknown) => {
+        log.warn("offset file write failed; retried at the next commit", { backend: "file", path: offsetFile, error: err instanceof Error ? err.message : String(err) });
+      });
+    }, Math.max(0, lastWrite + interval - Date.now()));
+    timer.unref();
   }
 
   return {
@@ -229,6 +265,8 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       closed = true;
       watcher?.close();
       wake();
+      // The commit waiting for its interval is written before the file is let go.
+      await flush();
       await commits(async () => {
         await fh?.close();
         fh = undefined;

@@ -16,6 +16,7 @@ export const fileConsumerSchema = z.strictObject({
   startAt: z.enum(["beginning", "end"]).optional().meta({ default: "beginning" }).describe("Where to start when no offset file exists."),
   pollMs: z.number().int().positive().optional().meta({ default: 200 }).describe("Polling interval in ms, the fallback when fs.watch misses a change."),
   chunkBytes: z.number().int().min(1024).optional().meta({ default: 1048576 }).describe("Bytes read per chunk; a longer line is read in growing chunks."),
+  commitIntervalMs: z.number().int().min(0).optional().meta({ default: 0 }).describe("Write the offset file at most once per this many ms: commits in between move the offset in memory only, the newest is written when the interval ends and on close. A crash then re-reads what was committed in the last interval (duplicates, never loss). 0: every commit is written before it returns."),
 });
 
 export const fileStoreSchema = z.strictObject({

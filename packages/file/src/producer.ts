@@ -18,13 +18,17 @@ export function createFileProducer(options: FileProducerOptions): Producer {
   const sync = opts.fsync ?? true;
   const one = serial();
   let fh: FileHandle | undefined;
+  /** Inode of the open file, to notice when the path names another file. */
+  let ino = -1;
   let size = 0;
 
   async function ensureOpen(): Promise<FileHandle> {
     if (fh) return fh;
     await mkdir(dirname(file), { recursive: true });
     const h = await open(file, "a");
-    size = (await h.stat()).size;
+    const st = await h.stat();
+    size = st.size;
+    ino = st.ino;
     if (sync) await fsyncDir(dirname(file));
     fh = h;
     return h;
@@ -60,14 +64,15 @@ export function createFileProducer(options: FileProducerOptions): Producer {
     await one(async () => {
       try {
         let h = await ensureOpen();
-        // Someone else may have rotated or removed the file: reopen so we append where readers look.
+        // Someone else may have rotated or removed the file: reopen so we append where readers look. One stat
+        // of the path per batch; the open file's own size is looked up only when it decides a rotation.
         const onDisk = await stat(file).catch(() => undefined);
-        const mine = await h.stat();
-        size = mine.size;
-        if (!onDisk || onDisk.ino !== mine.ino) {
+        if (!onDisk || onDisk.ino !== ino) {
           await h.close();
           fh = undefined;
           h = await ensureOpen();
+        } else if (opts.rotateBytes !== undefined) {
+          size = (await h.stat()).size;
         }
         if (opts.rotateBytes !== undefined && size > 0 && size + buf.length > opts.rotateBytes) {
           await rotate();

@@ -95,6 +95,32 @@ describe("fileProducer + fileConsumer", () => {
     expect(await b.receive(10, { waitMs: 50 })).toEqual([]);
   });
 
+  it("commitIntervalMs: writes the offset at most once per interval, the newest at its end and on close", async () => {
+    const path = join(dir, "ch");
+    const offsetPath = join(dir, "ch.offset");
+    await put(path, Array.from({ length: 6 }, (_, i) => `{"n":${i}}`));
+    const saved = async () => (JSON.parse(await readFile(offsetPath, "utf8").catch(() => '{"offset":-1}')) as { offset: number }).offset;
+    const a = consumer(path, { commitIntervalMs: 300 });
+    const got = await drain(a, 6);
+    // The first commit is written at once (nothing was written in the last interval) ...
+    await a.commit?.([got[0]!.position!]);
+    expect(await saved()).toBe(got[0]!.position!.next);
+    // ... later ones within the interval move the offset in memory only ...
+    await a.commit?.([got[1]!.position!]);
+    await a.commit?.([got[2]!.position!]);
+    expect(await saved()).toBe(got[0]!.position!.next);
+    // ... and the newest is written when the interval ends.
+    const until = Date.now() + 3000;
+    while ((await saved()) !== got[2]!.position!.next && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    expect(await saved()).toBe(got[2]!.position!.next);
+    // A commit waiting for its interval is written by close.
+    await a.commit?.([got[3]!.position!]);
+    await a.commit?.([got[4]!.position!]);
+    await a.close?.();
+    expect(await saved()).toBe(got[4]!.position!.next);
+    expect(values(await drain(consumer(path), 1))).toEqual(['{"n":5}']);
+  });
+
   it("re-reads uncommitted lines after a restart and honours offsetPath", async () => {
     const path = join(dir, "ch");
     const offsetPath = join(dir, "offsets", "..", "my.offset");
@@ -174,10 +200,11 @@ describe("fileProducer + fileConsumer", () => {
     expect(values(await drain(consumer(path, { startAt: "end" }), 1))).toEqual(["3"]);
   });
 
-  it("drains a rotated file before following the new one", async () => {
+  // With a long commit interval the commit that frees the old file is written when the consumer switches.
+  it.each([0, 60_000])("drains a rotated file before following the new one (commitIntervalMs %i)", async (commitIntervalMs) => {
     const path = join(dir, "ch");
     const p = fileProducer({ path, rotateBytes: 20 });
-    const c = consumer(path);
+    const c = consumer(path, { commitIntervalMs });
     await p.send([{ value: "1" }, { value: "2" }]);
     const a = await drain(c, 2);
     await p.send([{ value: "333333333333" }, { value: "4" }]); // 19 bytes: still the first file
@@ -186,6 +213,7 @@ describe("fileProducer + fileConsumer", () => {
     const b = await drain(c, 3, 500);
     expect(values([...a, ...b])).toEqual(["1", "2", "333333333333", "4"]);
     // The new file is read only once everything from the old one is committed.
+    await c.commit?.([a[1]!.position!]); // written at once; the next one, within the interval, waits for it
     expect(await c.receive(10, { waitMs: 100 })).toEqual([]);
     await c.commit?.([b[1]!.position!]);
     const d = await drain(c, 1);
