@@ -117,6 +117,10 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // Per track: its committed state when known, the newest change not yet committed (later batches read it
   // before the durable state), and the running batch's working copy.
   const recs = new Map<string, TrackRec>();
+  // Per input stream, the highest offset a state this stage knows may cover: every offset it processed and every
+  // `covered` offset it read from the durable state. Input beyond it cannot be a replay, so the replay check (a
+  // look at the track state's `covered` object) is skipped for it.
+  const reach = new Map<string, string | number>();
   let seq = 0;
   /** Numbers the runs (a record's `mark`); a run is never entered while another one is unfinished. */
   let runs = 0;
@@ -246,13 +250,27 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const compute = (): StageOutput => {
       const changedRecs: TrackRec[] = [];
       const changedTracks: string[] = [];
+      // The stream of the last position seen and its reach, kept in locals while a batch stays on one stream.
+      let rs: string | undefined;
+      let ro: string | number | undefined;
       for (let k = 0; k < msgs.length; k++) {
         const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, rec = trackRecs[k]!;
         const track = tracks[k]!;
         const prev = rec.cur;
         const at = msg.position;
-        // Replayed input the state already includes: its events went out before the state was stored.
-        if (at !== undefined && prev?.covered !== undefined && covers(prev.covered, at)) continue;
+        if (at !== undefined) {
+          if (at.stream !== rs) {
+            if (rs !== undefined) reach.set(rs, ro!);
+            rs = at.stream;
+            ro = reach.get(rs);
+          }
+          if (ro !== undefined && compareOffsets(at.offset, ro) === 1) ro = at.offset;
+          else {
+            // Replayed input the state already includes: its events went out before the state was stored.
+            if (prev?.covered !== undefined && covers(prev.covered, at)) continue;
+            if (ro === undefined || compareOffsets(at.offset, ro) === 1) ro = at.offset;
+          }
+        }
         const before = prev?.fences ?? NONE;
         const inNow = fencesOf(geometry);
         let same = before === inNow || before.length === inNow.length;
@@ -285,6 +303,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           }
         }
       }
+      if (rs !== undefined) reach.set(rs, ro!);
       const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
       if (changedRecs.length > 0) {
         const mine = ++seq;
@@ -307,6 +326,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       for (let k = 0; k < missingRecs.length; k++) {
         const rec = missingRecs[k]!, st = got[k];
         rec.cur = st;
+        if (st?.covered !== undefined) extendReach(st.covered);
         if (cacheable) {
           rec.known = true;
           rec.committed = st;
@@ -354,6 +374,17 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       if (ownsState) await s?.close?.();
     },
   };
+
+  /** Raises `reach` to the offsets a state read from the durable state covers. */
+  function extendReach(covered: CoveredPositions): void {
+    for (const stream in covered) {
+      if (!Object.hasOwn(covered, stream)) continue;
+      const offset = covered[stream]!, r = reach.get(stream);
+      // An offset that does not compare with the reach is not an integer (or the reach is not): `covers` never
+      // holds for it, and input whose offset does not compare with the reach gets the full check anyway.
+      if (r === undefined || compareOffsets(offset, r) === 1) reach.set(stream, offset);
+    }
+  }
 
   /**
    * A batch's commit: writes its changed tracks, then drops them from the overlay (unless a later batch changed
