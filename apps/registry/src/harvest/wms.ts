@@ -3,7 +3,9 @@ import type { BBox, LayerInput } from "../storage/types.js";
 import { getText, withParams } from "./fetch.js";
 import type { Harvested, HarvestContext } from "./types.js";
 import { baseUrl, cleanBBox, layerIdentifier, parseTimeExtent } from "./types.js";
-import { arr, attrOf, child, kidsOf, ownText, parseXmlOrdered, tagOf, text, toObject } from "./xml.js";
+import { scanWmsLayers } from "./wms-scan.js";
+import type { LayerTree } from "./wms-scan.js";
+import { arr, attrOf, checkXml, child, kidsOf, ownText, parseChecked, tagOf, text, toObject } from "./xml.js";
 import type { Ordered } from "./xml.js";
 
 interface Inherited {
@@ -122,13 +124,36 @@ function mergeCrs(inherited: string[], own: string[]): string[] {
   return out ?? inherited;
 }
 
+/** The layer tree from fast-xml-parser's ordered Layer nodes (the reference reading the scanner is tested against). */
+function treeOf(l: Ordered, extents: Map<string, Time>): LayerTree {
+  const f = readLayer(l, extents);
+  return { ...f, children: f.children.map((c) => treeOf(c, extents)) };
+}
+
+/** The document text without these ranges (the top-level Layer elements the scanner read). */
+function without(text: string, ranges: [number, number][]): string {
+  let out = "";
+  let at = 0;
+  for (const [a, b] of ranges) {
+    out += text.slice(at, a);
+    at = b;
+  }
+  return out + text.slice(at);
+}
+
 /**
  * Parses a WMS 1.3.0 or 1.1.1 capabilities document into layers (named layers only; properties inherited).
- * The layer tree is read straight from fast-xml-parser's ordered output, one pass over each layer's children;
- * only the rest of the document (Service, Request) is built into the object form.
+ * After parseXml's checks (size, no ENTITY, DOCTYPE dropped, well-formed), the layer tree is read by a scanner of
+ * its own in one pass (wms-scan.ts: only the elements a layer record needs), and the rest of the document
+ * (Service, Request), with the layer tree cut out, by fast-xml-parser. `reference: true` reads everything through
+ * fast-xml-parser instead: the same result, which the tests compare on every document they have.
  */
-export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harvested {
-  const nodes = parseXmlOrdered(xml, "WMS capabilities");
+export function parseWmsCapabilities(xml: string, url: string, owner = "", opts: { reference?: boolean } = {}): Harvested {
+  const what = "WMS capabilities";
+  const checked = checkXml(xml, what);
+  const extents = new Map<string, Time>();
+  const scanned = opts.reference ? undefined : scanWmsLayers(checked, extents);
+  const nodes = parseChecked(scanned ? without(checked, scanned.ranges) : checked, what);
   let rootNode: Ordered | undefined;
   let rootTag = "";
   for (const n of nodes) {
@@ -136,7 +161,7 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
     if (tag === "WMS_Capabilities" || tag === "WMT_MS_Capabilities") [rootNode, rootTag] = [n, tag];
     if (tag !== undefined && tag !== "#text") break;
   }
-  if (!rootNode || isEmpty(rootNode, rootTag)) {
+  if (!rootNode || (isEmpty(rootNode, rootTag) && !scanned?.layers.length)) {
     const doc = toObject(nodes);
     const ex = child(doc, "ServiceExceptionReport", "ServiceException");
     throw new GeoWatchError("DECODE", ex ? `WMS exception: ${text(ex)}` : "not a WMS capabilities document (no WMS_Capabilities or WMT_MS_Capabilities root)", { backend: "registry" });
@@ -155,6 +180,7 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
     for (const k of kidsOf(c, "Capability")) (tagOf(k) === "Layer" ? topLayers : kids).push(k);
     rest.push(c[":@"] === undefined ? { Capability: kids } : { Capability: kids, ":@": c[":@"] });
   }
+  const trees = scanned ? scanned.layers : topLayers.map((l) => treeOf(l, extents));
   const root = toObject(rest);
   const version = attrOf(rootNode, "version") ?? "";
   const service = child(root, "Service") ?? {};
@@ -164,11 +190,9 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
   const formats = arr(getMap?.Format).map(text);
   const base = baseUrl(url);
   const layers: LayerInput[] = [];
-  const extents = new Map<string, Time>();
   // One object for every layer of the service (the index stores it per layer as JSON).
   const extra = { getMap: href, version, format: formats.includes("image/png") ? "image/png" : (formats[0] ?? "image/png") };
-  const walk = (l: Ordered, inh: Inherited) => {
-    const f = readLayer(l, extents);
+  const walk = (f: LayerTree, inh: Inherited) => {
     const here: Inherited = { bbox: f.bbox ?? inh.bbox, crs: mergeCrs(inh.crs, f.crs), time: f.time ?? inh.time };
     if (f.name) {
       layers.push({
@@ -189,7 +213,7 @@ export function parseWmsCapabilities(xml: string, url: string, owner = ""): Harv
     }
     for (const c of f.children) walk(c, here);
   };
-  for (const top of topLayers) walk(top, { bbox: null, crs: [], time: { start: null, end: null } });
+  for (const top of trees) walk(top, { bbox: null, crs: [], time: { start: null, end: null } });
   return { type: "OGC:WMS", url: base, title: text(service.Title), abstract: text(service.Abstract), version, layers };
 }
 

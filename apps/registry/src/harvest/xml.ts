@@ -30,7 +30,8 @@ const parser = new XMLParser({
 const PREDEFINED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 const REFERENCE = /&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);/g;
 
-function decodeEntities(s: string): string {
+/** Text and attribute values as toObject decodes them: the five predefined entities and character references. */
+export function decodeEntities(s: string): string {
   if (s.indexOf("&") < 0) return s;
   return s.replace(REFERENCE, (_m, e: string) => {
     if (e[0] === "#") {
@@ -229,6 +230,16 @@ export function parseXml(text: string, what: string, maxBytes = MAX_XML_BYTES): 
 
 /** parseXml's checks, then fast-xml-parser's ordered output (the document's top-level nodes), for readers that walk it directly. */
 export function parseXmlOrdered(text: string, what: string, maxBytes = MAX_XML_BYTES): Ordered[] {
+  return parseChecked(checkXml(text, what, maxBytes), what);
+}
+
+/**
+ * The safety and well-formedness checks of parseXml, without parsing: refuses documents over `maxBytes`, ENTITY
+ * declarations, any DOCTYPE beyond an external DTD reference, and documents that are not well-formed. Returns the
+ * text to parse (a DOCTYPE and a byte order mark dropped). Readers of their own (the WMS layer scanner) run only on
+ * what this returns.
+ */
+export function checkXml(text: string, what: string, maxBytes = MAX_XML_BYTES): string {
   // A string's UTF-8 length is between its length and three times it: count bytes only when in doubt.
   if (text.length > maxBytes || (text.length * 3 > maxBytes && Buffer.byteLength(text) > maxBytes)) {
     throw new GeoWatchError("XML", `${what}: document is larger than ${maxBytes} bytes`, { backend: "registry" });
@@ -254,6 +265,11 @@ export function parseXmlOrdered(text: string, what: string, maxBytes = MAX_XML_B
   if (bad) {
     throw new GeoWatchError("XML", `${what}: not well-formed XML: ${bad.msg} (line ${lineAt(text, bad.index)})`, { backend: "registry" });
   }
+  return text;
+}
+
+/** fast-xml-parser's ordered output of a document checkXml returned. */
+export function parseChecked(text: string, what: string): Ordered[] {
   try {
     return parser.parse(text) as Ordered[];
   } catch (err) {

@@ -169,12 +169,20 @@ export class SqlStorage implements RegistryStorage {
   private async writeLayers(db: SqlDb, layers: LayerInput[], serviceId: number | null, now: number): Promise<number> {
     // The same identifier twice in one statement is an error on PostgreSQL: the last one wins.
     const unique = [...new Map(layers.map((l) => [l.identifier, l])).values()];
+    // Harvesters share one CRS list and one `extra` object among many layers (a WMS gives every layer the same
+    // extra, and inherited CRS lists by reference): each distinct object is serialised once.
+    const json = new Map<object, string>();
+    const shared = (v: object): string => {
+      let t = json.get(v);
+      if (t === undefined) json.set(v, (t = JSON.stringify(v)));
+      return t;
+    };
     const values = (l: LayerInput): unknown[] => {
       const b = l.bbox ?? null;
       return [
-        l.identifier, serviceId, l.name, l.title, l.abstract ?? "", JSON.stringify(l.keywords ?? []), JSON.stringify(l.crs ?? []),
+        l.identifier, serviceId, l.name, l.title, l.abstract ?? "", JSON.stringify(l.keywords ?? []), l.crs ? shared(l.crs) : "[]",
         b ? b[0] : null, b ? b[1] : null, b ? b[2] : null, b ? b[3] : null, l.timeStart ?? null, l.timeEnd ?? null,
-        l.type, l.url, l.owner ?? "", JSON.stringify(l.extra ?? {}), now,
+        l.type, l.url, l.owner ?? "", l.extra ? shared(l.extra) : "{}", now,
       ];
     };
     if (db.many) {
