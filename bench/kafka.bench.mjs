@@ -17,7 +17,8 @@
 // Env: BENCH_N (messages), BENCH_RUNS (alternated runs, default 3), BENCH_COUNT (broker `count`, default 5000),
 // BENCH_MAX_IN_FLIGHT (broker `max_in_flight`, default 50000), BENCH_BUFFER (consumer `max_buffered_records`,
 // default: the backend's), BENCH_MODES (comma list of the modes above), BENCH_PROF (a directory: geowatch runs
-// write CPU profiles there). With GNU time installed each mode also reports CPU seconds and peak RSS: on a
+// write CPU profiles there), BENCH_NODE_ARGS (extra node options for the geowatch runs, space-separated, e.g. an
+// `--import` hook to time another build of a backend against this one). With GNU time installed each mode also reports CPU seconds and peak RSS: on a
 // shared machine the CPU cost per message is the steadier figure, since wall clocks stretch with the load.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -206,7 +207,8 @@ async function geowatch(ctx, run, kind) {
   const file = join(ctx.dir, `geowatch-${kind}-${run}.json`);
   writeFileSync(file, JSON.stringify(config));
   const prof = process.env.BENCH_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROF}`, `--cpu-prof-name=geowatch-${kind}-${run}.cpuprofile`] : [];
-  const { ms, rssMB, cpuS } = await timed(process.execPath, [...prof, CLI, "run", file, "--until-idle", "--log-level", "warn", "--no-status"]);
+  const extra = process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(" ").filter(Boolean) : [];
+  const { ms, rssMB, cpuS } = await timed(process.execPath, [...extra, ...prof, CLI, "run", file, "--until-idle", "--log-level", "warn", "--no-status"]);
   rmSync(file);
   const committed = await groupCommitted(groupId, ctx.input);
   if (committed !== N) throw new Error(`geowatch ${kind}: the group committed ${committed} of ${N} offsets`);

@@ -16,6 +16,7 @@ import { makeRecord, makeRecordBatch } from "./kafkajs/encode.js";
 import { groupMessagesPerPartition } from "./kafkajs/group.js";
 import type { EncoderClass, EncoderLike, KafkajsInternals } from "./kafkajs/internals.js";
 import { makeBatch } from "./kafkajs/batch.js";
+import { makeProduceV3, makeRequest } from "./kafkajs/produce.js";
 
 type KafkajsModule = typeof import("kafkajs");
 
@@ -40,6 +41,8 @@ export const SEEDED = [
   "src/protocol/recordBatch/v0/index.js",
   "src/protocol/recordBatch/v0/decoder.js",
   "src/consumer/batch.js",
+  "src/protocol/requests/produce/v3/request.js",
+  "src/protocol/request.js",
 ] as const;
 
 const load = createRequire(import.meta.url);
@@ -54,6 +57,9 @@ export const kafkajsStatus: { version?: string; fixed: boolean; seeded: string[]
 let applied = false;
 let reported = false;
 let kafkajs: KafkajsModule | undefined;
+
+/** kafkajs' `Encoder.nextPowerOfTwo`. */
+const nextPowerOfTwo = (v: number) => 1 << (31 - Math.clz32(v) + 1);
 
 /** An int32 number, whose zigzag encoding fits 32 bits: what a record's timestamp delta almost always is. */
 const isInt32 = (v: unknown): v is number => typeof v === "number" && (v | 0) === v;
@@ -76,9 +82,11 @@ function seed(file: string, exports: unknown): boolean {
  *    every connection (tulios/kafkajs#1704, #1751), and prints a `TimeoutNegativeWarning`. With nothing pending
  *    and no throttle there is nothing to check: a request that has to wait schedules the check itself (`push`).
  * 2. The encoder wrote every varint through a new array and `Buffer.from`, every varlong through a chain of
- *    BigInt-backed Longs; the same bytes are written in place (varlongs only for int32 numbers).
- * 3. Module-level hot paths, seeded into `require.cache` (see the file comment): record and record batch encoding,
- *    CRC32C, grouping a request's records by partition, record batch decoding, the consumer's batch filtering.
+ *    BigInt-backed Longs; the same bytes are written in place (varlongs only for int32 numbers). It grows its
+ *    buffer without zero-filling it.
+ * 3. Module-level hot paths, seeded into `require.cache` (see the file comment): record, record batch and produce
+ *    request encoding, the request frame, CRC32C, grouping a request's records by partition, record batch decoding,
+ *    the consumer's batch filtering.
  */
 function apply(): void {
   const pkgFile = load.resolve("kafkajs/package.json");
@@ -110,12 +118,17 @@ function apply(): void {
       return { LOG_APPEND_TIME: t.LOG_APPEND_TIME, CREATE_TIME: t.CREATE_TIME };
     })(),
   };
+  const Record = makeRecord(Encoder);
+  const recordBatch = makeRecordBatch(internals);
+  const apiKeys = load(at("src/protocol/requests/apiKeys.js")) as { Produce: number };
   const impls: unknown[] = [
     groupMessagesPerPartition,
-    makeRecord(Encoder),
-    makeRecordBatch(internals),
+    Record,
+    recordBatch,
     makeRecordBatchDecoder(internals),
     makeBatch(internals.Long, load(at("src/consumer/filterAbortedMessages.js"))),
+    makeProduceV3(internals, Record, recordBatch.RecordBatch, apiKeys.Produce),
+    makeRequest(Encoder),
   ];
   files.forEach((f, i) => (seed(f, impls[i]) ? kafkajsStatus.seeded : kafkajsStatus.skipped).push(SEEDED[i]!));
 
@@ -152,6 +165,14 @@ function apply(): void {
     // For an int32 the 64-bit zigzag equals the 32-bit one read as unsigned.
     if (isInt32(value)) return putUVarInt(this, ((value << 1) ^ (value >> 31)) >>> 0);
     return writeVarLong.call(this, value);
+  };
+  // Growing an encoder allocated a zero-filled buffer and copied into it; only bytes below `offset` are ever read
+  // (`buffer` is `buf.slice(0, offset)`) and all of those are written, so the zeroing bought nothing.
+  Encoder.prototype.ensureAvailable = function (this: EncoderLike, length: number) {
+    if (this.offset + length <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(nextPowerOfTwo(this.offset + length));
+    this.buf.copy(grown, 0, 0, this.offset);
+    this.buf = grown;
   };
   Encoder.sizeOfVarLong = (value: unknown) => {
     if (!isInt32(value)) return sizeOfVarLong(value);

@@ -1,6 +1,6 @@
 // The replacements seeded into kafkajs 2.2.4 against kafkajs' own modules, byte for byte and value for value.
 // Needs no server: everything is encoded and decoded in memory.
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { SEEDED, fixKafkajs, kafkajsStatus, loadKafkajs } from "../src/kafkajs-fixes.js";
 import { crc32c } from "../src/kafkajs/crc32c.js";
 import { live, pristine } from "./pristine.js";
@@ -8,6 +8,9 @@ import { live, pristine } from "./pristine.js";
 beforeAll(() => {
   fixKafkajs();
   loadKafkajs();
+});
+afterEach(() => {
+  vi.restoreAllMocks();
 });
 
 const REC = "src/protocol/recordBatch/record/v0/index.js";
@@ -83,6 +86,12 @@ describe("CRC32C", () => {
       const b = a + Math.floor(r() * (5000 - a));
       expect(crc32c(big, a, b)).toBe(theirs(big.subarray(a, b)));
     }
+    // Views that start at every alignment of the underlying memory.
+    for (let shift = 0; shift < 8; shift++) {
+      const view = big.subarray(shift, 4000 + shift);
+      expect(view.byteOffset % 8).toBe(shift);
+      for (const [a, b] of [[0, view.length], [1, 999], [3, 3], [5, 17]] as const) expect(crc32c(view, a, b), `shift ${shift} [${a}, ${b})`).toBe(theirs(view.subarray(a, b)));
+    }
   });
 });
 
@@ -156,18 +165,26 @@ describe("kafkajs 2.2.4 replacements", () => {
     }
   });
 
-  it("produce requests v3-v7: the same request bytes through kafkajs' own request encoder", async () => {
+  it("produce requests v3-v7 and their frame: the same request bytes as kafkajs' own encoders", async () => {
+    vi.spyOn(Date, "now").mockReturnValue(1_764_600_001_234);
     for (const version of [3, 5, 7]) {
       const rel = `src/protocol/requests/produce/v${version}/request.js`;
       for (const compression of [0, GZIP]) {
         const topicData = [
           { topic: "a", partitions: [{ partition: 0, firstSequence: 5, messages: messages(20 + version, 300) }, { partition: 3, firstSequence: 0, messages: messages(30, 10) }] },
           { topic: "ü-topic", partitions: [{ partition: 1, firstSequence: 9, messages: messages(40, 50) }] },
+          // No timestamps: kafkajs stamps them with Date.now() (fixed for this test).
+          { topic: "now", partitions: [{ partition: 0, messages: messages(41, 5).map(({ timestamp: _t, ...m }) => m) }] },
         ];
         const args = { acks: -1, timeout: 30000, compression, producerId: 77, producerEpoch: 1, topicData };
         const a = await live(rel)(args).encode();
         const b = await pristine(rel)(args).encode();
         expect(a.buffer.equals(b.buffer), `produce v${version}, compression ${compression}`).toBe(true);
+        // The request frame around it (size, api key and version, correlation id, client id).
+        for (const clientId of ["geowatch", null, "ünï"]) {
+          const framed = async (side: typeof live) => (await side("src/protocol/request.js")({ correlationId: 1234 + version, clientId, request: side(rel)(args) })).buffer;
+          expect((await framed(live)).equals(await framed(pristine)), `frame v${version} ${clientId}`).toBe(true);
+        }
       }
     }
   });

@@ -215,7 +215,7 @@ const TRANSACTIONAL_MASK = 16;
 const CRC_FROM = 8 + 4 + 4 + 1 + 4;
 
 /** An Encoder over `buf`, without the zero-filled 512-byte buffer its constructor allocates. */
-function encoderOver(Encoder: EncoderClass, buf: Buffer, offset: number): EncoderLike {
+export function encoderOver(Encoder: EncoderClass, buf: Buffer, offset: number): EncoderLike {
   const e = Object.create(Encoder.prototype) as EncoderLike;
   e.buf = buf;
   e.offset = offset;

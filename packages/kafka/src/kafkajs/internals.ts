@@ -12,6 +12,8 @@ export interface EncoderLike {
   writeUInt32(v: number): EncoderLike;
   writeInt64(v: unknown): EncoderLike;
   writeBuffer(v: Buffer): EncoderLike;
+  writeString(v: string | null): EncoderLike;
+  writeEncoder(v: EncoderLike): EncoderLike;
   writeArray(array: unknown[], type?: string): EncoderLike;
   writeEncoderArray(array: unknown[]): EncoderLike;
   writeUVarInt(v: number): EncoderLike;
