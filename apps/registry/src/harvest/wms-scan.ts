@@ -111,47 +111,64 @@ function finish(b: Building, extents: Map<string, Time>): LayerTree {
  * expect (another root, an empty root): the caller then reads the document through fast-xml-parser alone.
  */
 export function scanWmsLayers(text: string, extents: Map<string, Time>): { layers: LayerTree[]; ranges: [number, number][] } | undefined {
-  const kinds: number[] = [];
-  const textKinds: number[] = []; // the T_* of a TEXT element, -1 otherwise
-  const names: string[] = []; // local names of TEXT elements under GEO (their bound), "" otherwise
-  const open: Building[] = [];
-  const layers: LayerTree[] = [];
-  const ranges: [number, number][] = [];
-  let capabilities = 0;
-  let rootSeen = false;
+  const s = new Scanner(text, extents);
+  try {
+    s.run();
+  } catch (err) {
+    if (err === NOT_EXPECTED) return undefined;
+    throw err;
+  }
+  return s.rootSeen ? { layers: s.layers, ranges: s.ranges } : undefined;
+}
+
+// The scanner's state lives in fields of fixed types and its steps are methods, so the engine optimises them
+// once for every document (closures made per call would be new functions each time).
+class Scanner {
+  readonly kinds: number[] = [];
+  readonly textKinds: number[] = []; // the T_* of a TEXT element, -1 otherwise
+  readonly names: string[] = []; // local names of TEXT elements under GEO (their bound), "" otherwise
+  readonly open: Building[] = [];
+  readonly layers: LayerTree[] = [];
+  readonly ranges: [number, number][] = [];
+  capabilities = 0;
+  rootSeen = false;
   // Text of the innermost element since its last child, as fast-xml-parser collects it (comments do not cut it):
   // the span [pendingFrom, pendingTo) of the text, joined onto `pending` only when a comment splits it.
-  let pending = "";
-  let pendingFrom = -1;
-  let pendingTo = -1;
-  let acc = ""; // the innermost TEXT element's text so far
-  let hasKids = false; // the innermost GEO / LATLON element has a child node (element or text)
-  let rangeStart = -1;
-  let dimensionAttr = ""; // the name attribute of the open Dimension / Extent
-  const n = text.length;
+  pending = "";
+  pendingFrom = -1;
+  pendingTo = -1;
+  acc = ""; // the innermost TEXT element's text so far
+  hasKids = false; // the innermost GEO / LATLON element has a child node (element or text)
+  rangeStart = -1;
+  dimensionAttr = ""; // the name attribute of the open Dimension / Extent
 
-  const flush = () => {
-    if (pendingFrom < 0 && pending === "") return;
-    const top = kinds[kinds.length - 1];
+  constructor(
+    readonly text: string,
+    readonly extents: Map<string, Time>,
+  ) {}
+
+  flush(): void {
+    if (this.pendingFrom < 0 && this.pending === "") return;
+    const top = this.kinds[this.kinds.length - 1];
     if (top === TEXT || top === GEO || top === LATLON) {
-      const seg = (pending === "" ? text.slice(pendingFrom, pendingTo) : pendingFrom < 0 ? pending : pending + text.slice(pendingFrom, pendingTo)).trim();
+      const seg = (this.pending === "" ? this.text.slice(this.pendingFrom, this.pendingTo) : this.pendingFrom < 0 ? this.pending : this.pending + this.text.slice(this.pendingFrom, this.pendingTo)).trim();
       if (seg !== "") {
-        if (top === TEXT) acc += decodeEntities(seg);
-        else hasKids = true;
+        if (top === TEXT) this.acc += decodeEntities(seg);
+        else this.hasKids = true;
       }
     }
-    pending = "";
-    pendingFrom = -1;
-  };
+    this.pending = "";
+    this.pendingFrom = -1;
+  }
 
-  const closeText = () => {
-    const value = acc.trim();
-    acc = "";
-    const tk = textKinds[textKinds.length - 1]!;
-    const parentKind = kinds[kinds.length - 2];
-    const b = open[open.length - 1];
+  closeText(): void {
+    const value = this.acc.trim();
+    this.acc = "";
+    const tk = this.textKinds[this.textKinds.length - 1]!;
+    const parentKind = this.kinds[this.kinds.length - 2];
+    const b = this.open[this.open.length - 1];
     if (parentKind === GEO) {
-      const name = names[names.length - 1]!;
+      const name = this.names[this.names.length - 1]!;
       if (b?.geo && b.geo[name] === undefined) b.geo[name] = value;
       return;
     }
@@ -165,125 +182,126 @@ export function scanWmsLayers(text: string, extents: Map<string, Time>): { layer
       case T_CRS: if (value) t.crs.push(value); break;
       case T_SRS: for (const s of value.split(/\s+/)) if (s) t.crs.push(s); break;
       case T_DIMENSION:
-      case T_EXTENT: b.times.push({ dimension: tk === T_DIMENSION, name: dimensionAttr, text: value }); break;
+      case T_EXTENT: b.times.push({ dimension: tk === T_DIMENSION, name: this.dimensionAttr, text: value }); break;
     }
-  };
+  }
 
-  // Opens an element: what it is depends on its parent.
-  const openElement = (tagStart: number, nameEnd: number, tagEnd: number): void => {
-    const parent = kinds.length ? kinds[kinds.length - 1]! : -1;
+  openElement(tagStart: number, nameEnd: number, tagEnd: number): void {
+    const parent = this.kinds.length ? this.kinds[this.kinds.length - 1]! : -1;
     // The element's local name is compared in place (no string made for the thousands of elements read).
-    const ls = parent === SKIP || parent === TEXT ? 0 : localStart(text, tagStart + 1, nameEnd);
+    const ls = parent === SKIP || parent === TEXT ? 0 : localStart(this.text, tagStart + 1, nameEnd);
     let kind = SKIP;
     let tk = -1;
     let bound = "";
     if (parent === SKIP || parent === TEXT) {
       // inside something not read, or an element inside a text element (its text is not the parent's own)
-      if (parent === TEXT) hasKids = true;
+      if (parent === TEXT) this.hasKids = true;
     } else if (parent === -1) {
-      if (rootSeen || !(named(text, ls, nameEnd, "WMS_Capabilities") || named(text, ls, nameEnd, "WMT_MS_Capabilities"))) throw NOT_EXPECTED;
-      rootSeen = true;
+      if (this.rootSeen || !(named(this.text, ls, nameEnd, "WMS_Capabilities") || named(this.text, ls, nameEnd, "WMT_MS_Capabilities"))) throw NOT_EXPECTED;
+      this.rootSeen = true;
       kind = ROOT;
     } else if (parent === ROOT) {
-      if (named(text, ls, nameEnd, "Capability") && capabilities++ === 0) kind = CAPABILITY;
+      if (named(this.text, ls, nameEnd, "Capability") && this.capabilities++ === 0) kind = CAPABILITY;
     } else if (parent === CAPABILITY) {
-      if (named(text, ls, nameEnd, "Layer")) {
+      if (named(this.text, ls, nameEnd, "Layer")) {
         kind = LAYER;
-        rangeStart = tagStart;
+        this.rangeStart = tagStart;
       }
     } else if (parent === GEO || parent === LATLON) {
-      hasKids = true;
+      this.hasKids = true;
       if (parent === GEO) {
         kind = TEXT;
         tk = T_BOUND;
-        bound = text.slice(ls, nameEnd);
+        bound = this.text.slice(ls, nameEnd);
       }
     } else if (parent === KEYWORDS) {
-      if (named(text, ls, nameEnd, "Keyword")) { kind = TEXT; tk = T_KEYWORD; }
+      if (named(this.text, ls, nameEnd, "Keyword")) { kind = TEXT; tk = T_KEYWORD; }
     } else if (parent === LAYER) {
-      const b = open[open.length - 1]!;
-      if (named(text, ls, nameEnd, "Name")) {
+      const b = this.open[this.open.length - 1]!;
+      if (named(this.text, ls, nameEnd, "Name")) {
         if (!(b.seen & 1)) { kind = TEXT; tk = T_NAME; b.seen = b.seen | 1; }
-      } else if (named(text, ls, nameEnd, "Title")) {
+      } else if (named(this.text, ls, nameEnd, "Title")) {
         if (!(b.seen & 2)) { kind = TEXT; tk = T_TITLE; b.seen = b.seen | 2; }
-      } else if (named(text, ls, nameEnd, "Abstract")) {
+      } else if (named(this.text, ls, nameEnd, "Abstract")) {
         if (!(b.seen & 4)) { kind = TEXT; tk = T_ABSTRACT; b.seen = b.seen | 4; }
-      } else if (named(text, ls, nameEnd, "KeywordList")) {
+      } else if (named(this.text, ls, nameEnd, "KeywordList")) {
         if (!(b.seen & 8)) { kind = KEYWORDS; b.seen = b.seen | 8; }
-      } else if (named(text, ls, nameEnd, "CRS")) {
+      } else if (named(this.text, ls, nameEnd, "CRS")) {
         kind = TEXT;
         tk = T_CRS;
-      } else if (named(text, ls, nameEnd, "SRS")) {
+      } else if (named(this.text, ls, nameEnd, "SRS")) {
         kind = TEXT;
         tk = T_SRS;
-      } else if (named(text, ls, nameEnd, "EX_GeographicBoundingBox")) {
+      } else if (named(this.text, ls, nameEnd, "EX_GeographicBoundingBox")) {
         if (!(b.seen & 16)) {
           b.seen |= 16;
           kind = GEO;
           b.geo = {};
           // An element with attributes is not empty even without content (no "=": no attribute to read).
-          hasKids = text.indexOf("=", nameEnd) < tagEnd && attributes(text.slice(nameEnd, tagEnd)) !== undefined;
+          this.hasKids = this.text.indexOf("=", nameEnd) < tagEnd && attributes(this.text.slice(nameEnd, tagEnd)) !== undefined;
         }
-      } else if (named(text, ls, nameEnd, "LatLonBoundingBox")) {
+      } else if (named(this.text, ls, nameEnd, "LatLonBoundingBox")) {
         if (!(b.seen & 32)) {
           b.seen |= 32;
           kind = LATLON;
-          const a = attributes(text.slice(nameEnd, tagEnd));
+          const a = attributes(this.text.slice(nameEnd, tagEnd));
           b.latLon = a ?? {};
-          hasKids = a !== undefined;
+          this.hasKids = a !== undefined;
         }
-      } else if (named(text, ls, nameEnd, "Dimension") || named(text, ls, nameEnd, "Extent")) {
+      } else if (named(this.text, ls, nameEnd, "Dimension") || named(this.text, ls, nameEnd, "Extent")) {
         kind = TEXT;
-        tk = named(text, ls, nameEnd, "Dimension") ? T_DIMENSION : T_EXTENT;
-        dimensionAttr = attributes(text.slice(nameEnd, tagEnd))?.name ?? "";
-      } else if (named(text, ls, nameEnd, "Layer")) {
+        tk = named(this.text, ls, nameEnd, "Dimension") ? T_DIMENSION : T_EXTENT;
+        this.dimensionAttr = attributes(this.text.slice(nameEnd, tagEnd))?.name ?? "";
+      } else if (named(this.text, ls, nameEnd, "Layer")) {
         kind = LAYER;
       }
     }
     if (kind === LAYER) {
-      open.push({ tree: { name: "", title: "", abstract: "", keywords: [], crs: [], bbox: null, time: undefined, children: [] }, seen: 0, geo: null, latLon: null, times: [] });
+      this.open.push({ tree: { name: "", title: "", abstract: "", keywords: [], crs: [], bbox: null, time: undefined, children: [] }, seen: 0, geo: null, latLon: null, times: [] });
     }
-    if (kind === TEXT) acc = "";
-    kinds.push(kind);
-    textKinds.push(tk);
-    names.push(bound);
-  };
+    if (kind === TEXT) this.acc = "";
+    this.kinds.push(kind);
+    this.textKinds.push(tk);
+    this.names.push(bound);
+  }
 
-  const closeElement = (end: number): void => {
-    const kind = kinds[kinds.length - 1];
-    if (kind === TEXT) closeText();
-    else if ((kind === GEO || kind === LATLON) && !hasKids) {
+  closeElement(end: number): void {
+    const kind = this.kinds[this.kinds.length - 1];
+    if (kind === TEXT) this.closeText();
+    else if ((kind === GEO || kind === LATLON) && !this.hasKids) {
       // Empty (no attribute, no content): as if absent, but still the first one (readLayer's `geo ??= c`).
-      const b = open[open.length - 1]!;
+      const b = this.open[this.open.length - 1]!;
       if (kind === GEO) b.geo = null;
       else b.latLon = null;
     } else if (kind === LAYER) {
-      const b = open.pop()!;
-      const tree = finish(b, extents);
-      const parent = open[open.length - 1];
+      const b = this.open.pop()!;
+      const tree = finish(b, this.extents);
+      const parent = this.open[this.open.length - 1];
       if (parent) parent.tree.children.push(tree);
       else {
-        layers.push(tree);
-        ranges.push([rangeStart, end]);
+        this.layers.push(tree);
+        this.ranges.push([this.rangeStart, end]);
       }
     }
-    if (kind === GEO || kind === LATLON) hasKids = false;
-    kinds.pop();
-    textKinds.pop();
-    names.pop();
-  };
+    if (kind === GEO || kind === LATLON) this.hasKids = false;
+    this.kinds.pop();
+    this.textKinds.pop();
+    this.names.pop();
+  }
 
-  try {
+  run(): void {
+    const text = this.text;
+    const n = text.length;
     let i = text.indexOf("<");
     let last = 0;
     while (i >= 0) {
       // Text since the last markup belongs to the innermost open element.
-      if (i > last && kinds.length) {
-        const top = kinds[kinds.length - 1];
+      if (i > last && this.kinds.length) {
+        const top = this.kinds[this.kinds.length - 1];
         if (top === TEXT || top === GEO || top === LATLON) {
-          if (pendingFrom >= 0) pending += text.slice(pendingFrom, pendingTo);
-          pendingFrom = last;
-          pendingTo = i;
+          if (this.pendingFrom >= 0) this.pending += text.slice(this.pendingFrom, this.pendingTo);
+          this.pendingFrom = last;
+          this.pendingTo = i;
         }
       }
       const c = text.charCodeAt(i + 1);
@@ -294,21 +312,21 @@ export function scanWmsLayers(text: string, extents: Map<string, Time>): { layer
         } else {
           // CDATA: its content is a text node of its own, untrimmed and kept even when empty.
           const j = text.indexOf("]]>", i + 9);
-          flush();
-          const top = kinds[kinds.length - 1];
-          if (top === TEXT) acc += decodeEntities(text.slice(i + 9, j));
-          else if (top === GEO || top === LATLON) hasKids = true;
+          this.flush();
+          const top = this.kinds[this.kinds.length - 1];
+          if (top === TEXT) this.acc += decodeEntities(text.slice(i + 9, j));
+          else if (top === GEO || top === LATLON) this.hasKids = true;
           next = j + 3;
         }
       } else if (c === 63 /* ? */) {
-        flush();
+        this.flush();
         next = text.indexOf("?>", i + 2) + 2;
       } else if (c === 47 /* / */) {
-        flush();
+        this.flush();
         next = text.indexOf(">", i + 2) + 1;
-        closeElement(next);
+        this.closeElement(next);
       } else {
-        flush();
+        this.flush();
         let j = i + 1;
         let ch = text.charCodeAt(j);
         while (j < n && ch !== 32 && ch !== 62 && ch !== 47 && ch !== 9 && ch !== 10 && ch !== 13) ch = text.charCodeAt(++j);
@@ -320,18 +338,13 @@ export function scanWmsLayers(text: string, extents: Map<string, Time>): { layer
         }
         next = j + 1;
         const selfClosing = text.charCodeAt(j - 1) === 47;
-        openElement(i, nameEnd, selfClosing ? j - 1 : j);
-        if (selfClosing) closeElement(next);
+        this.openElement(i, nameEnd, selfClosing ? j - 1 : j);
+        if (selfClosing) this.closeElement(next);
       }
       last = next;
       i = text.indexOf("<", next);
     }
-  } catch (err) {
-    if (err === NOT_EXPECTED) return undefined;
-    throw err;
   }
-  if (!rootSeen) return undefined;
-  return { layers, ranges };
 }
 
 const NOT_EXPECTED = new Error("not a WMS capabilities document the scanner reads");
