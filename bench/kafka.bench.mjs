@@ -8,6 +8,8 @@
 //   kafkajs relay       reference: kafkajs 2.2.4 as published, used directly in its own process the way the backend
 //                       uses it (fetch sizes, idempotent producer with acks=all, requests of 1000 records, commit
 //                       after each send): the ceiling of a relay on kafkajs, so the gap splits into client and GeoWatch
+//   kafkajs fixed relay the same relay on kafkajs with @geowatch/kafka's fixes (`fixKafkajs()` before it loads):
+//                       the ceiling of a relay on the client as the backend ships it
 // Every geowatch run is the real CLI in its own process with a fresh consumer group, at-least-once as shipped
 // (offsets committed only after the sink accepted the records); each run checks that the group committed all
 // N offsets and that the output holds at least N records. Clocks are wall clocks of whole processes (start-up,
@@ -25,10 +27,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import kafkajs from "kafkajs";
+import { fixKafkajs } from "@geowatch/kafka";
 import { GNU_TIME, timed } from "./lib/timed.mjs";
 
-const { Kafka, logLevel } = kafkajs;
+// The reference relay (`--kafkajs-relay`) runs kafkajs 2.2.4 as published; everything else in this process, and the
+// `--kafkajs-relay-fixed` reference, loads it with @geowatch/kafka's fixes (which must be in place before kafkajs loads).
+if (process.argv[2] !== "--kafkajs-relay") fixKafkajs();
+const { Kafka, logLevel } = (await import("kafkajs")).default;
 const here = dirname(fileURLToPath(import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
 
@@ -67,7 +72,7 @@ async function rawRelay([input, output, groupId, n]) {
   await producer.disconnect();
 }
 
-if (process.argv[2] === "--kafkajs-relay") {
+if (process.argv[2] === "--kafkajs-relay" || process.argv[2] === "--kafkajs-relay-fixed") {
   await rawRelay(process.argv.slice(3));
   process.exit(0);
 }
@@ -83,7 +88,7 @@ const COUNT = Number(process.env.BENCH_COUNT ?? 5000);
 const MAX_IN_FLIGHT = Number(process.env.BENCH_MAX_IN_FLIGHT ?? 50_000);
 const BUFFER = process.env.BENCH_BUFFER ? Number(process.env.BENCH_BUFFER) : undefined;
 const PARTITIONS = 6;
-const ALL_MODES = ["kcat-consume", "kcat-relay", "kafkajs-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
+const ALL_MODES = ["kcat-consume", "kcat-relay", "kafkajs-relay", "kafkajs-fixed-relay", "geowatch-plain", "geowatch-json", "geowatch-file"];
 const MODES = process.env.BENCH_MODES ? process.env.BENCH_MODES.split(",") : ALL_MODES;
 const kafka = new Kafka({ clientId: "geowatch-bench", brokers: BROKERS.split(","), logLevel: logLevel.NOTHING });
 
@@ -161,11 +166,11 @@ async function kcatRelay(ctx, run) {
   return { ms, rssMB, cpuS };
 }
 
-async function kafkajsRelay(ctx, run) {
-  const out = await newTopic(`${ctx.input}-kjs-${run}`);
+async function kafkajsRelay(ctx, run, fixed = false) {
+  const out = await newTopic(`${ctx.input}-kjs${fixed ? "f" : ""}-${run}`);
   ctx.topics.push(out);
-  const groupId = `gw-bench-kafkajs-${run}-${Date.now()}`;
-  const { ms, rssMB, cpuS } = await timed(process.execPath, [SELF, "--kafkajs-relay", ctx.input, out, groupId, String(N)]);
+  const groupId = `gw-bench-kafkajs${fixed ? "-fixed" : ""}-${run}-${Date.now()}`;
+  const { ms, rssMB, cpuS } = await timed(process.execPath, [SELF, fixed ? "--kafkajs-relay-fixed" : "--kafkajs-relay", ctx.input, out, groupId, String(N)]);
   const committed = await groupCommitted(groupId, ctx.input);
   if (committed !== N) throw new Error(`kafkajs relay: the group committed ${committed} of ${N} offsets`);
   const got = await ends(out);
@@ -220,7 +225,8 @@ async function geowatch(ctx, run, kind) {
 const RUNNERS = {
   "kcat-consume": kcatConsume,
   "kcat-relay": kcatRelay,
-  "kafkajs-relay": kafkajsRelay,
+  "kafkajs-relay": (ctx, run) => kafkajsRelay(ctx, run),
+  "kafkajs-fixed-relay": (ctx, run) => kafkajsRelay(ctx, run, true),
   "geowatch-plain": (ctx, run) => geowatch(ctx, run, "plain"),
   "geowatch-json": (ctx, run) => geowatch(ctx, run, "json"),
   "geowatch-file": (ctx, run) => geowatch(ctx, run, "file"),
@@ -261,14 +267,16 @@ for (const m of MODES) {
     rss[m] = median(results[m].map((r) => r.rssMB));
   }
   const usage = GNU_TIME ? `  cpu ${cpu[m].toFixed(2)} s (${((cpu[m] * 1e6) / N).toFixed(1)} us/msg)  peak RSS ${rss[m].toFixed(0)} MB` : "";
-  console.log(`${m.padEnd(15)} ${fmt(rate[m]).padStart(9)} msg/s${usage}   (runs: ${results[m].map((r) => fmt((N / r.ms) * 1000)).join(", ")})`);
+  console.log(`${m.padEnd(20)} ${fmt(rate[m]).padStart(9)} msg/s${usage}   (runs: ${results[m].map((r) => fmt((N / r.ms) * 1000)).join(", ")})`);
 }
 const targets = [
   ["geowatch-plain", "kcat-relay", 0.5],
   ["geowatch-json", "kcat-relay", 0.3],
   ["geowatch-file", "kcat-consume", 0.5],
   ["kafkajs-relay", "kcat-relay", undefined],
+  ["kafkajs-fixed-relay", "kcat-relay", undefined],
   ["geowatch-plain", "kafkajs-relay", undefined],
+  ["geowatch-plain", "kafkajs-fixed-relay", undefined],
 ].filter(([a, b]) => rate[a] !== undefined && rate[b] !== undefined);
 let failed = false;
 const ratios = {};

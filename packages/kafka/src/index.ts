@@ -21,6 +21,7 @@ export const kafkaBackend = defineBackend({
 
 export { kafkaConsumer } from "./consumer.js";
 export { kafkaProducer } from "./producer.js";
+export { fixKafkajs } from "./kafkajs-fixes.js";
 export { kafkaOptionsSchema, kafkaConsumerSchema, kafkaProducerSchema } from "./options.js";
 export type { KafkaOptions, KafkaSaslOptions, KafkaTlsOptions } from "./options.js";
 export type { KafkaConsumerDeps } from "./consumer.js";

@@ -187,7 +187,13 @@ function apply(): void {
   kafkajsStatus.fixed = true;
 }
 
-/** Applies the fixes once (kafkajs 2.2.4 only). Safe to call any number of times. */
+/**
+ * Applies the fixes to the kafkajs this package depends on, once (2.2.4 only; any other version is left as it is
+ * and, given a logger, says so once at debug). The backend calls it before it loads kafkajs. Code that uses kafkajs
+ * itself in the same process can call it before its own first `import("kafkajs")` to get the same fixes (the request
+ * queue's 1 ms timer loop behind `TimeoutNegativeWarning`, the encoders and decoders); kafkajs loaded earlier keeps
+ * the internal modules it already bound.
+ */
 export function fixKafkajs(logger?: Logger): void {
   if (!applied) {
     applied = true;
