@@ -1,7 +1,8 @@
 // Geofence end to end, through the broker: NDJSON point features in (the file channel, each line decoded by the
 // geojson codec), the geofence stage with enter/exit and its state in SQLite (durable: written by the stage's commit
 // after the batch's events are delivered) or in memory, NDJSON events out (the file producer, json codec, fsync per
-// batch). Built with the Runtime from a config, as `geowatch run --until-idle` does.
+// batch; the input's offset file written at most once a second: `commit_interval_ms`). Built with the Runtime from a
+// config, as `geowatch run --until-idle` does.
 // Baseline in the same run: the bare loop that reads the same file, decodes every line with the geojson codec and
 // encodes one output per point with the json codec (no stage, no state, no write).
 // Targets: pipeline >= 0.5x the bare loop's rate with SQLite state, >= 0.7x with memory state; peak RSS < 500 MB.
@@ -9,7 +10,8 @@
 // geofence (the broker and the file channel alone).
 // Each measurement runs in its own process (its own peak RSS); bare, memory and SQLite runs alternate, medians.
 //
-//   pnpm build && pnpm bench geofence-e2e   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR])
+//   pnpm build && pnpm bench geofence-e2e
+//   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR] [--count N] [--chunk-bytes N] [--commit-interval-ms N])
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -28,6 +30,7 @@ for (const d of Object.values(dists)) {
 const load = (k) => import(pathToFileURL(join(root, dists[k])).href);
 const BATCH = arg("count", 1000);
 const CHUNK = arg("chunk-bytes", 131072);
+const COMMIT_MS = arg("commit-interval-ms", 1000);
 
 /** Reads an NDJSON file in 1 MiB chunks and calls `line` per line (as the file consumer splits it). */
 function eachLine(path, line) {
@@ -83,7 +86,10 @@ async function measure(mode, dir) {
       sleep_period: 0.05,
       // chunk_bytes: each receive reads one chunk and keeps only `count` lines of it (about 112 KB here), so the
       // default 1 MiB chunk reads every line about 9 times; 128 KiB holds a batch.
-      consumers: [{ name: "points", backend: "file", path: input, offset_path: join(work, "points.offset"), codec: "geojson", chunk_bytes: CHUNK }],
+      // commit_interval_ms: the offset file written at most once a second instead of after every commit (each write
+      // is a temp file, two fsyncs and a rename: ~0.6 ms of CPU); a crash re-reads up to a second of input, which the
+      // geofence state's covered offsets skip. 0 writes every commit.
+      consumers: [{ name: "points", backend: "file", path: input, offset_path: join(work, "points.offset"), codec: "geojson", chunk_bytes: CHUNK, commit_interval_ms: COMMIT_MS }],
       stages: mode === "nostage" ? [{ stage: "nothing" }] : [{
         stage: "geofence",
         fences: join(dir, "fences.geojson"),
@@ -124,7 +130,8 @@ async function measure(mode, dir) {
 }
 
 function child(mode, dir) {
-  const pass = process.argv.slice(2).filter((a, i, all) => ["--count", "--chunk-bytes"].includes(a) || ["--count", "--chunk-bytes"].includes(all[i - 1]));
+  const tuning = ["--count", "--chunk-bytes", "--commit-interval-ms"];
+  const pass = process.argv.slice(2).filter((a, i, all) => tuning.includes(a) || tuning.includes(all[i - 1]));
   const r = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", mode, dir, ...pass], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split("\n").at(-1));
@@ -184,7 +191,7 @@ if (process.argv[2] === "--child") {
     const runsOf = (m) => runs[m].map((x) => fmt(rate(x))).join(" / ");
     const cpuOf = (c) => `${(c * 1000).toFixed(2)} us CPU/point, CPU ratio ${(bareCpu / c).toFixed(2)}x`;
     console.log(`fences: ${fmt(N_FENCES)} (countries-land-10km in ${cell.toFixed(3)} deg cells, ${fmt(vertices)} vertices; loaded and indexed by the stage in ${fmt(runs.memory[0].loadMs)} ms; ${runs.memory[0].fenceWarnings} self-intersection warnings)`);
-    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}, chunk_bytes ${CHUNK}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
+    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}, chunk_bytes ${CHUNK}, commit_interval_ms ${COMMIT_MS}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
     console.log(`bare loop (read + geojson decode + json encode):  ${fmt(bareRate)} points/s (runs ${runsOf("bare")}), peak RSS ${rss.bare.toFixed(0)} MB; ${(bareCpu * 1000).toFixed(2)} us CPU/point`);
     console.log(`without the stage (broker + file channel, a stage that passes nothing): ${fmt(noRate)} points/s (runs ${runsOf("nostage")}), peak RSS ${rss.nostage.toFixed(0)} MB: ${(noRate / bareRate).toFixed(2)}x bare; ${cpuOf(noCpu)}`);
     console.log(`pipeline, memory state:  ${fmt(memRate)} points/s (runs ${runsOf("memory")}), peak RSS ${rss.memory.toFixed(0)} MB: ${memRatio.toFixed(2)}x bare (target >= 0.7x) ${memRatio >= 0.7 ? "PASS" : "FAIL"}; ${cpuOf(memCpu)}`);
