@@ -124,10 +124,10 @@ function apply(): void {
   const impls: unknown[] = [
     groupMessagesPerPartition,
     Record,
-    recordBatch,
+    recordBatch.module,
     makeRecordBatchDecoder(internals),
     makeBatch(internals.Long, load(at("src/consumer/filterAbortedMessages.js"))),
-    makeProduceV3(internals, Record, recordBatch.RecordBatch, apiKeys.Produce),
+    makeProduceV3(internals, Record, recordBatch.encodeBatch, apiKeys.Produce),
     makeRequest(Encoder),
   ];
   files.forEach((f, i) => (seed(f, impls[i]) ? kafkajsStatus.seeded : kafkajsStatus.skipped).push(SEEDED[i]!));

@@ -175,6 +175,15 @@ describe("kafkajs 2.2.4 replacements", () => {
           { topic: "ü-topic", partitions: [{ partition: 1, firstSequence: 9, messages: messages(40, 50) }] },
           // No timestamps: kafkajs stamps them with Date.now() (fixed for this test).
           { topic: "now", partitions: [{ partition: 0, messages: messages(41, 5).map(({ timestamp: _t, ...m }) => m) }] },
+          // No headers (the direct path), with and without timestamps, then one message with headers among them.
+          {
+            topic: "direct",
+            partitions: [
+              { partition: 0, messages: messages(42, 200).map(({ headers: _h, ...m }) => m) },
+              { partition: 1, messages: messages(43, 200).map(({ headers: _h, timestamp: _t, ...m }) => m) },
+              { partition: 2, messages: [...messages(44, 20).map(({ headers: _h, ...m }) => m), { value: "h", headers: { a: "b" } }, { key: "7", value: new Uint8Array([1, 2]) }] },
+            ],
+          },
         ];
         const args = { acks: -1, timeout: 30000, compression, producerId: 77, producerEpoch: 1, topicData };
         const a = await live(rel)(args).encode();

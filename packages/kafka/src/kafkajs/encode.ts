@@ -8,10 +8,10 @@ import { crc32c } from "./crc32c.js";
 import type { EncoderClass, EncoderLike, KafkajsInternals } from "./internals.js";
 
 /** kafkajs' `Encoder.encodeZigZag`. */
-const zigzag = (v: number) => (v << 1) ^ (v >> 31);
+export const zigzag = (v: number) => (v << 1) ^ (v >> 31);
 
 /** Bytes of kafkajs' `writeUVarInt(v)`: LEB128 of the value's low 32 bits. */
-function sizeOfUVarInt(v: number): number {
+export function sizeOfUVarInt(v: number): number {
   let n = 1;
   while ((v & 0xffffff80) !== 0) {
     n++;
@@ -20,7 +20,7 @@ function sizeOfUVarInt(v: number): number {
   return n;
 }
 
-function putUVarInt(buf: Uint8Array, o: number, v: number): number {
+export function putUVarInt(buf: Uint8Array, o: number, v: number): number {
   while ((v & 0xffffff80) !== 0) {
     buf[o++] = (v & 0x7f) | 0x80;
     v >>>= 7;
@@ -30,13 +30,13 @@ function putUVarInt(buf: Uint8Array, o: number, v: number): number {
 }
 
 /** A varlong's zigzag as a number, where it is exact (|v| < 2^52); else undefined: kafkajs' own code takes it. */
-function zigzag64(v: unknown): number | undefined {
+export function zigzag64(v: unknown): number | undefined {
   if (typeof v !== "number" || !Number.isInteger(v) || Math.abs(v) >= 2 ** 52) return undefined;
   if ((v | 0) === v) return zigzag(v) >>> 0;
   return v >= 0 ? v * 2 : -v * 2 - 1;
 }
 
-function sizeOfUVarLong(z: number): number {
+export function sizeOfUVarLong(z: number): number {
   let n = 1;
   while (z >= 128) {
     n++;
@@ -45,7 +45,7 @@ function sizeOfUVarLong(z: number): number {
   return n;
 }
 
-function putUVarLong(buf: Uint8Array, o: number, z: number): number {
+export function putUVarLong(buf: Uint8Array, o: number, z: number): number {
   while (z >= 128) {
     buf[o++] = (z % 128) | 0x80;
     z = Math.floor(z / 128);
@@ -59,11 +59,13 @@ type Bytes = Buffer | string | null;
 
 const asBytes = (v: unknown): Bytes => (v == null ? null : Buffer.isBuffer(v) ? v : String(v));
 /** Bytes `writeVarIntBytes` writes for a normalized value. */
-const sizeOfBytes = (b: Bytes, len: number) => (b === null ? 1 : sizeOfUVarInt(zigzag(len)) + len);
+/** Bytes `writeVarIntBytes` writes for a value of `len` bytes (-1: null). */
+export const sizeOfBytes = (len: number) => (len < 0 ? 1 : sizeOfUVarInt(zigzag(len)) + len);
 const lengthOf = (b: Bytes) => (b === null ? -1 : typeof b === "string" ? Buffer.byteLength(b, "utf8") : b.length);
 
-function putBytes(buf: Buffer, o: number, b: Bytes, len: number): number {
-  if (b === null) {
+/** `writeVarIntBytes` of a null (or undefined), string or Buffer value of `len` bytes. */
+export function putBytes(buf: Buffer, o: number, b: Bytes | undefined, len: number): number {
+  if (b == null) {
     buf[o] = 1; // zigzag(-1)
     return o + 1;
   }
@@ -203,8 +205,8 @@ export function makeRecord(Encoder: EncoderClass) {
     const keyLen = lengthOf(k);
     const valueLen = lengthOf(v);
     let written = sizeOfUVarInt(zigzag(bodySize)) + 1 + (tsBytes ? tsBytes.length : tsSize) + sizeOfUVarInt(zigzag(offsetDelta));
-    written += sizeOfBytes(k, keyLen) + sizeOfBytes(v, valueLen) + sizeOfUVarInt(zigzag(headerList.length));
-    for (const h of headerList) written += sizeOfUVarInt(zigzag(h.keyLen)) + h.keyLen + sizeOfBytes(h.value, h.valueLen);
+    written += sizeOfBytes(keyLen) + sizeOfBytes(valueLen) + sizeOfUVarInt(zigzag(headerList.length));
+    for (const h of headerList) written += sizeOfUVarInt(zigzag(h.keyLen)) + h.keyLen + sizeOfBytes(h.valueLen);
     return new EncodedRecord(bodySize, tsZigzag, tsBytes, offsetDelta, k, keyLen, v, valueLen, headerList, written);
   };
 }
@@ -236,59 +238,55 @@ interface BatchArgs {
   records?: unknown[];
 }
 
-/** `recordBatch/v0`: `{ RecordBatch, MAGIC_BYTE }`. */
+/** A batch's records, written one after the other by `write` (no count): `bytes` in all. */
+export interface RecordsWriter {
+  count: number;
+  bytes: number;
+  write(buf: Buffer, o: number): number;
+}
+
+const bytesWriter = (count: number, bytes: Buffer): RecordsWriter => ({
+  count,
+  bytes: bytes.length,
+  write: (buf, o) => {
+    buf.set(bytes, o);
+    return o + bytes.length;
+  },
+});
+
+/**
+ * `recordBatch/v0` (`module`: `{ RecordBatch, MAGIC_BYTE }`), and `encodeBatch`, which the produce request uses to
+ * write its records straight into the batch.
+ */
 export function makeRecordBatch(k: KafkajsInternals) {
   const { Encoder, Long, compression: C } = k;
   const None = C.Types.None;
 
-  /** Records as kafkajs writes them when they are not all ours (its own encoders, or anything else). */
-  const genericRecords = (records: unknown[]): EncoderLike => {
-    const e = new Encoder();
-    if (records.every((v) => typeof v === typeof records[0])) e.writeArray(records, typeof records[0]);
-    else e.writeArray(records);
-    return e;
-  };
-
-  const RecordBatch = async ({
-    compression = None,
-    firstOffset = Long.fromInt(0),
-    firstTimestamp = Date.now(),
-    maxTimestamp = Date.now(),
-    partitionLeaderEpoch = 0,
-    lastOffsetDelta = 0,
-    transactional = false,
-    producerId = Long.fromValue(-1),
-    producerEpoch = 0,
-    firstSequence = 0,
-    records = [],
-  }: BatchArgs): Promise<EncoderLike> => {
+  /** A whole record batch: FirstOffset, Length, PartitionLeaderEpoch, Magic, CRC, then the checksummed body. */
+  const encodeBatch = async (
+    {
+      compression = None,
+      firstOffset = Long.fromInt(0),
+      firstTimestamp = Date.now(),
+      maxTimestamp = Date.now(),
+      partitionLeaderEpoch = 0,
+      lastOffsetDelta = 0,
+      transactional = false,
+      producerId = Long.fromValue(-1),
+      producerEpoch = 0,
+      firstSequence = 0,
+    }: Omit<BatchArgs, "records">,
+    records: RecordsWriter,
+  ): Promise<EncoderLike> => {
     const attributes = (compression & C.COMPRESSION_CODEC_MASK) | (transactional ? TRANSACTIONAL_MASK : 0);
-    const ours = records.length > 0 && records.every((r) => r instanceof EncodedRecord);
-    let recordBytes = 0;
-    if (ours) for (const r of records as EncodedRecord[]) recordBytes += r.length;
-
-    // The records, either already compressed or to be written in place after the batch header.
-    let payload: Buffer | undefined;
+    let body = records;
     if (compression !== None) {
-      let plain: EncoderLike;
-      if (ours) {
-        const buf = Buffer.allocUnsafe(recordBytes);
-        let o = 0;
-        for (const r of records as EncodedRecord[]) o = r.write(buf, o);
-        plain = encoderOver(Encoder, buf, o);
-      } else {
-        plain = new Encoder();
-        plain.writeEncoderArray(records);
-      }
-      payload = await C.lookupCodec(compression).compress(plain);
-    } else if (!ours) {
-      payload = genericRecords(records).buffer;
+      const buf = Buffer.allocUnsafe(records.bytes);
+      const end = records.write(buf, 0);
+      body = bytesWriter(records.count, await C.lookupCodec(compression).compress(encoderOver(Encoder, buf, end)));
     }
-
-    // FirstOffset, Length, PartitionLeaderEpoch, Magic, CRC, then the checksummed body: 36 bytes of header fields,
-    // then the records array (count + records, or count + compressed records).
-    const bodyHeader = 2 + 4 + 8 + 8 + 8 + 2 + 4;
-    const size = CRC_FROM + bodyHeader + (payload ? (compression !== None ? 4 : 0) + payload.length : 4 + recordBytes);
+    // 36 bytes of header fields after the CRC, the record count, the records (or their compressed bytes).
+    const size = CRC_FROM + 36 + 4 + body.bytes;
     const out = encoderOver(Encoder, Buffer.allocUnsafe(size), 0);
     out.writeInt64(firstOffset);
     out.writeInt32(size - 12);
@@ -302,21 +300,38 @@ export function makeRecordBatch(k: KafkajsInternals) {
     out.writeInt64(producerId);
     out.writeInt16(producerEpoch);
     out.writeInt32(firstSequence);
-    if (compression !== None) {
-      out.writeInt32(records.length);
-      out.writeBuffer(payload!);
-    } else if (payload) {
-      out.writeBuffer(payload);
-    } else {
-      out.writeInt32(records.length);
-      let o = out.offset;
-      for (const r of records as EncodedRecord[]) o = r.write(out.buf, o);
-      out.offset = o;
-    }
+    out.writeInt32(records.count);
+    out.offset = body.write(out.buf, out.offset);
     if (out.offset !== size) throw new Error(`record batch encoded to ${out.offset} bytes, ${size} expected`);
     out.buf.writeUInt32BE(crc32c(out.buf, CRC_FROM, size), CRC_FROM - 4);
     return out;
   };
 
-  return { RecordBatch, MAGIC_BYTE };
+  /** Records that are not all ours (kafkajs' own encoders, or anything else), as kafkajs writes them. */
+  const genericRecords = (records: unknown[], compressed: boolean): RecordsWriter => {
+    const e = new Encoder();
+    if (compressed) e.writeEncoderArray(records);
+    else if (records.every((v) => typeof v === typeof records[0])) e.writeArray(records, typeof records[0]);
+    else e.writeArray(records);
+    // writeArray starts with the count, which encodeBatch writes itself.
+    return bytesWriter(records.length, compressed ? e.buffer : e.buffer.subarray(4));
+  };
+
+  const RecordBatch = async ({ records = [], ...args }: BatchArgs): Promise<EncoderLike> => {
+    const ours = records.length > 0 && records.every((r) => r instanceof EncodedRecord);
+    if (!ours) return encodeBatch(args, genericRecords(records, (args.compression ?? None) !== None));
+    const list = records as EncodedRecord[];
+    let bytes = 0;
+    for (const r of list) bytes += r.length;
+    return encodeBatch(args, {
+      count: list.length,
+      bytes,
+      write: (buf, o) => {
+        for (const r of list) o = r.write(buf, o);
+        return o;
+      },
+    });
+  };
+
+  return { module: { RecordBatch, MAGIC_BYTE }, encodeBatch };
 }
