@@ -1,4 +1,4 @@
-import { isUtf8 } from "node:buffer";
+import { isAscii, isUtf8 } from "node:buffer";
 import { watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import { open, readFile, stat } from "node:fs/promises";
@@ -151,10 +151,18 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
         want *= 2; // a line longer than the chunk
         continue;
       }
-      // One UTF-8 check per chunk on the hot path: a newline byte never sits inside a multi-byte
-      // sequence, so a valid chunk has only valid lines; a chunk that fails is checked line by line.
-      const chunkValid = isUtf8(buf.subarray(0, buf.lastIndexOf(10, bytesRead - 1) + 1));
-      while (nl !== -1 && nl < bytesRead && out.length < max) {
+      // The bytes of the lines this read hands out: up to the newline of the last one.
+      let used = nl + 1;
+      for (let n = out.length + 1, k = buf.indexOf(10, used); n < max && k !== -1 && k < bytesRead; n++, k = buf.indexOf(10, used)) used = k + 1;
+      const lines = buf.subarray(0, used);
+      // ASCII (the usual case): bytes are characters, so the lines are slices of one string made for them alone
+      // (a slice keeps only these lines' bytes alive) instead of one conversion each. Otherwise one UTF-8 check
+      // for them all: a newline byte never sits inside a multi-byte sequence, so valid bytes have only valid
+      // lines; bytes that fail are checked line by line.
+      const ascii = isAscii(lines);
+      const all = ascii ? buf.toString("latin1", 0, used) : undefined;
+      const chunkValid = ascii || isUtf8(lines);
+      while (nl !== -1 && nl < used) {
         const offset = readAt + start;
         const next = readAt + nl + 1;
         const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
@@ -162,7 +170,7 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
         // A line that is not UTF-8 goes on as its raw bytes (copied out of the chunk), so the codec
         // refuses it with a DECODE error and the broker dead-letters it, instead of U+FFFD in its place.
         const text = chunkValid || isUtf8(buf.subarray(start, end));
-        const value = text ? fromLine(buf.toString("utf8", start, end)) : new Uint8Array(buf.subarray(start, end));
+        const value = all !== undefined ? fromLine(all.slice(start, end)) : text ? fromLine(buf.toString("utf8", start, end)) : new Uint8Array(buf.subarray(start, end));
         out.push({ value, position });
         start = nl + 1;
         nl = buf.indexOf(10, start);

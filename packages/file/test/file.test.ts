@@ -72,6 +72,24 @@ describe("fileProducer + fileConsumer", () => {
     expect(fileConsumer({ path }).capabilities).toEqual({ ordering: "stream", batching: true });
   });
 
+  it("hands out byte positions and exact values from ASCII and multi-byte chunks, `max` lines at a time", async () => {
+    const path = join(dir, "mixed");
+    const ascii = ['{"a":"0123456789abcdef"}', "plain", "", '"quoted\\n"', "x".repeat(40)];
+    const wide = ['{"é":"✓"}', "z"];
+    await writeFile(path, [...ascii, ...wide].map((l) => `${l}\n`).join("") + "tail-no-newline");
+    const c = consumer(path, { chunkBytes: 1024 });
+    const got: InRecord[] = [];
+    for (let i = 0; i < 10 && got.length < 7; i++) got.push(...(await c.receive(2, { waitMs: 50 })));
+    expect(values(got)).toEqual([...ascii.slice(0, 3), "quoted\n", ascii[4], ...wide]);
+    let at = 0;
+    for (const [k, l] of [...ascii, ...wide].entries()) {
+      const bytes = Buffer.byteLength(l) + 1;
+      expect(got[k]?.position).toEqual({ stream: path, offset: at, next: at + bytes });
+      at += bytes;
+    }
+    expect(await c.receive(10, { waitMs: 50 })).toEqual([]); // the partial last line waits for its newline
+  });
+
   it("refuses a record that is not UTF-8 without failing the batch", async () => {
     const p = fileProducer({ path: join(dir, "x") });
     const res = await p.send([{ value: "ok" }, { value: new Uint8Array([0xff]) }]);
