@@ -12,6 +12,8 @@ export type { ErrorCode, GeoWatchErrorOptions } from "./errors.js";
 
 // Fetching URLs that users or requests give.
 export { urlPolicy, checkUrl, fetchWithPolicy, isPrivateAddress } from "./net.js";
+export { xmlStructureError, lineAt } from "./xml-structure.js";
+export type { XmlStructure, XmlStructureOptions, XmlStructureProblem } from "./xml-structure.js";
 export type { UrlPolicy, UrlPolicyOptions, FetchInit, FetchPolicyOptions } from "./net.js";
 
 // Writing a backend or a stage.

@@ -5,7 +5,8 @@
  * are checked. Namespace prefixes are kept, and the helpers find elements by local name, since servers
  * choose their own prefixes.
  */
-import { GeoWatchError } from "@geowatch/core";
+import { GeoWatchError, lineAt, xmlStructureError } from "@geowatch/core";
+import type { XmlStructure } from "@geowatch/core";
 import { XMLParser } from "fast-xml-parser";
 
 /** An element as parsed: attributes under `@_name`, text under `#text`, CDATA under `#cdata`, children by qualified name (repeated ones as arrays). */
@@ -138,86 +139,10 @@ function toTree(children: Ordered[], attrs: Record<string, string> | undefined):
   return obj;
 }
 
-const NAME_END = /[\s/>]/g;
-const TAG_REST = /[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>/y;
-
-/**
- * Where the document is not well-formed as far as structure goes: a closing tag that does not match the
- * open one, an element left open (a truncated response), an unclosed comment/CDATA/tag, a second root.
- * The parser itself does not check these; a full validation pass costs as much as the parse.
- */
-interface Structure {
-  /** Start and end offsets of each child of the root, in pairs. */
-  spans: number[];
-  rootName: string;
-  rootStart: number;
-  /** Offset just after the root's start tag. */
-  rootOpenEnd: number;
-}
-
-function structureError(text: string, maxDepth: number, out?: Structure): { msg: string; index: number } | undefined {
-  const stack: string[] = [];
-  let roots = 0;
-  let childStart = 0;
-  let i = text.indexOf("<");
-  while (i >= 0) {
-    const c = text.charCodeAt(i + 1);
-    let next: number;
-    if (c === 33 /* ! */) {
-      const [open, close] = text.startsWith("<!--", i) ? ["<!--", "-->"] : text.startsWith("<![CDATA[", i) ? ["<![CDATA[", "]]>"] : ["", ""];
-      if (open === "") return { msg: "unexpected markup declaration", index: i };
-      const j = text.indexOf(close, i + open.length);
-      if (j < 0) return { msg: `${open === "<!--" ? "comment" : "CDATA section"} is not closed`, index: i };
-      if (open === "<![CDATA[" && stack.length === 0) return { msg: "CDATA outside the root element", index: i };
-      next = j + close.length;
-    } else if (c === 63 /* ? */) {
-      const j = text.indexOf("?>", i + 2);
-      if (j < 0) return { msg: "processing instruction is not closed", index: i };
-      next = j + 2;
-    } else if (c === 47 /* / */) {
-      const j = text.indexOf(">", i + 2);
-      if (j < 0) return { msg: "closing tag is not closed", index: i };
-      const name = text.slice(i + 2, j).trim();
-      const open = stack.pop();
-      if (open !== name) return { msg: open === undefined ? `closing tag </${name}> without an open element` : `closing tag </${name}> does not match <${open}>`, index: i };
-      next = j + 1;
-      if (out && stack.length === 1) out.spans.push(childStart, next);
-    } else {
-      NAME_END.lastIndex = i + 1;
-      const m = NAME_END.exec(text);
-      if (!m) return { msg: "tag is not closed", index: i };
-      const name = text.slice(i + 1, m.index);
-      if (name === "") return { msg: "tag without a name", index: i };
-      TAG_REST.lastIndex = m.index;
-      if (!TAG_REST.test(text)) return { msg: `tag <${name}> is not closed`, index: i };
-      next = TAG_REST.lastIndex;
-      const selfClosing = text.charCodeAt(next - 2) === 47; /* / */
-      if (stack.length === 0) {
-        if (++roots > 1) return { msg: `a second root element <${name}>`, index: i };
-        if (out) [out.rootName, out.rootStart, out.rootOpenEnd] = [name, i, next];
-      } else if (out && stack.length === 1) {
-        if (selfClosing) out.spans.push(i, next);
-        else childStart = i;
-      }
-      if (!selfClosing && stack.push(name) > maxDepth) return { msg: `elements nest deeper than the limit of ${maxDepth}`, index: i };
-    }
-    i = text.indexOf("<", next);
-  }
-  if (stack.length > 0) return { msg: `element <${stack[stack.length - 1]}> is not closed (the document ends inside it)`, index: text.length };
-  if (roots === 0) return { msg: "no root element", index: 0 };
-  return undefined;
-}
-
 const parsers = new Map<string, XMLParser>();
 
 function xmlError(message: string, what: string | undefined, cause?: unknown, path?: string): GeoWatchError {
   return new GeoWatchError("XML", `${what ? `${what}: ` : ""}${message}`, { backend: "wfs", cause, path });
-}
-
-function lineAt(text: string, index: number): number {
-  let line = 1;
-  for (let i = text.indexOf("\n"); i >= 0 && i < index; i = text.indexOf("\n", i + 1)) line++;
-  return line;
 }
 
 const DECLARATION = /<!(DOCTYPE|ENTITY)/i;
@@ -250,12 +175,11 @@ function checkedText(input: string | Uint8Array, opts: ParseXmlOptions): string 
   return text;
 }
 
-function checkStructure(text: string, opts: ParseXmlOptions, out?: Structure): void {
-  const bad = structureError(text, opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH, out);
+function checkStructure(text: string, opts: ParseXmlOptions, out?: XmlStructure): void {
+  const bad = xmlStructureError(text, { maxDepth: opts.maxDepth ?? DEFAULT_MAX_XML_DEPTH, ...(out ? { out } : {}) });
   if (bad) {
-    const line = lineAt(text, bad.index);
     const column = bad.index - text.lastIndexOf("\n", bad.index - 1);
-    throw xmlError(`not well-formed XML: ${bad.msg} (line ${line} column ${column})`, opts.what, undefined, `line ${line}`);
+    throw xmlError(`not well-formed XML: ${bad.message} (line ${bad.line} column ${column})`, opts.what, undefined, `line ${bad.line}`);
   }
 }
 
@@ -318,7 +242,7 @@ function* partTexts(input: string | Uint8Array, opts: ParseXmlOptions, prefixes:
   const text = checkedText(input, opts);
   // Declarations anywhere in the document count for every part (a part may lack the element that declares one).
   prefixes.push(...gmlPrefixes(text));
-  const st: Structure = { spans: [], rootName: "", rootStart: 0, rootOpenEnd: 0 };
+  const st: XmlStructure = { spans: [], rootName: "", rootStart: 0, rootOpenEnd: 0 };
   checkStructure(text, opts, st);
   const spans = st.spans;
   if (spans.length === 0 || text.length <= PART_BYTES) {

@@ -1,4 +1,4 @@
-import { GeoWatchError } from "@geowatch/core";
+import { GeoWatchError, xmlStructureError } from "@geowatch/core";
 import { XMLParser } from "fast-xml-parser";
 
 /** Default size limit of an XML document the registry parses (capabilities, CSW requests). */
@@ -128,74 +128,6 @@ export function toObject(children: Ordered[]): XmlNode {
   return obj;
 }
 
-const NAME_END = /[\s/>]/g;
-const TAG_REST = /[^"'>]*(?:(?:"[^"]*"|'[^']*')[^"'>]*)*>/y;
-const ATTRIBUTES = /^(?:\s+[^\s=/>"']+\s*=\s*(?:"[^"<]*"|'[^'<]*'))*\s*\/?>$/;
-
-function lineAt(text: string, index: number): number {
-  let line = 1;
-  for (let i = text.indexOf("\n"); i >= 0 && i < index; i = text.indexOf("\n", i + 1)) line++;
-  return line;
-}
-
-/**
- * Where a document is not well-formed: a closing tag that does not match the open one, an element left open
- * (a truncated response), an unclosed comment, CDATA section, processing instruction or tag, an attribute
- * without a quoted value, a second root, text outside the root. One scan from `<` to `<` (fast-xml-parser
- * itself accepts all of these; its validator costs as much as the parse).
- */
-function structureError(text: string): { msg: string; index: number } | undefined {
-  const stack: string[] = [];
-  let roots = 0;
-  let i = text.indexOf("<");
-  if (i < 0) return { msg: "no root element", index: 0 };
-  if (text.slice(0, i).trim() !== "") return { msg: "text before the root element", index: 0 };
-  while (i >= 0) {
-    const c = text.charCodeAt(i + 1);
-    let next: number;
-    if (c === 33 /* ! */) {
-      const comment = text.startsWith("<!--", i);
-      if (!comment && !text.startsWith("<![CDATA[", i)) return { msg: "unexpected markup declaration", index: i };
-      const j = text.indexOf(comment ? "-->" : "]]>", i + 4);
-      if (j < 0) return { msg: `${comment ? "comment" : "CDATA section"} is not closed`, index: i };
-      if (!comment && stack.length === 0) return { msg: "CDATA outside the root element", index: i };
-      next = j + 3;
-    } else if (c === 63 /* ? */) {
-      const j = text.indexOf("?>", i + 2);
-      if (j < 0) return { msg: "processing instruction is not closed", index: i };
-      next = j + 2;
-    } else if (c === 47 /* / */) {
-      const j = text.indexOf(">", i + 2);
-      if (j < 0) return { msg: "closing tag is not closed", index: i };
-      const name = text.slice(i + 2, j).trim();
-      const open = stack.pop();
-      if (open !== name) return { msg: open === undefined ? `closing tag </${name}> without an open element` : `closing tag </${name}> does not match <${open}>`, index: i };
-      next = j + 1;
-    } else {
-      NAME_END.lastIndex = i + 1;
-      const m = NAME_END.exec(text);
-      if (!m) return { msg: "tag is not closed", index: i };
-      const name = text.slice(i + 1, m.index);
-      if (name === "") return { msg: "tag without a name", index: i };
-      TAG_REST.lastIndex = m.index;
-      if (!TAG_REST.test(text)) return { msg: `tag <${name}> is not closed`, index: i };
-      next = TAG_REST.lastIndex;
-      const selfClosing = text.charCodeAt(next - 2) === 47; /* / */
-      if (next - m.index > 2 && !ATTRIBUTES.test(text.slice(m.index, next))) return { msg: `tag <${name}> has a malformed attribute`, index: i };
-      if (stack.length === 0 && ++roots > 1) return { msg: `a second root element <${name}>`, index: i };
-      if (!selfClosing) stack.push(name);
-    }
-    i = text.indexOf("<", next);
-    if (stack.length === 0) {
-      const end = i < 0 ? text.length : i;
-      if (text.slice(next, end).trim() !== "") return { msg: "text after the root element", index: next };
-    }
-  }
-  if (stack.length > 0) return { msg: `element <${stack[stack.length - 1]}> is not closed (the document ends inside it)`, index: text.length };
-  if (roots === 0) return { msg: "no root element", index: 0 };
-  return undefined;
-}
-
 const DOCTYPE = /<!DOCTYPE\s+[\w:.-]+(?:\s+(?:SYSTEM|PUBLIC)(?:\s+"[^"]*"|\s+'[^']*'){1,2})?\s*(\[(?:\s*<!(?:ELEMENT|ATTLIST)[^>]*>|\s*<!--[\s\S]*?-->)*\s*\])?\s*>/iy;
 
 /** Every `<!` declaration outside comments and CDATA sections: its index and its keyword in upper case. */
@@ -261,9 +193,9 @@ export function checkXml(text: string, what: string, maxBytes = MAX_XML_BYTES): 
     text = text.slice(0, m.index) + text.slice(m.index + m[0].length);
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  const bad = structureError(text);
+  const bad = xmlStructureError(text);
   if (bad) {
-    throw new GeoWatchError("XML", `${what}: not well-formed XML: ${bad.msg} (line ${lineAt(text, bad.index)})`, { backend: "registry" });
+    throw new GeoWatchError("XML", `${what}: not well-formed XML: ${bad.message} (line ${bad.line})`, { backend: "registry" });
   }
   return text;
 }
