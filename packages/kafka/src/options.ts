@@ -80,7 +80,7 @@ export const kafkaOptionsSchema = z.strictObject({
     .positive()
     .optional()
     .meta({ default: 1000 })
-    .describe("Producer: most records per produce request; a bigger send goes out as several requests in order. kafkajs sorts a request's records into partitions in time that grows with the square of their number, so very large requests cost more CPU than they save in round trips."),
+    .describe("Producer: most records per produce request; a bigger send goes out as several requests, one after the other, in order (the idempotent producer has one request in flight)."),
   fetchMaxBytes: z
     .number()
     .int()

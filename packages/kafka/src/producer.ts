@@ -132,9 +132,8 @@ export function createKafkaProducer(options: KafkaOptions, deps: KafkaProducerDe
             for (const i of indices) results[i] = { ok: false, error, retryable: error.retryable };
             return;
           }
-          // kafkajs groups a request's records per partition in time quadratic in their number, so a big send
-          // goes out as requests of at most `chunk` records, one after the other (the idempotent producer sends
-          // one request at a time anyway). After a failed request the rest is not sent, so order is kept.
+          // A big send goes out as requests of at most `chunk` records, one after the other (the idempotent
+          // producer sends one request at a time anyway). After a failed request the rest is not sent, so order is kept.
           for (let from = 0; from < indices.length; from += chunk) {
             const part = indices.length <= chunk ? indices : indices.slice(from, from + chunk);
             try {
