@@ -1,9 +1,13 @@
 // A plain kafkajs peer for the system tests: creates topics, produces the input, reads the output back,
 // and watches a group's committed offsets. The code under test (`geowatch run`) never shares it.
-import kafkajs from "kafkajs";
+import { fixKafkajs } from "@geowatch/kafka";
 import type { Admin } from "kafkajs";
 import { requireServer, sleep } from "./helpers.js";
 
+// kafkajs 2.2.4 with the backend's fixes, loaded after them (its request queue's negative timer otherwise prints
+// TimeoutNegativeWarning in this process).
+fixKafkajs();
+const { default: kafkajs } = await import("kafkajs");
 const { Kafka, logLevel } = kafkajs;
 
 export function kafka() {
