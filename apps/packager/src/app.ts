@@ -47,6 +47,8 @@ function workerThread(config: PackagerConfig, queues: QueueName[], maxJobs?: num
 export async function startPackager(config: PackagerConfig, opts: StartOptions = {}): Promise<RunningPackager> {
   const service = new PackagerService(config, { logger: opts.logger });
   try {
+    // The state database answers (PostgreSQL: connected, schema created), or the start fails with the reason.
+    await service.db.ready();
     // The job channels are resolved and validated now (a missing backend package, an unknown option: a CONFIG
     // error with its jobs.* path at start, not at the first request). Nothing connects yet.
     await Promise.all([service.sender("fast"), service.sender("slow")]);

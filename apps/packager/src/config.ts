@@ -25,15 +25,34 @@ const emailSchema = z.strictObject({
   body: nonEmpty.optional().describe("EMAIL_BODY, same placeholders. Default: ckanpackager's text with the download link."),
 });
 
+const stateSchema = z.strictObject({
+  engine: z
+    .enum(["sqlite", "postgres"])
+    .optional()
+    .meta({ default: "sqlite" })
+    .describe("Engine of the packager's state (jobs, progress, cache index, statistics, heartbeats): node:sqlite in <data_dir>/stats.db (one machine), or PostgreSQL (shared by every machine). Default: postgres when `url` is set."),
+  path: nonEmpty.optional().meta({ path: true }).describe("SQLite file of the state (engine sqlite). Default: <data_dir>/stats.db."),
+  url: nonEmpty
+    .optional()
+    .meta({ env: "GEOWATCH_PACKAGER_PG_URL", secret: true })
+    .describe("PostgreSQL connection URL naming the database (engine postgres), `postgres://packager@db.example.org:5432/packager`; the tables are created in it if missing. Never logged."),
+  password: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_PG_PASSWORD", secret: true }).describe("PostgreSQL password, when not in the URL; never logged."),
+  passwordFile: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_PG_PASSWORD_FILE", path: true }).describe("File holding the PostgreSQL password (first line)."),
+  poolSize: posInt.max(100).optional().meta({ default: 4 }).describe("PostgreSQL connections per process (each worker thread has its own pool)."),
+});
+
 export const packagerConfigSchema = z.strictObject({
   host: nonEmpty.optional().meta({ default: "127.0.0.1", env: "GEOWATCH_PACKAGER_HOST" }).describe("HOST: address the HTTP service listens on."),
   port: z.number().int().min(0).max(65535).optional().meta({ default: 8765, env: "GEOWATCH_PACKAGER_PORT" }).describe("PORT (0: any free port)."),
   secret: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_SECRET", secret: true }).describe("SECRET shared with the callers (required, or secret_file)."),
   secretFile: nonEmpty.optional().meta({ env: "GEOWATCH_PACKAGER_SECRET_FILE", path: true }).describe("File holding the shared secret."),
-  dataDir: nonEmpty.optional().meta({ default: "./packager-data", path: true }).describe("Directory of the job queue, the statistics database, the ZIP store and temp files."),
+  dataDir: nonEmpty.optional().meta({ default: "./packager-data", path: true }).describe("Directory of the job queue, the state database (node:sqlite engine), the ZIP store and temp files."),
   storeDirectory: nonEmpty.optional().meta({ path: true }).describe("STORE_DIRECTORY for finished ZIPs. Default: <data_dir>/store."),
   tempDirectory: nonEmpty.optional().meta({ path: true }).describe("TEMP_DIRECTORY for ZIPs being written. Default: <data_dir>/tmp (same filesystem as the store, so the rename is atomic)."),
   queuePath: nonEmpty.optional().meta({ path: true }).describe("SQLite file of the job queue (@geowatch/queue). Default: <data_dir>/jobs.db."),
+  state: stateSchema
+    .optional()
+    .describe("Where the packager keeps its state. node:sqlite by default; PostgreSQL (`state: { engine: postgres, url: ... }`) when serve and workers run on several machines."),
   cacheTime: posInt.optional().meta({ default: 86400 }).describe("CACHE_TIME in seconds: a request with the same data parameters reuses the ZIP this long."),
   pageSize: posInt.max(32000).optional().meta({ default: 5000 }).describe("PAGE_SIZE: rows per datastore_search call (CKAN caps it at 32000)."),
   slowRequest: posInt.optional().meta({ default: 50000 }).describe("SLOW_REQUEST: from this many rows (or an unknown count) a job goes to the slow queue."),
@@ -69,7 +88,7 @@ export const packagerConfigSchema = z.strictObject({
       create: z.boolean().optional().meta({ default: true }).describe("Create each node's topic or queue at start where the backend can (Kafka, RabbitMQ); SQS queues must exist."),
     })
     .optional()
-    .describe("The job channels. Kafka, RabbitMQ (`amqp`) or SQS carry jobs to workers on several machines (install `@geowatch/kafka`, `@geowatch/amqp` or `@geowatch/sqs`); job status stays in the packager's node:sqlite."),
+    .describe("The job channels. Kafka, RabbitMQ (`amqp`) or SQS carry jobs to workers on several machines (install `@geowatch/kafka`, `@geowatch/amqp` or `@geowatch/sqs`); job status is kept in the packager's state (`state`: node:sqlite, or PostgreSQL across machines)."),
   sources: z
     .record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "source names are letters, digits, _ . -"), z.record(z.string(), z.unknown()))
     .optional()
@@ -105,6 +124,9 @@ export const packagerConfigSchema = z.strictObject({
 
 export type PackagerConfigInput = z.input<typeof packagerConfigSchema>;
 
+/** The state engine, resolved: a SQLite file, or a PostgreSQL URL with the password given apart (never logged). */
+export type StateConfig = { engine: "sqlite"; path: string } | { engine: "postgres"; url: string; password?: string; poolSize: number };
+
 /** The configuration with every default filled in and paths resolved. */
 export interface PackagerConfig {
   host: string;
@@ -114,7 +136,7 @@ export interface PackagerConfig {
   storeDirectory: string;
   tempDirectory: string;
   queuePath: string;
-  statsPath: string;
+  state: StateConfig;
   cacheTime: number;
   pageSize: number;
   slowRequest: number;
@@ -186,6 +208,29 @@ export function readConfigFile(path: string): PackagerConfigInput {
   return camelKeys(raw ?? {}) as PackagerConfigInput;
 }
 
+function resolveState(s: z.output<typeof stateSchema> | undefined, dataDir: string, env: NodeJS.ProcessEnv): StateConfig {
+  const url = s?.url ?? env.GEOWATCH_PACKAGER_PG_URL;
+  const engine = s?.engine ?? (url ? "postgres" : "sqlite");
+  if (engine === "sqlite") return { engine, path: resolve(s?.path ?? join(dataDir, "stats.db")) };
+  if (!url) {
+    throw new GeoWatchError("CONFIG", "state.engine is postgres but no state.url (or GEOWATCH_PACKAGER_PG_URL) names the database", { backend: "packager", path: "state.url" });
+  }
+  if (!/^postgres(?:ql)?:\/\//.test(url)) {
+    // The value is not echoed: it may hold a password.
+    throw new GeoWatchError("CONFIG", "state.url must be a postgres:// or postgresql:// URL", { backend: "packager", path: "state.url" });
+  }
+  const passwordFile = s?.passwordFile ?? env.GEOWATCH_PACKAGER_PG_PASSWORD_FILE;
+  let password = s?.password ?? env.GEOWATCH_PACKAGER_PG_PASSWORD;
+  if (password === undefined && passwordFile) {
+    try {
+      password = readFileSync(passwordFile, "utf8").split("\n")[0]!.trim();
+    } catch (err) {
+      throw new GeoWatchError("CONFIG", `cannot read state.password_file ${passwordFile}: ${(err as Error).message}`, { backend: "packager", path: "state.password_file", cause: err });
+    }
+  }
+  return { engine, url, ...(password !== undefined ? { password } : {}), poolSize: s?.poolSize ?? 4 };
+}
+
 /** Validates (every problem at once, with paths) and fills defaults; env fallbacks from `env`. */
 export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv = process.env): PackagerConfig {
   const o = parseOptions(packagerConfigSchema, input, "packager config", "packager");
@@ -205,7 +250,7 @@ export function resolveConfig(input: PackagerConfigInput, env: NodeJS.ProcessEnv
     storeDirectory: resolve(o.storeDirectory ?? join(dataDir, "store")),
     tempDirectory: resolve(o.tempDirectory ?? join(dataDir, "tmp")),
     queuePath: resolve(o.queuePath ?? join(dataDir, "jobs.db")),
-    statsPath: join(dataDir, "stats.db"),
+    state: resolveState(o.state, dataDir, env),
     cacheTime: o.cacheTime ?? 86400,
     pageSize: o.pageSize ?? 5000,
     slowRequest: o.slowRequest ?? 50000,

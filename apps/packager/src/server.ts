@@ -126,7 +126,7 @@ export async function buildServer(svc: PackagerService): Promise<FastifyInstance
   };
 
   // Pre-serialized per 200 ms snapshot: a hard-polled /status costs no query and no JSON.stringify per request.
-  const status = async (_req: FastifyRequest, reply: FastifyReply) => reply.type("application/json; charset=utf-8").send(svc.statusReply((v) => ok("ok", v)));
+  const status = async (_req: FastifyRequest, reply: FastifyReply) => reply.type("application/json; charset=utf-8").send(await svc.statusReply((v) => ok("ok", v)));
   app.post("/", { preValidation: guard, schema: { body: secretOnly } }, status);
   app.post("/status", { preValidation: guard, schema: { body: secretOnly } }, status);
 
@@ -162,11 +162,11 @@ export async function buildServer(svc: PackagerService): Promise<FastifyInstance
 
   app.post("/statistics", { preValidation: guard, schema: { body: { ...secretOnly, properties: { secret: str, resource_id: str } } } }, async (req) => {
     const b = req.body as Body;
-    return ok("ok", { totals: svc.db.totals(typeof b.resource_id === "string" && b.resource_id !== "" ? b.resource_id : undefined) });
+    return ok("ok", { totals: await svc.db.totals(typeof b.resource_id === "string" && b.resource_id !== "" ? b.resource_id : undefined) });
   });
   const listRoute = (table: "requests" | "errors") => async (req: FastifyRequest) => {
     const b = req.body as Body;
-    const entries = svc.db.entries(table, {
+    const entries = await svc.db.entries(table, {
       offset: (b.offset as number | undefined) ?? 0,
       limit: (b.limit as number | undefined) ?? 100,
       resourceId: typeof b.resource_id === "string" && b.resource_id !== "" ? b.resource_id : undefined,
@@ -181,7 +181,7 @@ export async function buildServer(svc: PackagerService): Promise<FastifyInstance
     "/job_status",
     { preValidation: guard, schema: { body: { type: "object", required: ["secret", "job_id"], properties: { secret: str, job_id: { type: "string", minLength: 1 } } } } },
     async (req, reply) => {
-      const job = svc.db.job(String((req.body as Body).job_id));
+      const job = await svc.db.job(String((req.body as Body).job_id));
       if (!job) return reply.code(404).send(failed("no such job"));
       const unit = job.kind === "url" ? "bytes" : "rows";
       return ok(job.state, {

@@ -13,7 +13,8 @@ import type { QueueDatabase, QueueStats } from "@geowatch/queue";
 import { QUEUES, deadLetterNodes, deadReason, openDeadLetters, openSender } from "./channel.js";
 import type { Importer, JobSender, QueueName } from "./channel.js";
 import type { PackagerConfig } from "./config.js";
-import { PackagerDb } from "./db.js";
+import { openState } from "./db.js";
+import type { PackagerDb } from "./db.js";
 import { cacheKey } from "./jobs.js";
 import type { JobData, JobMessage } from "./jobs.js";
 import { countRows } from "./sources/datastore.js";
@@ -39,7 +40,7 @@ export class PackagerService {
     readonly config: PackagerConfig,
     opts: { logger?: Logger; importer?: Importer } = {},
   ) {
-    this.db = new PackagerDb(config.statsPath);
+    this.db = openState(config.state);
     this.policy = urlPolicy({ allowHosts: config.allowHosts, allowPrivate: config.allowPrivate });
     this.logger = opts.logger ?? jsonLogger({ level: config.logLevel });
     // Queue depths come from @geowatch/queue's file when both queues are on it; otherwise from the job table.
@@ -69,7 +70,7 @@ export class PackagerService {
     }
     const ckanHost = data.kind === "source" ? data.source! : hostOf(data.apiUrl ?? data.resourceUrl ?? "");
     let rows: number | null = null;
-    const cached = this.cachedZip(data) !== undefined;
+    const cached = (await this.cachedZip(data)) !== undefined;
     if (!cached && data.kind !== "url" && data.apiUrl) {
       try {
         rows = (await countRows({ apiUrl: data.apiUrl, resourceId: data.resourceId, filters: data.filters, q: data.q, offset: data.offset, limit: data.limit, key }, { policy: this.policy, timeoutMs: this.config.requestTimeoutMs })) ?? null;
@@ -82,16 +83,16 @@ export class PackagerService {
     const queue: QueueName = cached || (rows !== null && rows < this.config.slowRequest) ? "fast" : "slow";
     const id = randomUUID();
     const msg: JobMessage = { id, data, email, key, ckanHost };
-    this.db.addJob({ id, kind: data.kind, queue, resourceId: data.resourceId, email, rowsTotal: rows });
+    await this.db.addJob({ id, kind: data.kind, queue, resourceId: data.resourceId, email, rowsTotal: rows });
     await (await this.sender(queue)).send(msg, id);
-    this.db.logRequest(data.resourceId, email);
+    await this.db.logRequest(data.resourceId, email);
     this.statusCache = undefined;
     this.logger.info("job queued", { job: id, queue, kind: data.kind, resource_id: data.resourceId, rows });
     return { id, queue, rows, cached };
   }
 
   /** The cached ZIP of these data parameters, if younger than CACHE_TIME. */
-  cachedZip(data: JobData): string | undefined {
+  cachedZip(data: JobData): Promise<string | undefined> {
     return this.db.cached(cacheKey(data), this.config.cacheTime);
   }
 
@@ -135,11 +136,11 @@ export class PackagerService {
                 job = undefined;
               }
               const id = typeof job?.id === "string" ? job.id : undefined;
-              const row = id ? this.db.job(id) : undefined;
+              const row = id ? await this.db.job(id) : undefined;
               if (row && row.state !== "done" && row.state !== "failed") {
                 const reason = `dead-lettered after ${row.attempts} attempt(s): ${deadReason(r)}${row.error ? ` (last error: ${row.error})` : ""}`;
-                this.db.failJob(row.id, reason, true);
-                this.db.logError(row.resourceId, typeof job?.email === "string" ? job.email : "", reason);
+                await this.db.failJob(row.id, reason, true);
+                await this.db.logError(row.resourceId, typeof job?.email === "string" ? job.email : "", reason);
                 this.statusCache = undefined;
                 this.logger.warn("job failed", { job: row.id, error: reason });
               }
@@ -167,41 +168,51 @@ export class PackagerService {
    * polled at 1,000 requests/s must not run database queries, or wait on them, inside a request); accepting a
    * job or clearing the cache drops it, and the next call recomputes it.
    */
-  status(): Record<string, unknown> {
-    return this.snapshot().value;
+  async status(): Promise<Record<string, unknown>> {
+    return (await this.snapshot()).value;
   }
 
   /** The /status reply body, serialized once per snapshot (`wrap` adds the reply's own fields). */
-  statusReply(wrap: (v: Record<string, unknown>) => Record<string, unknown>): string {
-    const snap = this.snapshot();
+  async statusReply(wrap: (v: Record<string, unknown>) => Record<string, unknown>): Promise<string> {
+    const snap = await this.snapshot();
     return (snap.json ??= JSON.stringify(wrap(snap.value)));
   }
 
-  private snapshot(): { at: number; value: Record<string, unknown>; json?: string } {
+  private refreshing: Promise<void> | undefined;
+
+  /** Recomputes the snapshot; concurrent callers share one computation. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.computeStatus()
+      .then((value) => {
+        this.statusCache = { at: Date.now(), value };
+      })
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  private async snapshot(): Promise<{ at: number; value: Record<string, unknown>; json?: string }> {
     if (!this.statusTimer) {
       this.statusTimer = setInterval(() => {
-        try {
-          this.statusCache = { at: Date.now(), value: this.computeStatus() };
-        } catch (err) {
-          // The last snapshot stays; the next tick tries again.
-          this.logger.warn("status snapshot failed", { error: (err as Error).message });
-        }
+        // The last snapshot stays when this fails; the next tick tries again.
+        this.refresh().catch((err: unknown) => this.logger.warn("status snapshot failed", { error: (err as Error).message }));
       }, 200);
       this.statusTimer.unref();
     }
-    if (!this.statusCache || Date.now() - this.statusCache.at > 2000) this.statusCache = { at: Date.now(), value: this.computeStatus() };
-    return this.statusCache;
+    if (!this.statusCache || Date.now() - this.statusCache.at > 2000) await this.refresh();
+    return this.statusCache!;
   }
 
-  private computeStatus(): Record<string, unknown> {
+  private async computeStatus(): Promise<Record<string, unknown>> {
     if (!this.onLocalQueue()) return this.statusFromJobs();
     const qs = this.queueStats();
-    const workers = this.db.liveWorkers(15);
+    const workers = await this.db.liveWorkers(15);
     const depth = (s: QueueStats) => s.ready + s.inFlight + s.delayed;
     return {
       worker_count: (workers.fast ?? 0) + (workers.slow ?? 0),
       queue_length: depth(qs.fast) + depth(qs.slow),
-      processed_requests: this.db.counter("processed_requests"),
+      processed_requests: await this.db.counter("processed_requests"),
       queues: Object.fromEntries(
         (Object.keys(qs) as QueueName[]).map((q) => [q, { workers: workers[q] ?? 0, length: depth(qs[q]), ready: qs[q].ready, in_flight: qs[q].inFlight, delayed: qs[q].delayed, dead: qs[q].dead }]),
       ),
@@ -209,9 +220,9 @@ export class PackagerService {
   }
 
   /** /status when the jobs travel on Kafka, RabbitMQ or SQS: depths from the job table (queued and running jobs). */
-  private statusFromJobs(): Record<string, unknown> {
-    const workers = this.db.liveWorkers(15);
-    const open = this.db.openJobs();
+  private async statusFromJobs(): Promise<Record<string, unknown>> {
+    const workers = await this.db.liveWorkers(15);
+    const open = await this.db.openJobs();
     const count = (q: string, state?: string) => open.filter((r) => r.queue === q && (state === undefined || r.state === state)).reduce((a, r) => a + Number(r.n), 0);
     const queues = Object.fromEntries(
       (Object.keys(QUEUES) as QueueName[]).map((q) => [q, { workers: workers[q] ?? 0, length: count(q), ready: count(q, "queued"), in_flight: count(q, "running"), backend: String(this.config.jobs[q]?.backend ?? "queue") }]),
@@ -219,14 +230,14 @@ export class PackagerService {
     return {
       worker_count: (workers.fast ?? 0) + (workers.slow ?? 0),
       queue_length: count("fast") + count("slow"),
-      processed_requests: this.db.counter("processed_requests"),
+      processed_requests: await this.db.counter("processed_requests"),
       queues,
     };
   }
 
   /** Empties the cache and deletes the cached ZIPs. */
   async clearCache(): Promise<number> {
-    const names = this.db.clearCache();
+    const names = await this.db.clearCache();
     this.statusCache = undefined;
     await Promise.all(names.map((n) => rm(join(this.config.storeDirectory, n), { force: true })));
     return names.length;
@@ -255,7 +266,7 @@ export class PackagerService {
     for (const s of this.senders.values()) await s.then((x) => x.close()).catch(() => undefined);
     this.senders.clear();
     this.queueDb?.release();
-    this.db.close();
+    await this.db.close();
   }
 }
 

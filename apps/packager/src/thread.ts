@@ -1,7 +1,7 @@
 /**
  * The worker thread: runs the workers of one or more queues in their own V8 isolate, whose heap the parent
  * bounds (`worker_memory_mb`), so a job's garbage (pages of JSON, CSV text) cannot grow the process's memory
- * with the size of the job. It shares nothing with the parent but the SQLite files (queue, bookkeeping).
+ * with the size of the job. It shares nothing with the parent but the databases (the queue file, the state: node:sqlite or PostgreSQL).
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { PackagerConfig } from "./config.js";

@@ -5,7 +5,7 @@
  * to another worker (lease or visibility timeout, RabbitMQ's redelivery, the group's rebalance): at-least-once;
  * the ZIP of a retried job is rebuilt from the start and only ever renamed into place whole.
  *
- * Attempts are counted in the packager's own database, whatever the engine: a job delivered more than
+ * Attempts are counted in the packager's state (node:sqlite or PostgreSQL), whatever the job channel: a job delivered more than
  * `max_attempts` times (its workers kept dying, or it kept failing) ends `failed` with the reason.
  */
 import { existsSync } from "node:fs";
@@ -34,8 +34,10 @@ export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise
   const id = `${o.queue}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const channel = await openReceiver(config, o.queue, { logger: svc.logger });
   await removeStaleParts(config.tempDirectory);
-  db.heartbeat(id, o.queue);
-  const beat = setInterval(() => db.heartbeat(id, o.queue), 5000);
+  await db.heartbeat(id, o.queue);
+  const beat = setInterval(() => {
+    db.heartbeat(id, o.queue).catch((err: unknown) => svc.logger.warn("heartbeat failed", { queue: o.queue, error: reasonOf(err) }));
+  }, 5000);
   beat.unref();
   let jobs = 0;
   try {
@@ -48,7 +50,7 @@ export async function runWorker(svc: PackagerService, o: WorkerOptions): Promise
     }
   } finally {
     clearInterval(beat);
-    db.heartbeat(id, o.queue, true);
+    await db.heartbeat(id, o.queue, true).catch((err: unknown) => svc.logger.warn("heartbeat failed", { queue: o.queue, error: reasonOf(err) }));
     await channel.close();
     await retrySender?.then((s) => s.close()).catch(() => undefined);
   }
@@ -105,28 +107,29 @@ async function handle(svc: PackagerService, channel: JobReceiver, record: InReco
     await drop(channel, record, `not a job message: ${reasonOf(err)}`);
     return;
   }
-  const before = db.job(job.id);
+  const before = await db.job(job.id);
   if (before && (before.state === "done" || before.state === "failed")) {
     // Delivered again after it was settled (at-least-once): nothing to do.
     await channel.settle(record);
     return;
   }
-  const attempt = Math.max(db.startJob(job.id), (record.redeliveries ?? 0) + 1);
+  const attempt = Math.max(await db.startJob(job.id), (record.redeliveries ?? 0) + 1);
   if (attempt > config.maxAttempts) {
     // The channel delivered it again after max_attempts: its workers kept dying (lease expiry) or it kept failing.
     const reason = `gave up after ${config.maxAttempts} attempts: ${before?.error ?? "the worker was lost mid-job each time (lease or visibility expired)"}`;
-    db.failJob(job.id, reason, true);
-    db.logError(job.data.resourceId, job.email, reason);
+    await db.failJob(job.id, reason, true);
+    await db.logError(job.data.resourceId, job.email, reason);
     logger.warn("job failed", { job: job.id, attempt, error: reason });
     await drop(channel, record, reason);
     return;
   }
   logger.info("job started", { job: job.id, queue: o.queue, attempt, resource_id: job.data.resourceId });
+  let progress: Promise<void> = Promise.resolve();
   try {
     const key = cacheKey(job.data);
-    let name = db.cached(key, config.cacheTime);
+    let name = await db.cached(key, config.cacheTime);
     if (name && !existsSync(join(config.storeDirectory, name))) {
-      db.dropCache(key);
+      await db.dropCache(key);
       name = undefined;
     }
     if (name) {
@@ -141,12 +144,14 @@ async function handle(svc: PackagerService, channel: JobReceiver, record: InReco
           const now = Date.now();
           if (now - last >= 250 || (total !== null && done >= total)) {
             last = now;
-            db.progress(job.id, done, total);
+            // Written in order, off the page loop; awaited before the job's end is recorded.
+            progress = progress.then(() => db.progress(job.id, done, total)).catch((err: unknown) => logger.warn("progress not recorded", { job: job.id, error: reasonOf(err) }));
           }
         },
         onPaging: (style) => logger.debug("datastore paging", { job: job.id, style }),
       });
-      db.putCache(key, name);
+      await progress;
+      await db.putCache(key, name);
     }
     const link = svc.link(name);
     await o.mailer.send(job.email, {
@@ -156,7 +161,7 @@ async function handle(svc: PackagerService, channel: JobReceiver, record: InReco
       link: link.url,
       expires: new Date(link.expires * 1000).toISOString(),
     });
-    db.finishJob(job.id, name);
+    await db.finishJob(job.id, name);
     await channel.settle(record);
     logger.info("job done", { job: job.id, zip: name });
   } catch (err) {
@@ -166,13 +171,15 @@ async function handle(svc: PackagerService, channel: JobReceiver, record: InReco
     const reason = reasonOf(err);
     if (o.signal.aborted) {
       // Shutting down: hand the job back for another worker.
-      db.failJob(job.id, "worker stopped; retried", false);
-      db.unstartJob(job.id);
+      await progress;
+      await db.failJob(job.id, "worker stopped; retried", false);
+      await db.unstartJob(job.id);
       await retry(svc, channel, record, job, o.queue, "worker stopped");
       return;
     }
-    db.failJob(job.id, reason, final);
-    if (final) db.logError(job.data.resourceId, job.email, reason);
+    await progress;
+    await db.failJob(job.id, reason, final);
+    if (final) await db.logError(job.data.resourceId, job.email, reason);
     logger.warn(final ? "job failed" : "job failed; retried", { job: job.id, attempt, error: reason });
     if (final) await drop(channel, record, reason);
     else await retry(svc, channel, record, job, o.queue, reason);

@@ -138,7 +138,7 @@ for (const engine of [amqp, sqs, kafka]) {
     it("serve queues on it; a worker process SIGKILLed mid-job leaves the job to the next one, which finishes it whole", async () => {
       const to = `${engine.name}-${Date.now()}@example.org`;
       const r = await post(app.url, "/package_datastore", { secret: SECRET, api_url: searchUrl(), resource_id: rid, email: to, key: ckanToken() });
-      expect(r.body).toMatchObject({ success: true, queue: "slow", rows: N });
+      expect(r.body, JSON.stringify(r.body)).toMatchObject({ success: true, queue: "slow", rows: N });
       const id = String(r.body.job_id);
       const status = (await post(app.url, "/status", { secret: SECRET })).body;
       expect(status).toMatchObject({ queue_length: 1, queues: { slow: { length: 1, ready: 1, backend: engine.name } } });

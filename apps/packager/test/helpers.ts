@@ -4,10 +4,12 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireEnv } from "@geowatch/testkit";
+import pg from "pg";
 import { resolveConfig } from "../src/config.js";
 import type { PackagerConfig, PackagerConfigInput } from "../src/config.js";
 
 const CKAN_HINT = "Start CKAN: bash .ci/servers/ckan.sh start (after bash .ci/servers/postgres.sh start), then source .servers/env/ckan.env";
+const PG_HINT = "Start PostgreSQL: bash .ci/servers/postgres.sh start, then source .servers/env/postgres.env";
 const SMTP_HINT = "Start the SMTP server: bash .ci/servers/smtp.sh start, then source .servers/env/smtp.env";
 
 export const ckanUrl = () => requireEnv("GEOWATCH_CKAN_URL", CKAN_HINT);
@@ -70,6 +72,47 @@ export async function makeResource(n: number, name = `gw-packager-${Date.now()}-
     });
   }
   return first.resource_id;
+}
+
+/** The engines of the packager's state every state test runs on. */
+export const STATE_ENGINES = ["sqlite", "postgres"] as const;
+export type StateEngine = (typeof STATE_ENGINES)[number];
+
+/** The shared PostgreSQL cluster (.ci/servers/postgres.sh), as its admin URL. */
+export const pgAdminUrl = () => requireEnv("GEOWATCH_PG_URL", PG_HINT);
+
+/** A database of its own on the shared cluster for one test run; `drop` removes it (connections included). */
+export async function createPgDatabase(prefix = "gw_packager"): Promise<{ url: string; name: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`;
+  const admin = new pg.Client({ connectionString: pgAdminUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(pgAdminUrl());
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    name,
+    async drop() {
+      const c = new pg.Client({ connectionString: pgAdminUrl() });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+/** The `state` config of an engine: none (node:sqlite under data_dir), or the given PostgreSQL database. */
+export function stateFor(engine: StateEngine, pgUrl: string | undefined): PackagerConfigInput {
+  if (engine === "sqlite") return {};
+  if (!pgUrl) throw new Error("no PostgreSQL database for the postgres engine");
+  return { state: { engine: "postgres", url: pgUrl } };
 }
 
 export interface SmtpEnv {

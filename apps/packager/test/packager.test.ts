@@ -1,18 +1,19 @@
 // End to end against the real CKAN and the real SMTP server: HTTP request -> queue -> worker -> ZIP -> mail with
 // a link -> download, read back with independent readers (Python csv/zipfile/openpyxl, GDAL's ogrinfo).
 import { execFileSync } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
 import type { RunningPackager } from "../src/app.js";
-import { ckanToken, makeResource, mailsTo, post, py, python, row, searchUrl, testConfig, waitFor } from "./helpers.js";
+import { STATE_ENGINES, createPgDatabase, ckanToken, makeResource, mailsTo, post, py, python, row, searchUrl, stateFor, testConfig, waitFor } from "./helpers.js";
 
 const N = 1200;
 const SECRET = "test-secret-0123456789";
 let rid = "";
 let app: RunningPackager;
 let tmp = "";
+let pgDb: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
 
 async function jobDone(id: string) {
   return waitFor(`job ${id} done`, async () => {
@@ -57,16 +58,26 @@ rows = list(csv.reader(io.StringIO(text, newline=''), delimiter='\\t' if sys.arg
 print(json.dumps({'names': z.namelist(), 'header': rows[0], 'rows': rows[1:]}))
 `;
 
-describe("packager service against CKAN 2.12 and SMTP", () => {
+// The whole suite runs once per state engine: /status, /job_status, progress, the cache and the statistics come
+// from node:sqlite (stats.db under data_dir) or from a PostgreSQL database of this run's own.
+describe.each(STATE_ENGINES)("packager service against CKAN 2.12 and SMTP, state on %s", (engine) => {
   beforeAll(async () => {
     rid = await makeResource(N);
-    const config = testConfig({ workers: { fast: 1, slow: 1 } });
+    pgDb = engine === "postgres" ? await createPgDatabase() : undefined;
+    const config = testConfig({ workers: { fast: 1, slow: 1 }, ...stateFor(engine, pgDb?.url) });
     tmp = config.dataDir;
     app = await startPackager(config);
   });
   afterAll(async () => {
     await app?.close();
     rmSync(tmp, { recursive: true, force: true });
+    await pgDb?.drop();
+  });
+
+  it("keeps its state in the configured engine", () => {
+    expect(app.service.db.engine).toBe(engine);
+    // On PostgreSQL no state file is written under data_dir.
+    expect(existsSync(join(tmp, "stats.db"))).toBe(engine === "sqlite");
   });
 
   it("refuses a wrong or missing secret before looking at the request", async () => {

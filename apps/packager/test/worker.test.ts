@@ -1,13 +1,18 @@
 // Separate worker processes (`geowatch-packager worker --queue slow`) and at-least-once jobs: a worker
 // SIGKILLed mid-job leaves the job to another worker after the lease runs out; the ZIP is complete.
+// Once per state engine. On PostgreSQL the worker processes run as on another machine would: a data_dir of their
+// own (no state file shared with serve: attempts, progress and the heartbeat go to PostgreSQL); what they still
+// share with serve is the ZIP store directory (the download is served from it) and, because these jobs travel
+// on @geowatch/queue, its queue file (on several machines the jobs go on Kafka, RabbitMQ or SQS: engines.test.ts).
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
 import type { RunningPackager } from "../src/app.js";
-import { ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, testConfig, waitFor } from "./helpers.js";
+import { STATE_ENGINES, createPgDatabase, ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, stateFor, testConfig, waitFor } from "./helpers.js";
 
 const SECRET = "test-secret-0123456789";
 const BIN = join(import.meta.dirname, "..", "bin", "geowatch-packager.js");
@@ -15,6 +20,8 @@ const N = 1000;
 let rid = "";
 let app: RunningPackager;
 let configFile = "";
+let workerDir = "";
+let pgDb: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
 const children: ChildProcess[] = [];
 
 function worker(): ChildProcess {
@@ -29,19 +36,23 @@ async function jobState(id: string) {
   return r.body.job as { state: string; done: number; total: number; attempts: number; error: string | null; zip_file_name: string | null };
 }
 
-describe("worker processes", () => {
+describe.each(STATE_ENGINES)("worker processes, state on %s", (engine) => {
   beforeAll(async () => {
     rid = await makeResource(N);
+    pgDb = engine === "postgres" ? await createPgDatabase() : undefined;
     // No in-process workers: the jobs wait for the worker processes. Small pages make the job take seconds.
-    const config = testConfig({ workers: { fast: 0, slow: 0 }, slowRequest: 1, pageSize: 10, visibilityTimeoutMs: 2000 });
+    const config = testConfig({ workers: { fast: 0, slow: 0 }, slowRequest: 1, pageSize: 10, visibilityTimeoutMs: 2000, ...stateFor(engine, pgDb?.url) });
     app = await startPackager(config);
     const s = smtpEnv();
-    configFile = join(config.dataDir, "packager.json");
+    // sqlite: the workers share serve's data_dir (its stats.db). postgres: a data_dir of their own.
+    workerDir = engine === "sqlite" ? config.dataDir : mkdtempSync(join(tmpdir(), "gw-packager-worker-"));
+    configFile = join(workerDir, "packager.json");
     writeFileSync(
       configFile,
       JSON.stringify({
         secret: SECRET,
-        data_dir: config.dataDir,
+        data_dir: workerDir,
+        ...(engine === "postgres" ? { state: { engine: "postgres", url: pgDb!.url }, store_directory: config.storeDirectory, queue_path: config.queuePath } : {}),
         public_url: app.url,
         allow_hosts: ["127.0.0.1"],
         page_size: 10,
@@ -55,6 +66,8 @@ describe("worker processes", () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     await app?.close();
     if (app) rmSync(app.service.config.dataDir, { recursive: true, force: true });
+    if (workerDir) rmSync(workerDir, { recursive: true, force: true });
+    await pgDb?.drop();
   });
 
   it("a job whose worker is SIGKILLed mid-job is retried by another worker and finishes whole", async () => {
@@ -88,7 +101,10 @@ describe("worker processes", () => {
     const rows = py<number>("import csv, io, json, sys, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nprint(len(list(csv.reader(io.StringIO(z.read(z.namelist()[0]).decode(), newline='')))) - 1)", zip);
     expect(rows).toBe(N);
     // The killed worker's temp file was removed by the next worker.
-    expect(readdirSync(app.service.config.tempDirectory).filter((n) => n.endsWith(".part"))).toEqual([]);
+    expect(readdirSync(join(workerDir, "tmp")).filter((n) => n.endsWith(".part"))).toEqual([]);
+    // On PostgreSQL neither serve nor the workers wrote a state file.
+    expect(existsSync(join(workerDir, "stats.db"))).toBe(engine === "sqlite");
+    expect(existsSync(join(app.service.config.dataDir, "stats.db"))).toBe(engine === "sqlite");
     b.kill("SIGTERM");
     const code = await new Promise((res) => b.once("exit", (c) => res(c)));
     expect(code).toBe(0);
