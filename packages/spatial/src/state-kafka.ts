@@ -55,6 +55,10 @@ export async function kafkaGeofenceState(options: KafkaStateOptions, logger?: Lo
   const timeoutMs = options.restoreTimeoutMs ?? 120_000;
   let kafka: KafkaClient;
   try {
+    // With @geowatch/kafka installed (the usual case: the input is Kafka), kafkajs 2.2.4 gets its fixes before it
+    // loads (among them the request queue's negative timer behind TimeoutNegativeWarning); without it, as it is.
+    const gk = (await import("@geowatch/kafka").catch(() => undefined)) as { fixKafkajs?: (logger?: Logger) => void } | undefined;
+    gk?.fixKafkajs?.(logger);
     const mod = (await import("kafkajs")) as unknown as { default?: typeof import("kafkajs"); Kafka?: typeof import("kafkajs").Kafka };
     const k = mod.default ?? (mod as typeof import("kafkajs"));
     kafka = new k.Kafka({ clientId: options.clientId ?? "geowatch-geofence-state", brokers: options.brokers, logLevel: k.logLevel.NOTHING });

@@ -4,13 +4,17 @@
 import { randomUUID } from "node:crypto";
 import type { Message, Stage } from "@geowatch/core";
 import { requireEnv } from "@geowatch/testkit";
-import kafkajs from "kafkajs";
+import { fixKafkajs } from "@geowatch/kafka";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GeoWatchError } from "@geowatch/core";
 import { geofence, memoryGeofenceState } from "../src/index.js";
 import type { FeatureCollection, GeofenceState } from "../src/index.js";
 import { fenceFeature, rng } from "./helpers.js";
+
+// kafkajs 2.2.4 with the kafka backend's fixes, loaded after them (no TimeoutNegativeWarning from its request queue).
+fixKafkajs();
+const { default: kafkajs } = await import("kafkajs");
 
 const square = (x0: number, y0: number, x1: number, y1: number) => [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]];
 const FENCES: FeatureCollection = {
