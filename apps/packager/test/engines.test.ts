@@ -2,16 +2,20 @@
 // (.ci/servers/rabbitmq.sh) and SQS (moto, .ci/servers/moto.sh). Per engine: `serve` queues a job of real CKAN
 // rows, a separate `geowatch-packager worker --queue slow` process takes it and is SIGKILLed mid-job, a second
 // worker process gets the job again (nothing was acknowledged), finishes it whole and mails the link.
+// Once more on RabbitMQ with the state on PostgreSQL: then the worker processes share no file with `serve` but
+// the ZIP store directory (a data_dir of their own), as workers on other machines would.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateQueueCommand, DeleteQueueCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { requireEnv } from "@geowatch/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPackager } from "../src/app.js";
 import type { RunningPackager } from "../src/app.js";
-import { ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, testConfig, waitFor } from "./helpers.js";
+import { createPgDatabase, ckanToken, makeResource, mailsTo, post, py, searchUrl, smtpEnv, stateFor, testConfig, waitFor } from "./helpers.js";
+import type { StateEngine } from "./helpers.js";
 
 const SECRET = "test-secret-0123456789";
 
@@ -86,10 +90,18 @@ const sqs: Engine = {
   },
 };
 
-for (const engine of [amqp, sqs, kafka]) {
-  describe(`jobs on ${engine.name}`, () => {
+const runs: [Engine, StateEngine][] = [
+  [amqp, "sqlite"],
+  [sqs, "sqlite"],
+  [kafka, "sqlite"],
+  [amqp, "postgres"],
+];
+for (const [engine, stateEngine] of runs) {
+  describe(`jobs on ${engine.name}${stateEngine === "postgres" ? ", state on postgres" : ""}`, () => {
     let app: RunningPackager;
     let configFile = "";
+    let workerDir = "";
+    let pgDb: Awaited<ReturnType<typeof createPgDatabase>> | undefined;
     const children: ChildProcess[] = [];
 
     const worker = (): ChildProcess => {
@@ -110,15 +122,18 @@ for (const engine of [amqp, sqs, kafka]) {
     beforeAll(async () => {
       const run = `${Date.now()}${Math.floor(Math.random() * 1e4)}`;
       const jobs = await engine.nodes(run);
-      const config = testConfig({ workers: { fast: 0, slow: 0 }, slowRequest: 1, pageSize: 10, jobs });
+      pgDb = stateEngine === "postgres" ? await createPgDatabase() : undefined;
+      const config = testConfig({ workers: { fast: 0, slow: 0 }, slowRequest: 1, pageSize: 10, jobs, ...stateFor(stateEngine, pgDb?.url) });
       app = await startPackager(config);
       const s = smtpEnv();
-      configFile = join(config.dataDir, "packager.json");
+      workerDir = stateEngine === "sqlite" ? config.dataDir : mkdtempSync(join(tmpdir(), "gw-packager-worker-"));
+      configFile = join(workerDir, "packager.json");
       writeFileSync(
         configFile,
         JSON.stringify({
           secret: SECRET,
-          data_dir: config.dataDir,
+          data_dir: workerDir,
+          ...(stateEngine === "postgres" ? { state: { engine: "postgres", url: pgDb!.url }, store_directory: config.storeDirectory } : {}),
           public_url: app.url,
           allow_hosts: ["127.0.0.1"],
           page_size: 10,
@@ -133,6 +148,8 @@ for (const engine of [amqp, sqs, kafka]) {
       await app?.close();
       await engine.cleanup?.();
       if (app) rmSync(app.service.config.dataDir, { recursive: true, force: true });
+      if (workerDir) rmSync(workerDir, { recursive: true, force: true });
+      await pgDb?.drop();
     });
 
     it("serve queues on it; a worker process SIGKILLed mid-job leaves the job to the next one, which finishes it whole", async () => {
@@ -192,6 +209,9 @@ for (const engine of [amqp, sqs, kafka]) {
       b.kill("SIGTERM");
       const code = await new Promise((res) => b.once("exit", (c) => res(c)));
       expect(code).toBe(0);
+      // With PostgreSQL state no process wrote a state file, and the workers had no queue file either.
+      expect(existsSync(join(workerDir, "stats.db"))).toBe(stateEngine === "sqlite");
+      if (stateEngine === "postgres") expect(readdirSync(workerDir).filter((n) => n.endsWith(".db"))).toEqual([]);
     }, 240_000);
   });
 }
