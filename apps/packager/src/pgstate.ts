@@ -45,7 +45,8 @@ export class PostgresDriver implements SqlDriver {
   private schema: Promise<void> | undefined;
 
   constructor(o: { url: string; password?: string; poolSize?: number }) {
-    this.pool = new pg.Pool({ connectionString: connectionString(o.url, o.password), max: o.poolSize ?? 4, types: numbers });
+    // Bounded waits: a server that stops answering fails the call (and the worker thread) instead of hanging it.
+    this.pool = new pg.Pool({ connectionString: connectionString(o.url, o.password), max: o.poolSize ?? 4, types: numbers, connectionTimeoutMillis: 10_000, query_timeout: 30_000 });
     // An idle client's error (the server restarted) must not crash the process; the next query reconnects.
     this.pool.on("error", () => undefined);
   }
