@@ -61,12 +61,19 @@ export class PostgresDriver implements SqlDriver {
     return this.schema;
   }
 
-  private async migrate(): Promise<void> {
+  private migrate(): Promise<void> {
+    return this.tx(async (client) => {
+      await client.query("SELECT pg_advisory_xact_lock(4242011)");
+      for (const s of SCHEMA) await client.query(s);
+    });
+  }
+
+  /** Runs `fn` in one transaction on one pooled connection: committed when it resolves, rolled back when it throws. */
+  private async tx(fn: (client: pg.PoolClient) => Promise<void>): Promise<void> {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN");
-      await client.query("SELECT pg_advisory_xact_lock(4242011)");
-      for (const s of SCHEMA) await client.query(s);
+      await fn(client);
       await client.query("COMMIT");
     } catch (err) {
       await client.query("ROLLBACK").catch(() => undefined);
@@ -88,17 +95,9 @@ export class PostgresDriver implements SqlDriver {
 
   async batch(stmts: { sql: string; params: (string | number | null)[] }[]): Promise<void> {
     await this.ready();
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    await this.tx(async (client) => {
       for (const s of stmts) await client.query(numbered(s.sql), s.params);
-      await client.query("COMMIT");
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async close(): Promise<void> {
