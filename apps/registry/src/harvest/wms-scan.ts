@@ -2,10 +2,11 @@ import type { BBox } from "../storage/types.js";
 import { cleanBBox, parseTimeExtent } from "./types.js";
 import { decodeEntities } from "./xml.js";
 
-type Time = { start: number | null; end: number | null };
+/** A time extent: start and end in epoch ms, null for an open end. */
+export type Time = { start: number | null; end: number | null };
 
-/** A WMS layer's own properties (not yet inherited), and its child layers. */
-export interface LayerTree {
+/** A WMS layer's own properties (not yet inherited), as either reading (the scanner or fast-xml-parser's) gives them. */
+export interface LayerOwn {
   name: string;
   title: string;
   abstract: string;
@@ -13,6 +14,10 @@ export interface LayerTree {
   crs: string[];
   bbox: BBox | null;
   time: Time | undefined;
+}
+
+/** A WMS layer's own properties and its child layers. */
+export interface LayerTree extends LayerOwn {
   children: LayerTree[];
 }
 

@@ -4,7 +4,7 @@ import { getText, withParams } from "./fetch.js";
 import type { Harvested, HarvestContext } from "./types.js";
 import { baseUrl, cleanBBox, layerIdentifier, parseTimeExtent } from "./types.js";
 import { scanWmsLayers } from "./wms-scan.js";
-import type { LayerTree } from "./wms-scan.js";
+import type { LayerOwn, LayerTree, Time } from "./wms-scan.js";
 import { arr, attrOf, checkXml, child, kidsOf, ownText, parseChecked, tagOf, text, toObject } from "./xml.js";
 import type { Ordered } from "./xml.js";
 
@@ -14,7 +14,6 @@ interface Inherited {
   time: { start: number | null; end: number | null };
 }
 
-type Time = { start: number | null; end: number | null };
 
 /** An ordered element that its object form would make falsy: no attribute and no content. */
 const isEmpty = (node: Ordered, tag: string): boolean => node[":@"] === undefined && kidsOf(node, tag).length === 0;
@@ -29,15 +28,8 @@ function geographicBBox(node: Ordered): BBox | null {
   return cleanBBox([v.westBoundLongitude ?? "", v.southBoundLatitude ?? "", v.eastBoundLongitude ?? "", v.northBoundLatitude ?? ""].map(Number));
 }
 
-/** The layer's own properties, read from its ordered children in one pass. */
-interface LayerFields {
-  name: string;
-  title: string;
-  abstract: string;
-  keywords: string[];
-  crs: string[];
-  bbox: BBox | null;
-  time: Time | undefined;
+/** The layer's own properties, read from its ordered children in one pass, and its child Layer nodes. */
+interface LayerFields extends LayerOwn {
   children: Ordered[];
 }
 
