@@ -86,7 +86,7 @@ export class PackagerService {
     await this.db.addJob({ id, kind: data.kind, queue, resourceId: data.resourceId, email, rowsTotal: rows });
     await (await this.sender(queue)).send(msg, id);
     await this.db.logRequest(data.resourceId, email);
-    this.statusCache = undefined;
+    this.invalidateStatus();
     this.logger.info("job queued", { job: id, queue, kind: data.kind, resource_id: data.resourceId, rows });
     return { id, queue, rows, cached };
   }
@@ -141,7 +141,7 @@ export class PackagerService {
                 const reason = `dead-lettered after ${row.attempts} attempt(s): ${deadReason(r)}${row.error ? ` (last error: ${row.error})` : ""}`;
                 await this.db.failJob(row.id, reason, true);
                 await this.db.logError(row.resourceId, typeof job?.email === "string" ? job.email : "", reason);
-                this.statusCache = undefined;
+                this.invalidateStatus();
                 this.logger.warn("job failed", { job: row.id, error: reason });
               }
               await ch.settle(r);
@@ -178,18 +178,32 @@ export class PackagerService {
     return (snap.json ??= JSON.stringify(wrap(snap.value)));
   }
 
-  private refreshing: Promise<void> | undefined;
+  /** Bumped by every change /status must show at once (a job queued, failed by a dead letter, the cache cleared). */
+  private statusGen = 0;
+  private refreshing: { gen: number; done: Promise<void> } | undefined;
 
-  /** Recomputes the snapshot; concurrent callers share one computation. */
+  /** Drops the snapshot: the next /status computes one that starts after this change. */
+  private invalidateStatus(): void {
+    this.statusGen++;
+    this.statusCache = undefined;
+  }
+
+  /**
+   * Recomputes the snapshot; concurrent callers share one computation. A computation that started before an
+   * invalidation neither serves nor stores its (older) value: the caller after the change gets a new one.
+   */
   private refresh(): Promise<void> {
-    this.refreshing ??= this.computeStatus()
+    const gen = this.statusGen;
+    if (this.refreshing?.gen === gen) return this.refreshing.done;
+    const done: Promise<void> = this.computeStatus()
       .then((value) => {
-        this.statusCache = { at: Date.now(), value };
+        if (gen === this.statusGen) this.statusCache = { at: Date.now(), value };
       })
       .finally(() => {
-        this.refreshing = undefined;
+        if (this.refreshing?.done === done) this.refreshing = undefined;
       });
-    return this.refreshing;
+    this.refreshing = { gen, done };
+    return done;
   }
 
   private async snapshot(): Promise<{ at: number; value: Record<string, unknown>; json?: string }> {
@@ -200,8 +214,9 @@ export class PackagerService {
       }, 200);
       this.statusTimer.unref();
     }
-    if (!this.statusCache || Date.now() - this.statusCache.at > 2000) await this.refresh();
-    return this.statusCache!;
+    // Invalidated again while it computed (jobs queued meanwhile): try again, then answer with a fresh computation.
+    for (let i = 0; i < 3 && (!this.statusCache || Date.now() - this.statusCache.at > 2000); i++) await this.refresh();
+    return this.statusCache ?? { at: Date.now(), value: await this.computeStatus() };
   }
 
   private async computeStatus(): Promise<Record<string, unknown>> {
@@ -238,7 +253,7 @@ export class PackagerService {
   /** Empties the cache and deletes the cached ZIPs. */
   async clearCache(): Promise<number> {
     const names = await this.db.clearCache();
-    this.statusCache = undefined;
+    this.invalidateStatus();
     await Promise.all(names.map((n) => rm(join(this.config.storeDirectory, n), { force: true })));
     return names.length;
   }
