@@ -205,6 +205,7 @@ export class ProducerSink {
         continue;
       }
       const rec: OutRecord = { value, contentType: codec.contentType };
+      if (codec.jsonText === true) rec.jsonText = true;
       if (m.key !== undefined) rec.key = m.key;
       if (m.headers !== undefined) rec.headers = m.headers;
       if (m.metadata !== undefined) rec.metadata = m.metadata;

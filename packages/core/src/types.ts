@@ -60,6 +60,8 @@ export interface OutRecord {
   contentType?: string;
   /** Decoded envelope metadata, for sinks that template on it (Slack, SNS, email). */
   metadata?: Metadata;
+  /** The value is JSON text on one line, as the codec that encoded it vouches (`Codec.jsonText`). */
+  jsonText?: boolean;
 }
 
 /** The outcome of sending one record. */
@@ -201,6 +203,11 @@ export interface Codec<T = unknown> {
   readonly appendable?: boolean;
   /** When the codec's values are `{metadata, data}` envelopes, where to read the metadata. */
   metadataOf?(value: T): Metadata | undefined;
+  /**
+   * True when `encode` returns JSON text on one line, as `JSON.stringify` writes it (no line break, no lone
+   * surrogate). The broker then marks the records (`OutRecord.jsonText`) and writers need not parse them again.
+   */
+  readonly jsonText?: boolean;
 }
 
 /** Turns application objects into messages and back (the original's mappings). */

@@ -12,8 +12,12 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * - text that is one line (no `\n` or `\r`) of valid JSON, and not itself a JSON string, is written as is;
  * - any other text (several lines, not JSON, or a JSON string) is written as a JSON string literal.
  * `fromLine` undoes it exactly: a line starting with `"` is a JSON string whose content is the value.
+ * With `jsonText` (the record's codec says its values are JSON text on one line) the checks are skipped.
  */
-export function toLine(value: Payload): string {
+export function toLine(value: Payload, jsonText = false): string {
+  // JSON text on one line, as the encoding codec vouches (`OutRecord.jsonText`): written as is, unless it is a
+  // JSON string (the rule above writes those as a string literal of their text).
+  if (jsonText && typeof value === "string" && value.length > 0 && value.charCodeAt(0) !== 34) return value;
   let text: string;
   try {
     text = typeof value === "string" ? value : utf8.decode(value);

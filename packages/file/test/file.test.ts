@@ -53,6 +53,14 @@ describe("line framing", () => {
     expect(toLine(new TextEncoder().encode('{"b":2}'))).toBe('{"b":2}');
     expect(() => toLine(new Uint8Array([0xff, 0xfe]))).toThrow(/UTF-8/);
   });
+
+  it("writes JSON text a codec vouches for (jsonText) as is, but a JSON string still as a string literal", () => {
+    expect(toLine('{"a":[1,2]}', true)).toBe('{"a":[1,2]}');
+    expect(toLine("[1]", true)).toBe("[1]");
+    // The json codec encodes the string "s" as "s" with its quotes: written as the literal of that text, as without the flag.
+    expect(toLine('"s"', true)).toBe(toLine('"s"'));
+    expect(fromLine(toLine('"s"', true))).toBe('"s"');
+  });
 });
 
 describe("fileProducer + fileConsumer", () => {
@@ -88,6 +96,21 @@ describe("fileProducer + fileConsumer", () => {
       at += bytes;
     }
     expect(await c.receive(10, { waitMs: 50 })).toEqual([]); // the partial last line waits for its newline
+  });
+
+  it("reads the next chunk ahead; lines appended after that read are read too, in order, with exact positions", async () => {
+    const path = join(dir, "ahead");
+    const line = (i: number) => `{"i":${String(i).padStart(3, "0")},"pad":"${"p".repeat(382)}"}`; // 400 bytes + newline
+    await writeFile(path, [0, 1, 2].map((i) => `${line(i)}\n`).join(""));
+    // 1024-byte chunks: the first read holds lines 0 and 1; the read ahead of line 2 comes back short.
+    const c = consumer(path, { chunkBytes: 1024 });
+    const first = await c.receive(2, { waitMs: 50 });
+    expect(values(first)).toEqual([line(0), line(1)]);
+    await appendFile(path, [3, 4, 5, 6, 7].map((i) => `${line(i)}\n`).join(""));
+    const rest: InRecord[] = [];
+    for (let i = 0; i < 20 && rest.length < 6; i++) rest.push(...(await c.receive(2, { waitMs: 50 })));
+    expect(values(rest)).toEqual([2, 3, 4, 5, 6, 7].map(line));
+    [...first, ...rest].forEach((r, k) => expect(r.position).toEqual({ stream: path, offset: 401 * k, next: 401 * (k + 1) }));
   });
 
   it("refuses a record that is not UTF-8 without failing the batch", async () => {

@@ -64,6 +64,7 @@ export const geojsonCodec: Codec<GeoJSONValue> = {
   name: NAME,
   contentType: "application/geo+json",
   appendable: false,
+  jsonText: true,
   encode(value: GeoJSONValue): Payload {
     return stringifyJson(value, NAME);
   },

@@ -11,6 +11,7 @@ export const jsonCodec: Codec<unknown> = {
   name: NAME,
   contentType: "application/json",
   appendable: false,
+  jsonText: true,
   encode(value: unknown): Payload {
     return stringifyJson(value, NAME);
   },

@@ -11,6 +11,7 @@ export const ndjsonCodec: Codec<unknown> = {
   name: NAME,
   contentType: "application/x-ndjson",
   appendable: true,
+  jsonText: true,
   encode(value: unknown): Payload {
     // JSON.stringify without indentation never emits a raw line break.
     return stringifyJson(value, NAME);
