@@ -31,6 +31,7 @@ const load = (k) => import(pathToFileURL(join(root, dists[k])).href);
 const BATCH = arg("count", 1000);
 const CHUNK = arg("chunk-bytes", 131072);
 const COMMIT_MS = arg("commit-interval-ms", 1000);
+const WORKERS = arg("workers", 1);
 
 /** Reads an NDJSON file in 1 MiB chunks and calls `line` per line (as the file consumer splits it). */
 function eachLine(path, line) {
@@ -96,6 +97,7 @@ async function measure(mode, dir) {
         track_id: "properties.id",
         events: ["enter", "exit"],
         state: mode === "sqlite" ? { sqlite: join(work, "state.db") } : "memory",
+        ...(WORKERS > 0 ? { workers: WORKERS } : {}),
       }],
       producers: [{ name: "events", backend: "file", path: out, codec: "json" }],
     }],
@@ -105,6 +107,8 @@ async function measure(mode, dir) {
   const tLoad = performance.now();
   const app = await new Runtime({ backends: [fileBackend], stages: [geofenceStage, nothing], baseDir: dir, logger }).load(config, "geofence-e2e");
   const loadMs = performance.now() - tLoad;
+  // Connected first (files opened, the stage's state and worker threads started): the run measures throughput.
+  await app.connect();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const elu0 = performance.eventLoopUtilization();
@@ -133,7 +137,7 @@ async function measure(mode, dir) {
 }
 
 function child(mode, dir) {
-  const tuning = ["--count", "--chunk-bytes", "--commit-interval-ms"];
+  const tuning = ["--count", "--chunk-bytes", "--commit-interval-ms", "--workers"];
   const pass = process.argv.slice(2).filter((a, i, all) => tuning.includes(a) || tuning.includes(all[i - 1]));
   const r = spawnSync(process.execPath, ["--expose-gc", fileURLToPath(import.meta.url), "--child", mode, dir, ...pass], { encoding: "utf8", maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);

@@ -529,6 +529,14 @@ export class Broker {
   private runStagesInOrder(messages: Message[], dead: Dead[], source: string): Staged | Promise<Staged> {
     const stages = this.o.stages ?? [];
     if (stages.length === 0) return { pass: messages, commits: [] };
+    const first = stages[0]!;
+    if (first.prepare && messages.length > 0) {
+      try {
+        first.prepare(messages);
+      } catch (err) {
+        this.log.warn("stage prepare failed; the batch is processed without it", { broker: this.name, stage: first.name, error: reasonOf(err) });
+      }
+    }
     const run = () => this.runStages(stages, messages, dead, source);
     if (this.stageLane) {
       const next = this.stageLane.then(run);

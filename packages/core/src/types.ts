@@ -271,5 +271,12 @@ export interface Stage {
   readonly name: string;
   open?(): Promise<void>;
   process(batch: Message[]): StageOutput | Promise<StageOutput>;
+  /**
+   * Called with a batch as soon as the broker has it, before the batches received earlier have left `process`
+   * (which takes batches in order, one at a time): for work that does not depend on them, started early (the
+   * geofence stage sends the batch's points to its worker threads). `process` is later called with the same array.
+   * Only the first stage's is called. An error it throws is logged and otherwise ignored.
+   */
+  prepare?(batch: Message[]): void;
   close?(): Promise<void>;
 }

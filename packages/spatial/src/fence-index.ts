@@ -312,6 +312,55 @@ export class FenceIndex {
     return n;
   }
 
+  /**
+   * `queryPoint` for `n` points (`xy`: x0, y0, x1, y1, ...): per point how many fences hold it, and their indices
+   * (ascending per point) one point after the other.
+   */
+  queryPoints(xy: Float64Array, n: number): { counts: Uint32Array; hits: Int32Array } {
+    const counts = new Uint32Array(n);
+    let hits = new Int32Array(Math.max(16, n * 2));
+    let used = 0;
+    for (let p = 0; p < n; p++) {
+      const k = this.queryPoint(xy[2 * p]!, xy[2 * p + 1]!);
+      counts[p] = k;
+      if (k === 0) continue;
+      if (used + k > hits.length) {
+        const bigger = new Int32Array(Math.max(hits.length * 2, used + k));
+        bigger.set(hits.subarray(0, used));
+        hits = bigger;
+      }
+      for (let j = 0; j < k; j++) hits[used++] = this.hits[j]!;
+    }
+    return { counts, hits: hits.slice(0, used) };
+  }
+
+  /**
+   * What `queryPoint` reads, as data a worker thread can take (postMessage copies typed arrays), or undefined for
+   * an index without a point grid. `FenceIndex.forPointQueries` makes an index of it that answers point queries.
+   */
+  pointQueryData(): PointQueryData | undefined {
+    if (this.grid === null) return undefined;
+    return {
+      grid: this.grid, coords: this.coords, bbox: this.bbox, bandMinY: this.bandMinY, bandInvH: this.bandInvH,
+      bandCount: this.bandCount, bandOff: this.bandOff, bandStarts: this.bandStarts, bandEdges: this.bandEdges,
+      fenceColors: this.fenceColors, vertColor: this.vertColor, parityWords: this.parity.length, n: this.fences.length,
+    };
+  }
+
+  /** An index that answers `queryPoint` and `queryPoints` only, from `pointQueryData()` (in a worker thread). */
+  static forPointQueries(d: PointQueryData): FenceIndex {
+    const ix = Object.create(FenceIndex.prototype) as FenceIndex;
+    const none32 = new Uint32Array(0);
+    Object.assign(ix, {
+      fences: [], idToIndex: new Map<string, number>(), tree: null,
+      coords: d.coords, bbox: d.bbox, bandMinY: d.bandMinY, bandInvH: d.bandInvH, bandCount: d.bandCount, bandOff: d.bandOff,
+      bandStarts: d.bandStarts, bandEdges: d.bandEdges, ringStart: none32, ringEnd: none32, ringHole: new Uint8Array(0),
+      fenceRingFrom: none32, fenceRingTo: none32, fenceColors: d.fenceColors, vertColor: d.vertColor,
+      parity: new Int32Array(d.parityWords), stack: new Int32Array(4096), grid: d.grid, hits: new Int32Array(Math.max(1, d.n)), warnings: [],
+    });
+    return ix;
+  }
+
   /** Like `queryPoint`, by walking the packed R-tree (used when there is no grid; also checks the grid in tests). */
   queryPointTree(x: number, y: number): number {
     const tree = this.tree;
@@ -575,6 +624,23 @@ function buildGrid(tree: Flatbush, n: number): PointGrid | null {
 }
 
 /** How a FenceIndex is built. */
+/** See `FenceIndex.pointQueryData`. */
+export interface PointQueryData {
+  grid: PointGrid;
+  coords: Float64Array;
+  bbox: Float64Array;
+  bandMinY: Float64Array;
+  bandInvH: Float64Array;
+  bandCount: Uint32Array;
+  bandOff: Uint32Array;
+  bandStarts: Uint32Array;
+  bandEdges: Uint32Array;
+  fenceColors: Uint32Array;
+  vertColor: Uint32Array;
+  parityWords: number;
+  n: number;
+}
+
 export interface FenceIndexOptions {
   /**
    * Answer point queries from a uniform grid filled from the R-tree (fast, some memory) instead of walking the

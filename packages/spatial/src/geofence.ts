@@ -24,11 +24,16 @@ import type { CoveredPositions, GeofenceState, TrackState } from "./state.js";
 import { kafkaGeofenceState } from "./state-kafka.js";
 import type { KafkaStateOptions } from "./state-kafka.js";
 import { postgresGeofenceState } from "./state-postgres.js";
+import { PointWorkers } from "./point-workers.js";
+import type { PointHits } from "./point-workers.js";
 import type { PostgresStateOptions } from "./state-postgres.js";
 
 export { compareOffsets } from "./offsets.js";
 
 const NONE: string[] = [];
+
+/** Batches with fewer messages than this are tested on the main thread even with `workers`. */
+const WORKER_MIN_BATCH = 64;
 
 /** Most committed track states kept in memory in front of an SQLite state (oldest dropped first). */
 const CACHE_TRACKS = 100_000;
@@ -114,6 +119,8 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // Counts restores, so a commit computed before one does not put its (maybe stale) states in the cache.
   let restores = 0;
   let closed = false;
+  /** The `workers` threads, started by open(). */
+  let points: PointWorkers | undefined;
   // Per track: its committed state when known, the newest change not yet committed (later batches read it
   // before the durable state), and the running batch's working copy.
   const recs = new Map<string, TrackRec>();
@@ -150,6 +157,46 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // lets "same fences as before" be an identity check.
   const single = ids.map((id) => [id]);
 
+  /** The batches given to prepare(): their points, sent to the workers. */
+  const prepared = new WeakMap<Message[], { slot: Int32Array; hits: Promise<PointHits> }>();
+  /** Sends the points of a batch's point Features to the workers; `slot`: per batch index, the point's place or -1. */
+  const sendPoints = (pool: PointWorkers, batch: Message[]): { slot: Int32Array; hits: Promise<PointHits> } => {
+    const slot = new Int32Array(batch.length);
+    const xy = new Float64Array(2 * batch.length);
+    let np = 0;
+    for (let i = 0; i < batch.length; i++) {
+      const v = batch[i]!.value as { type?: unknown; geometry?: unknown } | null;
+      if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) {
+        const c = v.geometry.coordinates;
+        slot[i] = np;
+        xy[2 * np] = c[0]!;
+        xy[2 * np + 1] = c[1]!;
+        np++;
+      } else slot[i] = -1;
+    }
+    return { slot, hits: pool.query(xy, np) };
+  };
+
+  /** Per batch index, the sorted ids of the fences its point is in (the workers' answer); undefined: not a point. */
+  const listsOf = (h: PointHits, slot: Int32Array): Array<string[] | undefined> => {
+    const out = new Array<string[] | undefined>(slot.length);
+    let at = 0;
+    for (let k = 0; k < slot.length; k++) {
+      const j = slot[k]!;
+      if (j < 0) continue;
+      const c = h.counts[j]!;
+      if (c === 0) out[k] = NONE;
+      else if (c === 1) out[k] = single[h.hits[at]!]!;
+      else {
+        const l: string[] = [];
+        for (let q = 0; q < c; q++) l.push(ids[h.hits[at + q]!]!);
+        out[k] = l.sort();
+      }
+      at += c;
+    }
+    return out;
+  };
+
   /** Sorted ids of the fences a geometry is in. */
   const fencesOf = (g: Geometry): string[] => {
     if (g.type === "Point") {
@@ -177,7 +224,10 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     // Tracks whose committed state is not known: read from the durable state in one `get`.
     const missing: string[] = [];
     const missingRecs: TrackRec[] = [];
-    for (const message of batch) {
+    // Each message's index in the batch (the workers' answer is per batch index).
+    const bidx: number[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const message = batch[i]!;
       const v = message.value as { type?: unknown; geometry?: unknown } | null;
       let geometry: Geometry;
       let loc: Located | null = null;
@@ -223,6 +273,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         }
       }
       msgs.push(message);
+      bidx.push(i);
       geoms.push(geometry);
       locs.push(loc);
       trackRecs.push(rec);
@@ -230,6 +281,8 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     }
 
     const pass: Message[] = [];
+    // The fences of the batch's points, when the workers tested them.
+    let lists: Array<string[] | undefined> | undefined;
     let now: string | undefined;
     const dateFor = (msg: Message, loc: Located | null): string => {
       const d = loc?.metadata?.date ?? msg.metadata?.date;
@@ -272,7 +325,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           }
         }
         const before = prev?.fences ?? NONE;
-        const inNow = fencesOf(geometry);
+        const inNow = lists?.[bidx[k]!] ?? fencesOf(geometry);
         let same = before === inNow || before.length === inNow.length;
         for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
         if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
@@ -321,7 +374,6 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     };
 
     if (msgs.length === 0) return dead.length > 0 ? { pass: [], dead } : { pass: [] };
-    if (missing.length === 0) return compute();
     const fill = (got: ReadonlyArray<TrackState | undefined>): StageOutput => {
       for (let k = 0; k < missingRecs.length; k++) {
         const rec = missingRecs[k]!, st = got[k];
@@ -334,6 +386,18 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       return compute();
     };
+    if (points !== undefined && batch.length >= WORKER_MIN_BATCH) {
+      // The points went to the workers in prepare() (or go now); what has no point geometry is tested in compute().
+      const sent = prepared.get(batch) ?? sendPoints(points, batch);
+      prepared.delete(batch);
+      const tested = sent.hits.then((h) => {
+        lists = listsOf(h, sent.slot);
+      });
+      if (missing.length === 0) return tested.then(compute);
+      const read = readDurable(durable, missing);
+      return Promise.all([read, tested]).then(([got]) => fill(got));
+    }
+    if (missing.length === 0) return compute();
     const got = readDurable(durable, missing);
     return isPromise(got) ? got.then(fill) : fill(got);
   };
@@ -342,10 +406,17 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     name,
     async open() {
       if (closed) throw new GeoWatchError("CLOSED", `${name}: stage is closed`, { backend: "spatial" });
+      if ((o.workers ?? 0) > 0 && points === undefined) {
+        points = PointWorkers.start(index, o.workers!, ctx.logger, name);
+        await points?.ready;
+      }
       if (state !== undefined) return;
       if (sqlitePath !== undefined) state = sqliteGeofenceState(sqlitePath);
       else if (pgOptions !== undefined) state = await postgresGeofenceState(pgOptions, ctx.logger);
       else if (kafkaOptions !== undefined) state = await kafkaGeofenceState(kafkaOptions, ctx.logger);
+    },
+    prepare(batch: Message[]): void {
+      if (points !== undefined && !closed && batch.length >= WORKER_MIN_BATCH && !prepared.has(batch)) prepared.set(batch, sendPoints(points, batch));
     },
     process(batch: Message[]): StageOutput | Promise<StageOutput> {
       const durable = state;
@@ -369,6 +440,9 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       if (closed) return;
       closed = true;
       recs.clear();
+      const pool = points;
+      points = undefined;
+      await pool?.close();
       const s = state;
       state = undefined;
       if (ownsState) await s?.close?.();

@@ -61,6 +61,12 @@ export interface GeofenceOptions {
   state?: GeofenceState | "memory" | { sqlite: string } | { postgres: PostgresStateOptions } | { kafka: KafkaStateOptions };
   /** Also pass the input messages on, after their events. Default `false`. Env: none. */
   passThrough?: boolean;
+  /**
+   * Worker threads that test a batch's points against the fences while the main thread goes on (decoding the next
+   * batch). Each holds a copy of the fence index; state and events stay on the main thread. Batches of fewer than
+   * 64 messages are tested on the main thread. Default `0` (all on the main thread). Env: none.
+   */
+  workers?: number;
 }
 
 /** Options of `reproject`. */
@@ -143,6 +149,7 @@ export const geofenceSchema = z.strictObject({
   events: z.array(z.enum(["enter", "exit", "inside", "outside", "cross"])).min(1).optional().meta({ default: ["enter", "exit"] }).describe("Events to emit."),
   state: stateSchema.optional(),
   passThrough: z.boolean().optional().meta({ default: false }).describe("Also pass the input messages on, after their events."),
+  workers: z.number().int().min(0).max(16).optional().meta({ default: 0 }).describe("Worker threads that test a batch's points against the fences while the main thread goes on (decoding the next batch); 0 tests them on the main thread."),
 });
 
 export const reprojectSchema = z.strictObject({
