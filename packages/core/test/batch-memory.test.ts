@@ -143,3 +143,47 @@ describe("Codec.jsonText", () => {
     expect(plain.jsonText).toBeUndefined();
   });
 });
+
+describe("Stage.prepare", () => {
+  it("sees each batch as soon as it is decoded, before earlier batches left process(), with the array process gets later", async () => {
+    const lines = Array.from({ length: 6 }, (_, i) => JSON.stringify({ i }));
+    const log: string[] = [];
+    const prepared = new Set<Message[]>();
+    let sameArrays = true;
+    const slow: Stage = {
+      name: "slow",
+      prepare: (batch) => {
+        prepared.add(batch);
+        log.push(`prepare ${(batch[0]!.value as { i: number }).i}`);
+      },
+      process: async (batch) => {
+        sameArrays &&= prepared.has(batch);
+        const first = (batch[0]!.value as { i: number }).i;
+        log.push(`process ${first}`);
+        await new Promise((r) => setTimeout(r, 30));
+        log.push(`done ${first}`);
+        return { pass: batch };
+      },
+    };
+    const out = collecting();
+    const b = new Broker({ name: "t", count: 2, consumers: [{ name: "in", consumer: orderedSource(lines), codec: jsonCodec }], producers: [{ name: "out", producer: out, codec: jsonCodec }], stages: [slow] });
+    await b.run({ untilIdle: true });
+    expect(sameArrays).toBe(true);
+    // Batches still leave process() in order; prepare() of batch 2 (and 4) came while batch 0 was in process().
+    expect(log.filter((l) => l.startsWith("process"))).toEqual(["process 0", "process 2", "process 4"]);
+    expect(log.indexOf("prepare 2")).toBeLessThan(log.indexOf("done 0"));
+    expect(log.indexOf("prepare 4")).toBeLessThan(log.indexOf("done 0"));
+    expect(out.got.map((r) => JSON.parse(r.value as string).i)).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+
+  it("processes a batch whose prepare() threw, and says so", async () => {
+    const warned: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => void warned.push(m), error() {} };
+    const stage: Stage = { name: "s", prepare: () => { throw new Error("nope"); }, process: (batch) => ({ pass: batch }) };
+    const out = collecting();
+    const b = new Broker({ name: "t", logger, consumers: [{ name: "in", consumer: orderedSource(['{"i":1}']), codec: jsonCodec }], producers: [{ name: "out", producer: out, codec: jsonCodec }], stages: [stage] });
+    await b.run({ untilIdle: true });
+    expect(out.got.map((r) => r.value)).toEqual(['{"i":1}']);
+    expect(warned).toContain("stage prepare failed; the batch is processed without it");
+  });
+});

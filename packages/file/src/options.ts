@@ -6,7 +6,7 @@ const path = z.string().min(1, "must be a non-empty path").meta({ path: true });
 
 export const fileProducerSchema = z.strictObject({
   path: path.describe("File the producer appends NDJSON lines to; created (with its directory) when missing."),
-  fsync: z.boolean().optional().meta({ default: true }).describe("fsync after every batch, so an acknowledged send survives a crash."),
+  fsync: z.boolean().optional().meta({ default: true }).describe("Every batch on disk before send returns (the file is opened O_SYNC), so an acknowledged send survives a crash."),
   rotateBytes: z.number().int().positive().optional().describe("Rotate when a batch would grow the file past this many bytes: it is renamed to `<path>.<epoch ms>`. Default: never."),
 });
 
