@@ -80,6 +80,11 @@ interface TrackRec {
   /** The batch running now that visits this track, and its working copy of the state. */
   mark: number;
   cur: TrackState | undefined;
+  /**
+   * The fences of the newest state known here (`pending`, else `committed`; `cur` while a batch runs): read for
+   * every point, so kept in the record itself instead of behind a pointer to the state (a cache miss per point).
+   */
+  fences: string[];
   /** Whether the batch in `mark` changed the track. */
   changed: boolean;
 }
@@ -258,7 +263,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       let rec = recs.get(track);
       if (rec === undefined) {
-        rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, changed: false };
+        rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, fences: NONE, changed: false };
         recs.set(track, rec);
       }
       if (rec.mark !== mark) {
@@ -324,7 +329,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
             if (ro === undefined || compareOffsets(at.offset, ro) === 1) ro = at.offset;
           }
         }
-        const before = prev?.fences ?? NONE;
+        const before = rec.fences;
         const inNow = lists?.[bidx[k]!] ?? fencesOf(geometry);
         let same = before === inNow || before.length === inNow.length;
         for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
@@ -349,6 +354,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           // Always the same four keys: one object shape on the hot path.
           const covered = at === undefined ? prev?.covered : cover(prev?.covered, at);
           rec.cur = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
+          rec.fences = inNow;
           if (!rec.changed) {
             rec.changed = true;
             changedRecs.push(rec);
@@ -378,6 +384,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       for (let k = 0; k < missingRecs.length; k++) {
         const rec = missingRecs[k]!, st = got[k];
         rec.cur = st;
+        rec.fences = st?.fences ?? NONE;
         if (st?.covered !== undefined) extendReach(st.covered);
         if (cacheable) {
           rec.known = true;
@@ -476,11 +483,13 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         }
         if (!cacheable || restores !== restoresAt) continue;
         if (rec === undefined) {
-          rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, changed: false };
+          rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, fences: NONE, changed: false };
           recs.set(track, rec);
         }
         rec.known = true;
         rec.committed = st;
+        // Without a later batch's change, this state is the newest.
+        if (rec.seq === 0) rec.fences = st.fences;
       }
       if (recs.size > CACHE_TRACKS) evict();
     };
