@@ -4,31 +4,11 @@ import { describe, expect, it } from "vitest";
 import { Broker } from "../src/broker.js";
 import { geojsonCodec, jsonCodec, ndjsonCodec, plainCodec } from "../src/codecs/index.js";
 import { GeoWatchError } from "../src/errors.js";
-import type { Codec, Consumer, InRecord, Message, OutRecord, Position, Producer, Stage } from "../src/types.js";
+import type { Codec, Message, OutRecord, Position, Producer, Stage } from "../src/types.js";
+import { orderedSource } from "./sources.js";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
-
-/** An ordered source over fixed lines (positions like the file channel's). */
-function orderedSource(lines: string[]): Consumer & { committed: number } {
-  let at = 0;
-  const src = {
-    committed: 0,
-    capabilities: { ordering: "stream" as const, batching: true },
-    async receive(max: number): Promise<InRecord[]> {
-      const out: InRecord[] = [];
-      while (out.length < max && at < lines.length) {
-        out.push({ value: lines[at]!, position: { stream: "s", offset: at, next: at + 1 } });
-        at++;
-      }
-      return out;
-    },
-    async commit(ps: Position[]) {
-      for (const p of ps) src.committed = Math.max(src.committed, Number(p.next));
-    },
-  };
-  return src;
-}
 
 function collecting(): Producer & { got: OutRecord[] } {
   const got: OutRecord[] = [];

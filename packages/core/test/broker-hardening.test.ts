@@ -3,6 +3,7 @@ import { Broker } from "../src/broker.js";
 import { memoryChannel } from "../src/backends/memory.js";
 import { GeoWatchError } from "../src/errors.js";
 import type { Codec, Consumer, InRecord, Logger, Message, OutRecord, Position, Producer, Stage } from "../src/types.js";
+import { orderedSource } from "./sources.js";
 
 const json: Codec = {
   name: "json",
@@ -31,27 +32,6 @@ function recordingLogger(): Logger & { lines: Array<{ level: string; msg: string
 /** A Feature whose properties nest `depth` levels (built as text: JSON.stringify itself overflows). */
 function deepFeature(depth: number): string {
   return `{"type":"Feature","geometry":{"type":"Point","coordinates":[1,2]},"properties":${'{"a":'.repeat(depth)}1${"}".repeat(depth)}}`;
-}
-
-/** An ordered source over fixed lines, committing `next` positions like the file channel does. */
-function orderedSource(lines: string[]): Consumer & { committed: number; commit(ps: Position[]): Promise<void> } {
-  let at = 0;
-  const src = {
-    committed: 0,
-    capabilities: { ordering: "stream" as const, batching: true },
-    async receive(max: number): Promise<InRecord[]> {
-      const out: InRecord[] = [];
-      while (out.length < max && at < lines.length) {
-        out.push({ value: lines[at]!, position: { stream: "s", offset: at, next: at + 1 } });
-        at++;
-      }
-      return out;
-    },
-    async commit(ps: Position[]) {
-      for (const p of ps) src.committed = Math.max(src.committed, Number(p.next));
-    },
-  };
-  return src;
 }
 
 describe("no message can stop a stream", () => {
