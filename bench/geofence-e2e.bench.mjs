@@ -2,7 +2,8 @@
 // geojson codec), the geofence stage with enter/exit and its state in SQLite (durable: written by the stage's commit
 // after the batch's events are delivered) or in memory, NDJSON events out (the file producer, json codec, fsync per
 // batch; the input's offset file written at most once a second: `commit_interval_ms`). Built with the Runtime from a
-// config, as `geowatch run --until-idle` does.
+// config, as `geowatch run --until-idle` does, and connected before the timer starts (every mode). The geofence stage
+// has `workers: 1` (a worker thread tests the points; `--workers 0` keeps everything on the main thread).
 // Baseline in the same run: the bare loop that reads the same file, decodes every line with the geojson codec and
 // encodes one output per point with the json codec (no stage, no state, no write).
 // Targets: pipeline >= 0.5x the bare loop's rate with SQLite state, >= 0.7x with memory state; peak RSS < 500 MB.
@@ -11,7 +12,7 @@
 // Each measurement runs in its own process (its own peak RSS); bare, memory and SQLite runs alternate, medians.
 //
 //   pnpm build && pnpm bench geofence-e2e
-//   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR] [--count N] [--chunk-bytes N] [--commit-interval-ms N])
+//   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR] [--count N] [--chunk-bytes N] [--commit-interval-ms N] [--workers N])
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -199,7 +200,7 @@ if (process.argv[2] === "--child") {
     const idleOf = (m) => med(runs[m], (x) => x.idleMs ?? 0);
     const cpuOf = (c, m) => `${(c * 1000).toFixed(2)} us CPU/point, CPU ratio ${(bareCpu / c).toFixed(2)}x; main thread idle ${fmt(idleOf(m))} ms`;
     console.log(`fences: ${fmt(N_FENCES)} (countries-land-10km in ${cell.toFixed(3)} deg cells, ${fmt(vertices)} vertices; loaded and indexed by the stage in ${fmt(runs.memory[0].loadMs)} ms; ${runs.memory[0].fenceWarnings} self-intersection warnings)`);
-    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}, chunk_bytes ${CHUNK}, commit_interval_ms ${COMMIT_MS}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
+    console.log(`input: ${fmt(n)} points (${inputMB.toFixed(0)} MB NDJSON) from ${fmt(N_TRACKS)} tracks x ${steps} steps; count ${BATCH}, chunk_bytes ${CHUNK}, commit_interval_ms ${COMMIT_MS}, geofence workers ${WORKERS}; ${fmt(all[0].events)} enter/exit events out; ${RUNS} alternated runs, medians`);
     console.log(`bare loop (read + geojson decode + json encode):  ${fmt(bareRate)} points/s (runs ${runsOf("bare")}), peak RSS ${rss.bare.toFixed(0)} MB; ${(bareCpu * 1000).toFixed(2)} us CPU/point`);
     console.log(`without the stage (broker + file channel, a stage that passes nothing): ${fmt(noRate)} points/s (runs ${runsOf("nostage")}), peak RSS ${rss.nostage.toFixed(0)} MB: ${(noRate / bareRate).toFixed(2)}x bare; ${cpuOf(noCpu, "nostage")}`);
     console.log(`pipeline, memory state:  ${fmt(memRate)} points/s (runs ${runsOf("memory")}), peak RSS ${rss.memory.toFixed(0)} MB: ${memRatio.toFixed(2)}x bare (target >= 0.7x) ${memRatio >= 0.7 ? "PASS" : "FAIL"}; ${cpuOf(memCpu, "memory")}`);
