@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Broker } from "../src/broker.js";
 import { memoryChannel } from "../src/backends/memory.js";
 import { GeoWatchError } from "../src/errors.js";
-import type { Codec, Consumer, InRecord, Logger, Message, OutRecord, Position, Producer, Stage } from "../src/types.js";
+import type { Codec, Consumer, Logger, Message, OutRecord, Producer, Stage } from "../src/types.js";
 import { orderedSource } from "./sources.js";
 
 const json: Codec = {
