@@ -485,7 +485,7 @@ export class Broker {
     } else if (fromRecords) {
       if (dead.length > 0) attachRecords(dead, input, fromRecords);
       const origins = originsOf(pass, input, fromRecords);
-      if (origins) attach = (d) => { for (const x of d) if (!x.record && x.message) x.record = origins.get(x.message); };
+      if (origins) attach = (d) => giveRecords(d, origins);
     }
     input = undefined;
     fromRecords = undefined;
@@ -813,7 +813,6 @@ interface Staged {
   commits: Array<() => void | Promise<void>>;
 }
 
-/** Gives each dead letter of a decoded message the record it came from (looked up only when there are dead letters). */
 /**
  * A decoded input message, made by a constructor, not an object literal. V8 may decide from the first batches (a
  * small young generation, batches alive across several collections) that the objects of a literal live long and
@@ -838,23 +837,30 @@ class DecodedMessage implements Message {
 }
 
 /**
- * The record of each message of `pass` that is an input message (same object), or undefined when none is.
- * A stage that passes its input on keeps them all; one that emits new messages (events) keeps none.
+ * The record of each of `wanted` that is an input message (same object), or undefined when none is. Of a stage's
+ * output: one that passes its input on keeps them all, one that emits new messages (events) keeps none.
  */
-function originsOf(pass: Message[], messages: Message[], records: InRecord[]): Map<Message, InRecord> | undefined {
-  if (pass.length === 0) return undefined;
-  const wanted = new Set(pass);
+function originsOf(wanted: Message[], messages: Message[], records: InRecord[]): Map<Message, InRecord> | undefined {
+  if (wanted.length === 0) return undefined;
+  const want = new Set(wanted);
   let out: Map<Message, InRecord> | undefined;
-  for (let i = 0; i < messages.length; i++) if (wanted.has(messages[i]!)) (out ??= new Map()).set(messages[i]!, records[i]!);
+  for (let i = 0; i < messages.length; i++) if (want.has(messages[i]!)) (out ??= new Map()).set(messages[i]!, records[i]!);
   return out;
 }
 
+/** Gives each dead letter of a decoded message the record it came from (looked up only when there are dead letters). */
 function attachRecords(dead: Dead[], messages: Message[], records: InRecord[]): void {
-  const byMessage = new Map<Message, InRecord>();
-  for (let i = 0; i < messages.length; i++) byMessage.set(messages[i]!, records[i]!);
+  const wanted: Message[] = [];
+  for (const d of dead) if (!d.record && d.message) wanted.push(d.message);
+  giveRecords(dead, originsOf(wanted, messages, records));
+}
+
+/** Sets the record of each dead letter without one whose message `origins` knows. */
+function giveRecords(dead: Dead[], origins: Map<Message, InRecord> | undefined): void {
+  if (!origins) return;
   for (const d of dead) {
     if (d.record || !d.message) continue;
-    const r = byMessage.get(d.message);
+    const r = origins.get(d.message);
     if (r) d.record = r;
   }
 }

@@ -25,10 +25,6 @@ const stderrLogger: Logger = {
 };
 
 /**
- * Follows a file like `tail -F`: emits complete lines from the committed offset on, waits for the file
- * to appear, restarts from 0 on truncation, and after a rotation drains the old file before the new one.
- */
-/**
  * A line's position and record, made by constructors, not object literals. V8 may decide from the first batches
  * (a small young generation, batches alive across several collections) that the objects of a literal live long
  * and allocate them in the old generation from then on. These objects are short-lived but point at the line's
@@ -50,6 +46,10 @@ class LineRecord implements InRecord {
   ) {}
 }
 
+/**
+ * Follows a file like `tail -F`: emits complete lines from the committed offset on, waits for the file
+ * to appear, restarts from 0 on truncation, and after a rotation drains the old file before the new one.
+ */
 export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?: Logger } = {}): Consumer {
   const opts = parseOptions<FileConsumerOptions>(fileConsumerSchema, options, "file consumer");
   const file = resolve(opts.path);

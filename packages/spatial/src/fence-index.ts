@@ -623,7 +623,6 @@ function buildGrid(tree: Flatbush, n: number): PointGrid | null {
   return { x0: tree.minX, y0: tree.minY, invW: 1 / cw, invH: 1 / ch, nx, ny, start, items: items.slice(0, used) };
 }
 
-/** How a FenceIndex is built. */
 /** See `FenceIndex.pointQueryData`. */
 export interface PointQueryData {
   grid: PointGrid;
@@ -641,6 +640,7 @@ export interface PointQueryData {
   n: number;
 }
 
+/** How a FenceIndex is built. */
 export interface FenceIndexOptions {
   /**
    * Answer point queries from a uniform grid filled from the R-tree (fast, some memory) instead of walking the

@@ -162,6 +162,15 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   // lets "same fences as before" be an identity check.
   const single = ids.map((id) => [id]);
 
+  /** Sorted ids of the `n` fences whose indices start at `hits[at]` (the shared NONE or one-fence array when it can). */
+  const idsOf = (hits: Int32Array, at: number, n: number): string[] => {
+    if (n === 0) return NONE;
+    if (n === 1) return single[hits[at]!]!;
+    const out: string[] = [];
+    for (let k = 0; k < n; k++) out.push(ids[hits[at + k]!]!);
+    return out.sort();
+  };
+
   /** The batches given to prepare(): their points, sent to the workers. */
   const prepared = new WeakMap<Message[], { slot: Int32Array; hits: Promise<PointHits> }>();
   /** Sends the points of a batch's point Features to the workers; `slot`: per batch index, the point's place or -1. */
@@ -190,13 +199,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       const j = slot[k]!;
       if (j < 0) continue;
       const c = h.counts[j]!;
-      if (c === 0) out[k] = NONE;
-      else if (c === 1) out[k] = single[h.hits[at]!]!;
-      else {
-        const l: string[] = [];
-        for (let q = 0; q < c; q++) l.push(ids[h.hits[at + q]!]!);
-        out[k] = l.sort();
-      }
+      out[k] = idsOf(h.hits, at, c);
       at += c;
     }
     return out;
@@ -204,14 +207,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
 
   /** Sorted ids of the fences a geometry is in. */
   const fencesOf = (g: Geometry): string[] => {
-    if (g.type === "Point") {
-      const n = index.queryPoint(g.coordinates[0]!, g.coordinates[1]!);
-      if (n === 0) return NONE;
-      if (n === 1) return single[index.hits[0]!]!;
-      const out: string[] = [];
-      for (let k = 0; k < n; k++) out.push(ids[index.hits[k]!]!);
-      return out.sort();
-    }
+    if (g.type === "Point") return idsOf(index.hits, 0, index.queryPoint(g.coordinates[0]!, g.coordinates[1]!));
     const m = index.matching(g, "intersects");
     return m.length === 0 ? NONE : m.map((i) => ids[i]!).sort();
   };
