@@ -71,6 +71,38 @@ describe("geofence workers", () => {
     expect(said.filter((m) => /worker/.test(m))).toEqual([]);
   });
 
+  it("leave bad input to the main thread: the same dead letters, reasons and events as without workers", async () => {
+    const msgs = walk(80, 2, 9);
+    const deep = JSON.parse(`{"type":"Feature","properties":{"id":"t1"},"geometry":{"type":"Point","coordinates":[1,2]},"extra":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}`) as unknown;
+    const bad: unknown[] = [
+      { type: "Feature", properties: { id: "t2" }, geometry: { type: "Point", coordinates: [Number.NaN, 1] } },
+      { type: "Feature", properties: { id: "t3" }, geometry: { type: "Point", coordinates: ["1", 2] } },
+      { type: "Feature", properties: { id: "t4" }, geometry: { type: "Point" } },
+      JSON.parse('{"type":"Feature","properties":{"id":"t5","__proto__":{"polluted":1}},"geometry":{"type":"Point","coordinates":[10,50]}}'),
+      { type: "Feature", properties: {}, geometry: { type: "Point", coordinates: [10, 50] } },
+      deep,
+      null,
+      "text",
+    ];
+    bad.forEach((value, i) => msgs.splice(7 * i + 3, 0, { value, position: { stream: "s", offset: 10_000 + i, next: 10_001 + i } }));
+    const outcome = async (workers: number) => {
+      const stage = geofence({ fences: FENCES, trackId: "properties.id", events: ["enter", "exit", "inside"], workers });
+      await stage.open?.();
+      try {
+        stage.prepare?.(msgs);
+        const out = await stage.process(msgs);
+        await out.commit?.();
+        return { events: events(out), dead: (out.dead ?? []).map((d) => [msgs.indexOf(d.message), d.reason]) };
+      } finally {
+        await stage.close?.();
+      }
+    };
+    const inline = await outcome(0);
+    expect(inline.dead.length).toBeGreaterThanOrEqual(5);
+    expect(await outcome(1)).toEqual(inline);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
   it("answer as the index does; a worker that dies leaves its queries and later ones to the main thread, logged once", async () => {
     const index = createFenceIndex(loadFences(FENCES));
     const rand = rng(11);
