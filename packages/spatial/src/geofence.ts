@@ -25,7 +25,7 @@ import { kafkaGeofenceState } from "./state-kafka.js";
 import type { KafkaStateOptions } from "./state-kafka.js";
 import { postgresGeofenceState } from "./state-postgres.js";
 import { PointWorkers } from "./point-workers.js";
-import type { PointHits } from "./point-workers.js";
+import type { PointHits, PointQuery } from "./point-workers.js";
 import type { PostgresStateOptions } from "./state-postgres.js";
 
 export { compareOffsets } from "./offsets.js";
@@ -171,10 +171,15 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     return out.sort();
   };
 
-  /** The batches given to prepare(): their points, sent to the workers. */
-  const prepared = new WeakMap<Message[], { slot: Int32Array; hits: Promise<PointHits> }>();
-  /** Sends the points of a batch's point Features to the workers; `slot`: per batch index, the point's place or -1. */
-  const sendPoints = (pool: PointWorkers, batch: Message[]): { slot: Int32Array; hits: Promise<PointHits> } => {
+  /** A batch's points submitted to the workers; `slot`: per batch index, the point's place in the query or -1. */
+  interface Sent {
+    slot: Int32Array;
+    q: PointQuery;
+  }
+  /** The batches given to prepare(): their points, submitted to the workers. */
+  const prepared = new WeakMap<Message[], Sent>();
+  /** Submits the points of a batch's point Features to the workers. */
+  const sendPoints = (pool: PointWorkers, batch: Message[]): Sent => {
     const slot = new Int32Array(batch.length);
     const xy = new Float64Array(2 * batch.length);
     let np = 0;
@@ -188,21 +193,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         np++;
       } else slot[i] = -1;
     }
-    return { slot, hits: pool.query(xy, np) };
-  };
-
-  /** Per batch index, the sorted ids of the fences its point is in (the workers' answer); undefined: not a point. */
-  const listsOf = (h: PointHits, slot: Int32Array): Array<string[] | undefined> => {
-    const out = new Array<string[] | undefined>(slot.length);
-    let at = 0;
-    for (let k = 0; k < slot.length; k++) {
-      const j = slot[k]!;
-      if (j < 0) continue;
-      const c = h.counts[j]!;
-      out[k] = idsOf(h.hits, at, c);
-      at += c;
-    }
-    return out;
+    return { slot, q: pool.submit(xy, np) };
   };
 
   /** Sorted ids of the fences a geometry is in. */
@@ -212,35 +203,137 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     return m.length === 0 ? NONE : m.map((i) => ids[i]!).sort();
   };
 
-  const run = (batch: Message[], durable: GeofenceState): StageOutput | Promise<StageOutput> => {
+  /**
+   * Runs a batch: with the workers' answer for its points when they tested them (`slot` and `h`). Each message is
+   * computed as soon as its track's state is at hand; from the first track whose state must be read from the
+   * durable state on, the rest of the batch waits for that read (one `get` for all of them), in order.
+   */
+  const run = (batch: Message[], durable: GeofenceState, slot?: Int32Array, h?: PointHits): StageOutput | Promise<StageOutput> => {
     const dead: DeadLetter[] = [];
-    const msgs: Message[] = [];
-    const geoms: Geometry[] = [];
-    // null: the value is a bare Feature (the common case, spared an allocation); else where locate found it.
-    const locs: Array<Located | null> = [];
-    // Each message's track record; the records hold the batch's working copy of their state.
+    const pass: Message[] = [];
     const mark = ++runs;
-    const trackRecs: TrackRec[] = [];
-    const tracks: string[] = [];
     // Tracks whose committed state is not known: read from the durable state in one `get`.
     const missing: string[] = [];
     const missingRecs: TrackRec[] = [];
-    // Each message's index in the batch (the workers' answer is per batch index).
-    const bidx: number[] = [];
+    // The messages after the first missing track, computed once the read is done (null loc: a bare Feature).
+    const later: Array<{ msg: Message; loc: Located | null; geometry: Geometry; rec: TrackRec; track: string; inNow: string[] | undefined }> = [];
+    const changedRecs: TrackRec[] = [];
+    const changedTracks: string[] = [];
+    // The stream of the last position seen and its reach, kept here while a batch stays on one stream.
+    let rs: string | undefined;
+    let ro: string | number | undefined;
+    let now: string | undefined;
+    const dateFor = (msg: Message, loc: Located | null): string => {
+      const d = loc?.metadata?.date ?? msg.metadata?.date;
+      if (typeof d === "string") return d;
+      if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
+      return (now ??= new Date().toISOString());
+    };
+    const event = (msg: Message, loc: Located | null, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
+      const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
+      const out: Message = { value: { metadata, data: loc === null ? msg.value : loc.feature }, metadata, key: track };
+      if (msg.headers !== undefined) out.headers = msg.headers;
+      if (msg.source !== undefined) out.source = msg.source;
+      if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
+      return out;
+    };
+
+    /** Advances a track's working copy (`rec.cur`) by one message; `inNow`: its fences when the workers tested it. */
+    const step = (msg: Message, loc: Located | null, geometry: Geometry, rec: TrackRec, track: string, tested: string[] | undefined): void => {
+      const prev = rec.cur;
+      const at = msg.position;
+      if (at !== undefined) {
+        if (at.stream !== rs) {
+          if (rs !== undefined) reach.set(rs, ro!);
+          rs = at.stream;
+          ro = reach.get(rs);
+        }
+        if (ro !== undefined && compareOffsets(at.offset, ro) === 1) ro = at.offset;
+        else {
+          // Replayed input the state already includes: its events went out before the state was stored.
+          if (prev?.covered !== undefined && covers(prev.covered, at)) return;
+          if (ro === undefined || compareOffsets(at.offset, ro) === 1) ro = at.offset;
+        }
+      }
+      const before = rec.fences;
+      const inNow = tested ?? fencesOf(geometry);
+      let same = before === inNow || before.length === inNow.length;
+      for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
+      if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
+      let pos: [number, number] | undefined;
+      if (wantCross) {
+        pos = firstPosition(geometry);
+        if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
+          const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
+          const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
+            .map((i) => ids[i]!).filter((f) => !before.includes(f) && !inNow.includes(f)).sort();
+          for (const f of hit) {
+            if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
+          }
+        }
+      }
+      if (!same && wantEnter) for (const f of inNow) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
+      if (wantInside) for (const f of inNow) pass.push(event(msg, loc, "inside", f, track));
+      if (wantOutside && inNow.length === 0) pass.push(event(msg, loc, "outside", null, track));
+      if (o.passThrough) pass.push(msg);
+      if (!same || pos !== undefined) {
+        // Always the same four keys: one object shape on the hot path.
+        const covered = at === undefined ? prev?.covered : cover(prev?.covered, at);
+        rec.cur = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
+        rec.fences = inNow;
+        if (!rec.changed) {
+          rec.changed = true;
+          changedRecs.push(rec);
+          changedTracks.push(track);
+        }
+      }
+    };
+
+    /** The batch's output: its events, dead letters and the commit of its changed tracks. */
+    const finish = (): StageOutput => {
+      if (rs !== undefined) reach.set(rs, ro!);
+      const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
+      if (changedRecs.length > 0) {
+        const mine = ++seq;
+        const entries: Array<readonly [string, TrackState]> = [];
+        for (let i = 0; i < changedRecs.length; i++) {
+          const rec = changedRecs[i]!, st = rec.cur!;
+          entries.push([changedTracks[i]!, st]);
+          rec.pending = st;
+          rec.seq = mine;
+        }
+        out.commit = commitOf(durable, entries, mine);
+      }
+      if (recs.size > CACHE_TRACKS) evict();
+      return out;
+    };
+
+    // Where the next point's fence hits start in the workers' answer.
+    let hitAt = 0;
     for (let i = 0; i < batch.length; i++) {
       const message = batch[i]!;
-      const v = message.value as { type?: unknown; geometry?: unknown } | null;
       let geometry: Geometry;
       let loc: Located | null = null;
-      if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
-      else {
-        const r = locate(v);
-        if (!r.ok) {
-          dead.push({ message, reason: problemReason(name, r.problem) });
-          continue;
+      let tested: string[] | undefined;
+      const j = slot === undefined ? -1 : slot[i]!;
+      if (j >= 0) {
+        // A point Feature (checked by sendPoints) the workers tested.
+        const c = h!.counts[j]!;
+        tested = idsOf(h!.hits, hitAt, c);
+        hitAt += c;
+        geometry = (message.value as { geometry: Geometry }).geometry;
+      } else {
+        const v = message.value as { type?: unknown; geometry?: unknown } | null;
+        if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
+        else {
+          const r = locate(v);
+          if (!r.ok) {
+            dead.push({ message, reason: problemReason(name, r.problem) });
+            continue;
+          }
+          geometry = r.geometry;
+          loc = r;
         }
-        geometry = r.geometry;
-        loc = r;
       }
       const t = trackOf === undefined ? message.key : trackOf(message.value);
       if (typeof t !== "string" && typeof t !== "number") {
@@ -273,109 +366,11 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           missingRecs.push(rec);
         }
       }
-      msgs.push(message);
-      bidx.push(i);
-      geoms.push(geometry);
-      locs.push(loc);
-      trackRecs.push(rec);
-      tracks.push(track);
+      if (missing.length === 0) step(message, loc, geometry, rec, track, tested);
+      else later.push({ msg: message, loc, geometry, rec, track, inNow: tested });
     }
+    if (missing.length === 0) return finish();
 
-    const pass: Message[] = [];
-    // The fences of the batch's points, when the workers tested them.
-    let lists: Array<string[] | undefined> | undefined;
-    let now: string | undefined;
-    const dateFor = (msg: Message, loc: Located | null): string => {
-      const d = loc?.metadata?.date ?? msg.metadata?.date;
-      if (typeof d === "string") return d;
-      if (msg.timestamp !== undefined) return new Date(msg.timestamp).toISOString();
-      return (now ??= new Date().toISOString());
-    };
-    const event = (msg: Message, loc: Located | null, actiontype: GeofenceEvent, fence: string | null, track: string): Message => {
-      const metadata: Metadata = { actiontype, targettype: "geofence", fence, track, date: dateFor(msg, loc) };
-      const out: Message = { value: { metadata, data: loc === null ? msg.value : loc.feature }, metadata, key: track };
-      if (msg.headers !== undefined) out.headers = msg.headers;
-      if (msg.source !== undefined) out.source = msg.source;
-      if (msg.timestamp !== undefined) out.timestamp = msg.timestamp;
-      return out;
-    };
-
-    /** Advances the records' working copies (`cur`) message by message. */
-    const compute = (): StageOutput => {
-      const changedRecs: TrackRec[] = [];
-      const changedTracks: string[] = [];
-      // The stream of the last position seen and its reach, kept in locals while a batch stays on one stream.
-      let rs: string | undefined;
-      let ro: string | number | undefined;
-      for (let k = 0; k < msgs.length; k++) {
-        const msg = msgs[k]!, loc = locs[k] ?? null, geometry = geoms[k]!, rec = trackRecs[k]!;
-        const track = tracks[k]!;
-        const prev = rec.cur;
-        const at = msg.position;
-        if (at !== undefined) {
-          if (at.stream !== rs) {
-            if (rs !== undefined) reach.set(rs, ro!);
-            rs = at.stream;
-            ro = reach.get(rs);
-          }
-          if (ro !== undefined && compareOffsets(at.offset, ro) === 1) ro = at.offset;
-          else {
-            // Replayed input the state already includes: its events went out before the state was stored.
-            if (prev?.covered !== undefined && covers(prev.covered, at)) continue;
-            if (ro === undefined || compareOffsets(at.offset, ro) === 1) ro = at.offset;
-          }
-        }
-        const before = rec.fences;
-        const inNow = lists?.[bidx[k]!] ?? fencesOf(geometry);
-        let same = before === inNow || before.length === inNow.length;
-        for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
-        if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
-        let pos: [number, number] | undefined;
-        if (wantCross) {
-          pos = firstPosition(geometry);
-          if (prev !== undefined && Number.isFinite(prev.x) && Number.isFinite(prev.y)) {
-            const ax = prev.x, ay = prev.y, bx = pos[0], by = pos[1];
-            const hit = index.candidates(Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by))
-              .map((i) => ids[i]!).filter((f) => !before.includes(f) && !inNow.includes(f)).sort();
-            for (const f of hit) {
-              if (index.segmentCrosses(index.indexOf(f), ax, ay, bx, by)) pass.push(event(msg, loc, "cross", f, track));
-            }
-          }
-        }
-        if (!same && wantEnter) for (const f of inNow) if (!before.includes(f)) pass.push(event(msg, loc, "enter", f, track));
-        if (wantInside) for (const f of inNow) pass.push(event(msg, loc, "inside", f, track));
-        if (wantOutside && inNow.length === 0) pass.push(event(msg, loc, "outside", null, track));
-        if (o.passThrough) pass.push(msg);
-        if (!same || pos !== undefined) {
-          // Always the same four keys: one object shape on the hot path.
-          const covered = at === undefined ? prev?.covered : cover(prev?.covered, at);
-          rec.cur = { fences: inNow, x: pos?.[0] ?? NaN, y: pos?.[1] ?? NaN, covered };
-          rec.fences = inNow;
-          if (!rec.changed) {
-            rec.changed = true;
-            changedRecs.push(rec);
-            changedTracks.push(track);
-          }
-        }
-      }
-      if (rs !== undefined) reach.set(rs, ro!);
-      const out: StageOutput = dead.length > 0 ? { pass, dead } : { pass };
-      if (changedRecs.length > 0) {
-        const mine = ++seq;
-        const entries: Array<readonly [string, TrackState]> = [];
-        for (let i = 0; i < changedRecs.length; i++) {
-          const rec = changedRecs[i]!, st = rec.cur!;
-          entries.push([changedTracks[i]!, st]);
-          rec.pending = st;
-          rec.seq = mine;
-        }
-        out.commit = commitOf(durable, entries, mine);
-      }
-      if (recs.size > CACHE_TRACKS) evict();
-      return out;
-    };
-
-    if (msgs.length === 0) return dead.length > 0 ? { pass: [], dead } : { pass: [] };
     const fill = (got: ReadonlyArray<TrackState | undefined>): StageOutput => {
       for (let k = 0; k < missingRecs.length; k++) {
         const rec = missingRecs[k]!, st = got[k];
@@ -387,22 +382,21 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           rec.committed = st;
         }
       }
-      return compute();
+      for (const l of later) step(l.msg, l.loc, l.geometry, l.rec, l.track, l.inNow);
+      return finish();
     };
-    if (points !== undefined && batch.length >= WORKER_MIN_BATCH) {
-      // The points went to the workers in prepare() (or go now); what has no point geometry is tested in compute().
-      const sent = prepared.get(batch) ?? sendPoints(points, batch);
-      prepared.delete(batch);
-      const tested = sent.hits.then((h) => {
-        lists = listsOf(h, sent.slot);
-      });
-      if (missing.length === 0) return tested.then(compute);
-      const read = readDurable(durable, missing);
-      return Promise.all([read, tested]).then(([got]) => fill(got));
-    }
-    if (missing.length === 0) return compute();
     const got = readDurable(durable, missing);
     return isPromise(got) ? got.then(fill) : fill(got);
+  };
+
+  /** A batch with the workers' answer for its points (waited for when not there yet), or tested here. */
+  const start = (batch: Message[], durable: GeofenceState): StageOutput | Promise<StageOutput> => {
+    if (points === undefined || batch.length < WORKER_MIN_BATCH) return run(batch, durable);
+    const sent = prepared.get(batch) ?? sendPoints(points, batch);
+    prepared.delete(batch);
+    const h = points.take(sent.q);
+    if (h !== undefined) return run(batch, durable, sent.slot, h);
+    return points.wait(sent.q).then((got) => run(batch, durable, sent.slot, got));
   };
 
   return {
@@ -432,11 +426,11 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       const gaps = partitioned ? discontinuous(batch) : undefined;
       if (gaps !== undefined) {
-        const go = () => restore(durable, gaps).then(() => run(batch, durable));
+        const go = () => restore(durable, gaps).then(() => start(batch, durable));
         return serialize(busy !== undefined ? busy.then(go, go) : go());
       }
-      if (busy !== undefined) return serialize(busy.then(() => run(batch, durable), () => run(batch, durable)));
-      const r = run(batch, durable);
+      if (busy !== undefined) return serialize(busy.then(() => start(batch, durable), () => start(batch, durable)));
+      const r = start(batch, durable);
       return isPromise(r) ? serialize(r) : r;
     },
     async close() {

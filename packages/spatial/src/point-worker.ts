@@ -1,16 +1,45 @@
 /**
  * Worker thread of the geofence stage's `workers` option: answers point-in-fence queries for a batch's points
  * from a copy of the stage's fence index (its typed arrays, sent once at start). Pure computation: no state,
- * nothing written; the stage keeps the tracks' state and makes the events.
+ * nothing written; the stage keeps the tracks' state and makes the events. Queries come and go through a ring in
+ * shared memory (see `point-workers.ts`); between them the thread sleeps in `Atomics.wait`.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { FenceIndex } from "./fence-index.js";
 import type { PointQueryData } from "./fence-index.js";
+import { DONE, POSTED, STOP, ringViews } from "./point-workers.js";
+import type { RingLayout } from "./point-workers.js";
 
-const index = FenceIndex.forPointQueries(workerData as PointQueryData);
-const port = parentPort!;
-port.postMessage({ ready: true });
-port.on("message", (m: { id: number; xy: Float64Array; n: number }) => {
-  const { counts, hits } = index.queryPoints(m.xy, m.n);
-  port.postMessage({ id: m.id, counts, hits }, [counts.buffer as ArrayBuffer, hits.buffer as ArrayBuffer]);
-});
+const data = workerData as { index: PointQueryData; sab: SharedArrayBuffer; layout: RingLayout };
+const index = FenceIndex.forPointQueries(data.index);
+const { slots, cap, hitCap } = data.layout;
+const { head, xy, meta, counts, hits } = ringViews(data.sab, data.layout);
+parentPort!.postMessage({ ready: true });
+
+let done = 0;
+for (;;) {
+  while (Atomics.load(head, POSTED) === done) {
+    if (Atomics.load(head, STOP) !== 0) process.exit(0);
+    Atomics.wait(head, POSTED, done);
+  }
+  if (Atomics.load(head, STOP) !== 0) process.exit(0);
+  const slot = done % slots;
+  const n = meta[2 * slot]!;
+  const c0 = slot * cap, h0 = slot * hitCap;
+  const x0 = slot * 2 * cap;
+  let used = 0;
+  for (let p = 0; p < n; p++) {
+    const k = index.queryPoint(xy[x0 + 2 * p]!, xy[x0 + 2 * p + 1]!);
+    counts[c0 + p] = k;
+    if (used < 0) continue;
+    if (used + k > hitCap) {
+      used = -1;
+      continue;
+    }
+    for (let j = 0; j < k; j++) hits[h0 + used + j] = index.hits[j]!;
+    used += k;
+  }
+  meta[2 * slot + 1] = used;
+  Atomics.store(head, DONE, ++done);
+  Atomics.notify(head, DONE);
+}

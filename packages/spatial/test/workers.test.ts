@@ -2,7 +2,7 @@ import type { Logger, Message, StageOutput } from "@geowatch/core";
 import { describe, expect, it } from "vitest";
 import { createFenceIndex, geofence, loadFences } from "../src/index.js";
 import { PointWorkers } from "../src/point-workers.js";
-import { countries, rng } from "./helpers.js";
+import { countries, fenceFeature, rng } from "./helpers.js";
 
 // The worker threads run the built script (dist/point-worker.js): `pnpm build` comes before the tests.
 
@@ -122,10 +122,51 @@ describe("geofence workers", () => {
       expect(await pool.query(xy, n)).toEqual(expected);
       // Kill one worker while it holds a query.
       const pending = pool.query(xy, n);
-      await (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!.worker.terminate();
+      await (pool as unknown as { rings: Array<{ worker: { terminate(): Promise<number> } }> }).rings[0]!.worker.terminate();
       expect(await pending).toEqual(expected);
       expect(await pool.query(xy, n)).toEqual(expected);
       expect(errors).toEqual(["geofence: a point worker failed; points are tested on the main thread from now on"]);
+    } finally {
+      await pool.close();
+    }
+  });
+  it("answer through the shared ring: more queries than slots at once, queries larger than a slot, and more hits than a slot holds", async () => {
+    // 12 fences stacked on one square (every point in it is in all 12) next to the countries.
+    const fc = countries();
+    const square = [[[100, -40], [110, -40], [110, -30], [100, -30], [100, -40]]];
+    for (let k = 0; k < 12; k++) fc.features.push(fenceFeature(`S${k}`, square));
+    const index = createFenceIndex(loadFences(fc));
+    const rand = rng(12);
+    const points = (n: number, inSquare: boolean): Float64Array => {
+      const xy = new Float64Array(2 * n);
+      for (let i = 0; i < n; i++) {
+        xy[2 * i] = inSquare ? 100 + 10 * rand() : -180 + 360 * rand();
+        xy[2 * i + 1] = inSquare ? -40 + 10 * rand() : -60 + 140 * rand();
+      }
+      return xy;
+    };
+    const errors: string[] = [];
+    const logger: Logger = { debug() {}, info() {}, warn: (m) => void errors.push(m), error: (m) => void errors.push(m) };
+    const pool = PointWorkers.start(index, 2, logger, "gf")!;
+    await pool.ready;
+    try {
+      // 40 queries submitted before any answer is asked for: 2 workers x 8 slots, the rest queued.
+      const qs = Array.from({ length: 40 }, (_, i) => points(100 + i, false));
+      const submitted = qs.map((xy) => pool.submit(xy, xy.length / 2));
+      for (let i = qs.length - 1; i >= 0; i--) expect(await pool.wait(submitted[i]!)).toEqual(index.queryPoints(qs[i]!, qs[i]!.length / 2));
+      // 20,000 points: split into parts of at most a slot's 4,096.
+      const big = points(20_000, false);
+      expect(await pool.query(big, 20_000)).toEqual(index.queryPoints(big, 20_000));
+      // 3,000 points in the 12 stacked fences: 36,000 hits, more than a slot holds; answered on the main thread.
+      const stacked = points(3000, true);
+      const want = index.queryPoints(stacked, 3000);
+      expect(want.hits.length).toBe(36_000);
+      expect(await pool.query(stacked, 3000)).toEqual(want);
+      // A query answered while nobody waited is there synchronously.
+      const q = pool.submit(big.subarray(0, 200), 100);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(pool.take(q)).toEqual(index.queryPoints(big, 100));
+      expect(errors).toEqual([]);
     } finally {
       await pool.close();
     }
