@@ -106,6 +106,8 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
   const events = new Set<GeofenceEvent>(o.events ?? ["enter", "exit"]);
   const wantEnter = events.has("enter"), wantExit = events.has("exit"), wantInside = events.has("inside");
   const wantOutside = events.has("outside"), wantCross = events.has("cross");
+  /** Whether some output is made for every position, changed or not. */
+  const perPosition = wantInside || wantOutside || wantCross || o.passThrough === true;
   const trackOf = o.trackId === undefined ? undefined : compilePath(o.trackId);
   // A SQLite file named in options is opened in open(), not here: building a stage (`geowatch validate`)
   // has no side effects.
@@ -255,8 +257,15 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           if (ro === undefined || compareOffsets(at.offset, ro) === 1) ro = at.offset;
         }
       }
-      const before = rec.fences;
       const inNow = tested ?? fencesOf(geometry);
+      // The usual case: the same fences as before (the same shared array), and no event for every position.
+      if (inNow === rec.fences && !perPosition) return;
+      change(msg, loc, geometry, rec, track, inNow, prev, at);
+    };
+
+    /** Events and the new working copy for a message whose fences changed, or for `cross`/`inside`/`outside`/`passThrough`. */
+    const change = (msg: Message, loc: Located | null, geometry: Geometry, rec: TrackRec, track: string, inNow: string[], prev: TrackState | undefined, at: StreamPosition | undefined): void => {
+      const before = rec.fences;
       let same = before === inNow || before.length === inNow.length;
       for (let j = 0; same && before !== inNow && j < inNow.length; j++) same = before[j] === inNow[j];
       if (!same && wantExit) for (const f of before) if (!inNow.includes(f)) pass.push(event(msg, loc, "exit", f, track));
