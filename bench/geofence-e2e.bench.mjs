@@ -9,7 +9,9 @@
 // Targets: pipeline >= 0.5x the bare loop's rate with SQLite state, >= 0.7x with memory state; peak RSS < 500 MB.
 // Also measured, to show what the stage costs: the same pipeline with a stage that passes nothing in place of the
 // geofence (the broker and the file channel alone).
-// Each measurement runs in its own process (its own peak RSS); bare, memory and SQLite runs alternate, medians.
+// Each measurement runs in its own process (its own peak RSS); bare, no-stage, memory and SQLite runs alternate (5 of
+// each by default), medians. Printed per mode: wall-clock rate and ratio, CPU per point (all threads) and the main
+// thread's own CPU per point (the pipeline's limit).
 //
 //   pnpm build && pnpm bench geofence-e2e
 //   (or: node bench/geofence-e2e.bench.mjs [--points N] [--runs N] [--dir DIR] [--count N] [--chunk-bytes N] [--commit-interval-ms N] [--workers N])
@@ -154,7 +156,8 @@ if (process.argv[2] === "--child") {
   const N_POINTS = arg("points", 2_000_000);
   const N_FENCES = arg("fences", 10_000);
   const N_TRACKS = arg("tracks", 20_000);
-  const RUNS = arg("runs", 3);
+  // Five alternated runs per mode: the machine's speed drifts over minutes, and a median of five holds against one slow run.
+  const RUNS = arg("runs", 5);
   // --dir DIR keeps the generated input there (for profiling a child: --child memory DIR with --cpu-prof).
   const keep = process.argv.indexOf("--dir");
   const dir = keep >= 0 ? process.argv[keep + 1] : mkdtempSync(join(tmpdir(), "gw-geofence-e2e-"));

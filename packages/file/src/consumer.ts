@@ -175,9 +175,14 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
         want *= 2; // a line longer than the chunk
         continue;
       }
-      // The bytes of the lines this read hands out: up to the newline of the last one.
+      // The bytes of the lines this read hands out: up to the newline of the last one. The newlines found are kept
+      // for the loop below (one search per line, not two).
+      const ends: number[] = [nl];
       let used = nl + 1;
-      for (let n = out.length + 1, k = buf.indexOf(10, used); n < max && k !== -1 && k < bytesRead; n++, k = buf.indexOf(10, used)) used = k + 1;
+      for (let n = out.length + 1, k = buf.indexOf(10, used); n < max && k !== -1 && k < bytesRead; n++, k = buf.indexOf(10, used)) {
+        ends.push(k);
+        used = k + 1;
+      }
       const lines = buf.subarray(0, used);
       // ASCII (the usual case): bytes are characters, so the lines are slices of one string made for them alone
       // (a slice keeps only these lines' bytes alive) instead of one conversion each. Otherwise one UTF-8 check
@@ -186,7 +191,8 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
       const ascii = isAscii(lines);
       const all = ascii ? buf.toString("latin1", 0, used) : undefined;
       const chunkValid = ascii || isUtf8(lines);
-      while (nl !== -1 && nl < used) {
+      for (let e = 0; e < ends.length; e++) {
+        nl = ends[e]!;
         const offset = readAt + start;
         const next = readAt + nl + 1;
         const end = nl > start && buf[nl - 1] === 13 ? nl - 1 : nl;
@@ -197,7 +203,6 @@ export function createFileConsumer(options: FileConsumerOptions, ctx: { logger?:
         const value = all !== undefined ? fromLine(all.slice(start, end)) : text ? fromLine(buf.toString("utf8", start, end)) : new Uint8Array(buf.subarray(start, end));
         out.push(new LineRecord(value, position));
         start = nl + 1;
-        nl = buf.indexOf(10, start);
       }
       readAt += start;
       want = chunkBytes;
