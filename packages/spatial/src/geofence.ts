@@ -240,7 +240,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       return out;
     };
 
-    /** Advances a track's working copy (`rec.cur`) by one message; `inNow`: its fences when the workers tested it. */
+    /** Advances a track's working copy (`rec.cur`) by one message; `tested`: its fences when the workers tested it. */
     const step = (msg: Message, loc: Located | null, geometry: Geometry, rec: TrackRec, track: string, tested: string[] | undefined): void => {
       const prev = rec.cur;
       const at = msg.position;
