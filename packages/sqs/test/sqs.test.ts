@@ -10,6 +10,23 @@ import { admin, createQueue, deleteQueue, endpoint, freshName, region } from "./
 const text = (v: InRecord["value"]) => (typeof v === "string" ? v : Buffer.from(v).toString("utf8"));
 const conn = () => ({ endpoint: endpoint(), region: region() });
 
+/**
+ * Receives until `n` distinct bodies arrived. A standard queue delivers at least once: the server may hand a copy out
+ * twice (seen once in CI with moto: one body twice in 25, the 25th distinct one in the next receive).
+ */
+async function receiveDistinct(c: SqsConsumer, n: number, timeoutMs = 10_000): Promise<{ got: InRecord[]; bodies: string[] }> {
+  const got: InRecord[] = [];
+  const bodies = new Set<string>();
+  const deadline = Date.now() + timeoutMs;
+  while (bodies.size < n && Date.now() < deadline) {
+    for (const r of await c.receive(n - bodies.size, { waitMs: 500 })) {
+      got.push(r);
+      bodies.add(text(r.value));
+    }
+  }
+  return { got, bodies: [...bodies] };
+}
+
 async function receiveN(c: SqsConsumer, n: number, timeoutMs = 10_000): Promise<InRecord[]> {
   const got: InRecord[] = [];
   const deadline = Date.now() + timeoutMs;
@@ -181,8 +198,10 @@ describe("sqs producer", () => {
       await p.close();
       const c = sqsConsumer({ ...conn(), queue, waitTimeSeconds: 1 });
       try {
-        const got = await receiveN(c, 25);
-        expect(got.map((r) => text(r.value)).sort()).toEqual(Array.from({ length: 25 }, (_, i) => body(i)).sort());
+        const { got, bodies } = await receiveDistinct(c, 25);
+        expect(bodies.sort()).toEqual(Array.from({ length: 25 }, (_, i) => body(i)).sort());
+        // Copies handed out twice stay few (the ones in flight at once), never a second round of the queue.
+        expect(got.length).toBeLessThan(35);
         await c.ack(got);
       } finally {
         await c.close();
