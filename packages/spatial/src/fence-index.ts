@@ -318,20 +318,33 @@ export class FenceIndex {
    */
   queryPoints(xy: Float64Array, n: number): { counts: Uint32Array; hits: Int32Array } {
     const counts = new Uint32Array(n);
-    let hits = new Int32Array(Math.max(16, n * 2));
+    // Most points are in at most one fence: a buffer of 2 per point is filled in one pass; more hits, a larger one.
+    for (let cap = Math.max(16, n * 2); ; cap *= 2) {
+      const hits = new Int32Array(cap);
+      const used = this.queryPointsInto(xy, 0, n, counts, 0, hits, 0, cap);
+      if (used >= 0) return { counts, hits: hits.slice(0, used) };
+    }
+  }
+
+  /**
+   * `queryPoints` into given arrays (a worker's shared ring): the `n` points from `xy[xyAt]` on, their counts from
+   * `counts[countsAt]` on, their fence indices from `hits[hitsAt]` on. Returns the number of hits written, or -1
+   * when there are more than `hitCap` (the counts are all written then).
+   */
+  queryPointsInto(xy: Float64Array, xyAt: number, n: number, counts: Uint32Array, countsAt: number, hits: Int32Array, hitsAt: number, hitCap: number): number {
     let used = 0;
     for (let p = 0; p < n; p++) {
-      const k = this.queryPoint(xy[2 * p]!, xy[2 * p + 1]!);
-      counts[p] = k;
-      if (k === 0) continue;
-      if (used + k > hits.length) {
-        const bigger = new Int32Array(Math.max(hits.length * 2, used + k));
-        bigger.set(hits.subarray(0, used));
-        hits = bigger;
+      const k = this.queryPoint(xy[xyAt + 2 * p]!, xy[xyAt + 2 * p + 1]!);
+      counts[countsAt + p] = k;
+      if (used < 0) continue;
+      if (used + k > hitCap) {
+        used = -1;
+        continue;
       }
-      for (let j = 0; j < k; j++) hits[used++] = this.hits[j]!;
+      for (let j = 0; j < k; j++) hits[hitsAt + used + j] = this.hits[j]!;
+      used += k;
     }
-    return { counts, hits: hits.slice(0, used) };
+    return used;
   }
 
   /**
@@ -347,7 +360,7 @@ export class FenceIndex {
     };
   }
 
-  /** An index that answers `queryPoint` and `queryPoints` only, from `pointQueryData()` (in a worker thread). */
+  /** An index that answers `queryPoint`, `queryPoints` and `queryPointsInto` only, from `pointQueryData()` (in a worker thread). */
   static forPointQueries(d: PointQueryData): FenceIndex {
     const ix = Object.create(FenceIndex.prototype) as FenceIndex;
     const none32 = new Uint32Array(0);

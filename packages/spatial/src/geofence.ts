@@ -89,6 +89,17 @@ interface TrackRec {
   changed: boolean;
 }
 
+/** The geometry of a bare point Feature (the stage's usual message), else undefined. */
+function bareFeaturePoint(v: unknown): Extract<Geometry, { type: "Point" }> | undefined {
+  const f = v as { type?: unknown; geometry?: unknown } | null;
+  return f !== null && typeof f === "object" && f.type === "Feature" && isValidPoint(f.geometry) ? f.geometry : undefined;
+}
+
+/** The record of a track the stage knows nothing about yet. */
+function newRec(): TrackRec {
+  return { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, fences: NONE, changed: false };
+}
+
 /** A representative point of a geometry for `cross` (its first position). */
 function firstPosition(g: Geometry): [number, number] {
   let cur: unknown = g.type === "GeometryCollection" ? undefined : g.coordinates;
@@ -186,9 +197,9 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const xy = new Float64Array(2 * batch.length);
     let np = 0;
     for (let i = 0; i < batch.length; i++) {
-      const v = batch[i]!.value as { type?: unknown; geometry?: unknown } | null;
-      if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) {
-        const c = v.geometry.coordinates;
+      const g = bareFeaturePoint(batch[i]!.value);
+      if (g !== undefined) {
+        const c = g.coordinates;
         slot[i] = np;
         xy[2 * np] = c[0]!;
         xy[2 * np + 1] = c[1]!;
@@ -218,7 +229,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
     const missing: string[] = [];
     const missingRecs: TrackRec[] = [];
     // The messages after the first missing track, computed once the read is done (null loc: a bare Feature).
-    const later: Array<{ msg: Message; loc: Located | null; geometry: Geometry; rec: TrackRec; track: string; inNow: string[] | undefined }> = [];
+    const later: Array<{ msg: Message; loc: Located | null; geometry: Geometry; rec: TrackRec; track: string; tested: string[] | undefined }> = [];
     const changedRecs: TrackRec[] = [];
     const changedTracks: string[] = [];
     // The stream of the last position seen and its reach, kept here while a batch stays on one stream.
@@ -332,10 +343,10 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         hitAt += c;
         geometry = (message.value as { geometry: Geometry }).geometry;
       } else {
-        const v = message.value as { type?: unknown; geometry?: unknown } | null;
-        if (v !== null && typeof v === "object" && v.type === "Feature" && isValidPoint(v.geometry)) geometry = v.geometry;
+        const g = bareFeaturePoint(message.value);
+        if (g !== undefined) geometry = g;
         else {
-          const r = locate(v);
+          const r = locate(message.value);
           if (!r.ok) {
             dead.push({ message, reason: problemReason(name, r.problem) });
             continue;
@@ -361,7 +372,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
       }
       let rec = recs.get(track);
       if (rec === undefined) {
-        rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, fences: NONE, changed: false };
+        rec = newRec();
         recs.set(track, rec);
       }
       if (rec.mark !== mark) {
@@ -376,7 +387,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         }
       }
       if (missing.length === 0) step(message, loc, geometry, rec, track, tested);
-      else later.push({ msg: message, loc, geometry, rec, track, inNow: tested });
+      else later.push({ msg: message, loc, geometry, rec, track, tested });
     }
     if (missing.length === 0) return finish();
 
@@ -391,7 +402,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
           rec.committed = st;
         }
       }
-      for (const l of later) step(l.msg, l.loc, l.geometry, l.rec, l.track, l.inNow);
+      for (const l of later) step(l.msg, l.loc, l.geometry, l.rec, l.track, l.tested);
       return finish();
     };
     const got = readDurable(durable, missing);
@@ -482,7 +493,7 @@ export function geofence(options: GeofenceOptions, ctx: SpatialStageContext = {}
         }
         if (!cacheable || restores !== restoresAt) continue;
         if (rec === undefined) {
-          rec = { known: false, committed: undefined, pending: undefined, seq: 0, mark: 0, cur: undefined, fences: NONE, changed: false };
+          rec = newRec();
           recs.set(track, rec);
         }
         rec.known = true;

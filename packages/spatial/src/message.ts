@@ -76,20 +76,6 @@ export function replaceGeometry(value: unknown, geometry: Geometry): unknown {
 /** Resolves a dotted path (`data.properties.id`, `metadata.track`, `items.0.id`) against a value. */
 export function compilePath(path: string): (value: unknown) => unknown {
   const parts = path.split(".").filter((s) => s.length > 0);
-  // One or two keys (`id`, `properties.id`): the usual track ids, read for every message without a loop.
-  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object";
-  if (parts.length === 1) {
-    const a = parts[0]!;
-    return (value) => (isObj(value) ? value[a] : undefined);
-  }
-  if (parts.length === 2) {
-    const a = parts[0]!, b = parts[1]!;
-    return (value) => {
-      if (!isObj(value)) return undefined;
-      const inner = value[a];
-      return isObj(inner) ? inner[b] : undefined;
-    };
-  }
   return (value) => {
     let cur: unknown = value;
     for (const k of parts) {

@@ -25,20 +25,7 @@ for (;;) {
   if (Atomics.load(head, STOP) !== 0) process.exit(0);
   const slot = done % slots;
   const n = meta[2 * slot]!;
-  const c0 = slot * cap, h0 = slot * hitCap;
-  const x0 = slot * 2 * cap;
-  let used = 0;
-  for (let p = 0; p < n; p++) {
-    const k = index.queryPoint(xy[x0 + 2 * p]!, xy[x0 + 2 * p + 1]!);
-    counts[c0 + p] = k;
-    if (used < 0) continue;
-    if (used + k > hitCap) {
-      used = -1;
-      continue;
-    }
-    for (let j = 0; j < k; j++) hits[h0 + used + j] = index.hits[j]!;
-    used += k;
-  }
+  const used = index.queryPointsInto(xy, slot * 2 * cap, n, counts, slot * cap, hits, slot * hitCap, hitCap);
   meta[2 * slot + 1] = used;
   Atomics.store(head, DONE, ++done);
   Atomics.notify(head, DONE);

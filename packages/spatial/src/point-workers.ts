@@ -96,8 +96,7 @@ interface Ring {
   meta: Int32Array;
   counts: Uint32Array;
   hits: Int32Array;
-  /** Queries posted to the ring (a copy of head[POSTED]) and answers copied out of it. */
-  posted: number;
+  /** Answers copied out of the ring (parts posted: `drained + inRing.length`, what head[POSTED] holds). */
   drained: number;
   /** Parts in the ring (posted, not drained), oldest first; and parts waiting for a free slot. */
   inRing: Part[];
@@ -136,7 +135,7 @@ export class PointWorkers {
       const worker = new Worker(file, { workerData });
       // An idle worker does not keep the process alive (the stage's close() ends it); one waited for does.
       worker.unref();
-      const ring: Ring = { worker, ...ringViews(sab, LAYOUT), posted: 0, drained: 0, inRing: [], queued: [] };
+      const ring: Ring = { worker, ...ringViews(sab, LAYOUT), drained: 0, inRing: [], queued: [] };
       let isReady!: () => void;
       ready.push(new Promise<void>((r) => (isReady = r)));
       worker.on("message", (m: { ready?: true }) => {
@@ -170,7 +169,7 @@ export class PointWorkers {
       const ring = this.rings[this.next]!;
       this.next = (this.next + 1) % w;
       this.drain(ring);
-      if (ring.queued.length === 0 && ring.posted - ring.drained < LAYOUT.slots) this.post(ring, part);
+      if (ring.queued.length === 0 && ring.inRing.length < LAYOUT.slots) this.post(ring, part);
       else ring.queued.push(part);
     }
     return q;
@@ -232,12 +231,12 @@ export class PointWorkers {
   }
 
   private post(ring: Ring, part: Part): void {
-    const slot = ring.posted % LAYOUT.slots;
+    const posted = ring.drained + ring.inRing.length;
+    const slot = posted % LAYOUT.slots;
     ring.xy.set(part.xy, slot * 2 * LAYOUT.cap);
     ring.meta[2 * slot] = part.n;
     ring.inRing.push(part);
-    ring.posted++;
-    Atomics.store(ring.head, POSTED, ring.posted);
+    Atomics.store(ring.head, POSTED, posted + 1);
     Atomics.notify(ring.head, POSTED);
   }
 
@@ -258,7 +257,7 @@ export class PointWorkers {
       }
       ring.drained++;
     }
-    while (ring.queued.length > 0 && ring.posted - ring.drained < LAYOUT.slots) this.post(ring, ring.queued.shift()!);
+    while (ring.queued.length > 0 && ring.inRing.length < LAYOUT.slots) this.post(ring, ring.queued.shift()!);
   }
 
   private fail(err: Error): void {
